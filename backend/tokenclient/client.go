@@ -1,0 +1,142 @@
+package tokenclient
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+)
+
+// DefaultTimeout bounds one token request, from dialling to the last byte
+// of the answer, when no WithTimeout is given.
+const DefaultTimeout = 30 * time.Second
+
+// defaultUserAgent names the plugin to vendors when the caller gives no
+// WithUserAgent; Go's own default says nothing useful to their support.
+const defaultUserAgent = "vault-plugin-secrets-vendoroauth"
+
+// Client requests tokens. It is safe for concurrent use, and holds no
+// per-credential state, so one Client serves every mount and credential.
+type Client struct {
+	http      *http.Client
+	timeout   time.Duration
+	userAgent string
+
+	// base is WithHTTPClient's client, kept until New has seen every
+	// Option, so that their order does not matter.
+	base *http.Client
+}
+
+// Option configures a Client made by New.
+type Option func(*Client)
+
+// WithTimeout bounds each request, from dialling to the last byte of the
+// answer. Zero or less means DefaultTimeout: a token request without a
+// bound could hold a credential's lock forever.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) { c.timeout = d }
+}
+
+// WithUserAgent sets the User-Agent header; empty keeps the default.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) { c.userAgent = ua }
+}
+
+// WithHTTPClient makes requests through hc, for tests (an httptest TLS
+// client) and unusual networks. hc is copied, not changed: redirects are
+// still refused, and the timeout is WithTimeout's, else hc's own, else
+// DefaultTimeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) { c.base = hc }
+}
+
+// New makes a Client on a pooled go-cleanhttp client: its own transport,
+// never http.DefaultTransport, which anything in the process could change.
+func New(opts ...Option) *Client {
+	c := &Client{}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(c)
+		}
+	}
+	base := c.base
+	if base == nil {
+		base = cleanhttp.DefaultPooledClient()
+	}
+	hc := *base
+	// A redirect is answered as an *Error instead of followed: following
+	// would re-send the client credentials to a host the operator never
+	// configured (and turn the POST into a GET on 301/302).
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	switch {
+	case c.timeout > 0:
+		hc.Timeout = c.timeout
+	case c.base == nil || hc.Timeout <= 0:
+		hc.Timeout = DefaultTimeout
+	}
+	if c.userAgent == "" {
+		c.userAgent = defaultUserAgent
+	}
+	c.http, c.timeout, c.base = &hc, hc.Timeout, nil
+	return c
+}
+
+// Exchange posts the request to its token endpoint and parses the answer.
+//
+// Its errors are an *Error (the endpoint refused), a *ResponseError (it
+// answered 2xx with no usable token), a *TransportError (no answer), or a
+// plain error for a Request that cannot be sent, such as an unparsable
+// TokenURL. No message ever holds the client secret, a Params or Headers
+// value, or a token from the response.
+func (c *Client) Exchange(ctx context.Context, r Request) (*Token, error) {
+	if c == nil || c.http == nil {
+		return nil, errors.New("tokenclient: the Client was not made with New")
+	}
+	req, u, basic, err := r.build(ctx, c.userAgent)
+	if err != nil {
+		return nil, err
+	}
+	// The Basic credentials are what a vendor's "malformed header" error
+	// would echo.
+	secrets := expandSecrets(append(r.Secrets(), basic))
+	endpoint := displayEndpoint(u)
+
+	// WroteRequest is the line between "the server never saw it" and "the
+	// server may have acted on it": a refresh token may be rotated even
+	// though the answer is lost.
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	limit := c.limit(ctx)
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, newTransportError(err, endpoint, wrote.Load(), false, limit, secrets)
+	}
+	defer resp.Body.Close()
+	// One byte over the limit tells an oversize body from one that fits.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, newTransportError(err, endpoint, true, true, limit, secrets)
+	}
+	return parseResponse(resp.StatusCode, resp.Status, resp.Header, body, u, secrets)
+}
+
+// limit is the time a request made now has: the client's timeout or the
+// context's deadline, whichever comes first.
+func (c *Client) limit(ctx context.Context) time.Duration {
+	limit := c.timeout
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := time.Until(deadline); limit <= 0 || left < limit {
+			limit = left
+		}
+	}
+	return limit
+}
