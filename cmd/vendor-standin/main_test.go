@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunDemo(t *testing.T) {
+	t.Parallel()
+	addrFile := filepath.Join(t.TempDir(), "standin.addr")
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-demo", "-addr-file", addrFile}, &logs) }()
+
+	var base string
+	deadline := time.Now().Add(10 * time.Second)
+	for base == "" {
+		if b, err := os.ReadFile(addrFile); err == nil {
+			base = string(b)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no addr file; logs:\n%s", logs.String())
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("addr file holds %q", base)
+	}
+
+	post := func(path string, body url.Values, header map[string]string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s: %d %v", path, resp.StatusCode, out)
+		}
+		return out
+	}
+	var tokens []string
+	out := post("/boldpenguin/auth/token?grant_type=client_credentials", url.Values{}, map[string]string{
+		"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(demoBoldPenguinID+":"+demoBoldPenguinSecret)),
+		"x-api-key":     demoBoldPenguinAPIKey,
+	})
+	tokens = append(tokens, out["access_token"].(string), out["refresh_token"].(string))
+	out = post("/officernd/oauth/token", url.Values{"client_id": {demoOfficeRnDID}, "client_secret": {demoOfficeRnDSecret},
+		"grant_type": {"client_credentials"}, "scope": {"officernd.api.read officernd.api.write"}}, nil)
+	tokens = append(tokens, out["access_token"].(string))
+	out = post("/eshopbox/api/v1/generateToken", url.Values{"client_id": {demoEshopboxID}, "client_secret": {demoEshopboxSecret},
+		"grant_type": {"refresh_token"}, "refresh_token": {demoEshopboxRefreshToken}}, nil)
+	tokens = append(tokens, out["access_token"].(string))
+	out = post("/penbox/token", url.Values{"client_id": {demoPenboxID}, "client_secret": {demoPenboxSecret},
+		"grant_type": {"refresh_token"}, "refresh_token": {demoPenboxRefreshToken}}, nil)
+	if rt, _ := out["refresh_token"].(string); !strings.HasPrefix(rt, "penbox-rt-") {
+		t.Fatalf("penbox demo does not rotate: %v", out)
+	}
+	tokens = append(tokens, out["access_token"].(string), out["refresh_token"].(string))
+	out = post("/generic/token", url.Values{"grant_type": {"client_credentials"}}, map[string]string{
+		"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(demoGenericID+":"+demoGenericSecret)),
+	})
+	tokens = append(tokens, out["access_token"].(string))
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	if _, err := os.Stat(addrFile); !os.IsNotExist(err) {
+		t.Fatalf("addr file left behind: %v", err)
+	}
+
+	got := logs.String()
+	for _, line := range []string{
+		"POST /boldpenguin/auth/token 200 vendor=boldpenguin",
+		"POST /officernd/oauth/token 200 vendor=officernd",
+		"POST /eshopbox/api/v1/generateToken 200 vendor=eshopbox",
+		"POST /penbox/token 200 vendor=penbox",
+		"POST /generic/token 200 vendor=generic",
+	} {
+		if !strings.Contains(got, line) {
+			t.Errorf("logs lack %q:\n%s", line, got)
+		}
+	}
+	secrets := append(tokens, demoBoldPenguinSecret, demoBoldPenguinAPIKey, demoOfficeRnDSecret, demoEshopboxSecret,
+		demoEshopboxRefreshToken, demoPenboxSecret, demoPenboxRefreshToken, demoGenericSecret, "Basic ", "grant_type")
+	for _, s := range secrets {
+		if strings.Contains(got, s) {
+			t.Errorf("logs contain %q:\n%s", s, got)
+		}
+	}
+}
+
+func TestRunRejectsArgs(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	if err := run(context.Background(), []string{"extra"}, &logs); err == nil {
+		t.Fatal("run accepted a stray argument")
+	}
+	if err := run(context.Background(), []string{"-listen", "256.0.0.1:bad"}, &logs); err == nil {
+		t.Fatal("run accepted a bad listen address")
+	}
+}
