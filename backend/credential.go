@@ -1,0 +1,302 @@
+// Package backend holds what Vault does not see: the stored credential, the
+// cached token, and the logic that decides when and how to get a new one.
+package backend
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+)
+
+// SchemaVersion is written into every stored entry so later versions can
+// upgrade old ones.
+const SchemaVersion = 1
+
+// StoragePrefix is where credentials live; it is seal-wrapped.
+const StoragePrefix = "creds/"
+
+// Defaults for a config that leaves a setting out.
+const (
+	DefaultTTL        = 10 * time.Minute
+	DefaultExpirySkew = 30 * time.Second
+)
+
+// Config is what an operator wrote. Empty fields mean "the preset's
+// default", so a preset change reaches every config that did not override it.
+type Config struct {
+	Provider         string            `json:"provider"`
+	Environment      string            `json:"environment,omitempty"`
+	GrantType        string            `json:"grant_type,omitempty"`
+	TokenURL         string            `json:"token_url,omitempty"`
+	ClientID         string            `json:"client_id"`
+	ClientSecret     string            `json:"client_secret,omitempty"`
+	RefreshToken     string            `json:"refresh_token,omitempty"`
+	APIKey           string            `json:"api_key,omitempty"`
+	Scopes           []string          `json:"scopes,omitempty"`
+	AuthStyle        string            `json:"auth_style,omitempty"`
+	BasicEncoding    string            `json:"basic_encoding,omitempty"`
+	BodyFormat       string            `json:"body_format,omitempty"`
+	GrantTypeInQuery *bool             `json:"grant_type_in_query,omitempty"`
+	ExtraParams      map[string]string `json:"extra_params,omitempty"`
+	ExtraHeaders     map[string]string `json:"extra_headers,omitempty"`
+	DefaultTTL       time.Duration     `json:"default_ttl,omitempty"`
+	MaxTTL           time.Duration     `json:"max_ttl,omitempty"`
+	ExpirySkew       *time.Duration    `json:"expiry_skew,omitempty"`
+}
+
+// Token is a cached access token.
+type Token struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	Scope       string    `json:"scope,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	ObtainedAt  time.Time `json:"obtained_at"`
+}
+
+// Status is what an operator sees of a credential's health.
+type Status struct {
+	LastRefreshedAt time.Time `json:"last_refreshed_at,omitempty"`
+	LastError       string    `json:"last_error,omitempty"`
+	LastErrorAt     time.Time `json:"last_error_at,omitempty"`
+}
+
+// Entry is one credential as stored: config, cached token and status in a
+// single storage entry, so a rotated refresh token and the access token it
+// came with are written together or not at all.
+type Entry struct {
+	Version int    `json:"version"`
+	Config  Config `json:"config"`
+	Token   *Token `json:"token,omitempty"`
+	Status  Status `json:"status"`
+}
+
+// Clone returns a deep copy, so cached entries can be shared read-only.
+func (e *Entry) Clone() *Entry {
+	b, err := json.Marshal(e)
+	if err != nil {
+		panic(err) // every field is marshalable
+	}
+	var out Entry
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return &out
+}
+
+// Settings is a Config with every default filled in: what a grant uses.
+type Settings struct {
+	Preset           *providers.Preset
+	Environment      string
+	GrantType        string
+	TokenURL         string
+	ClientID         string
+	Scopes           []string
+	AuthStyle        string
+	BasicEncoding    string
+	BodyFormat       string
+	GrantTypeInQuery bool
+	ExtraParams      map[string]string
+	HeaderNames      []string
+	DefaultTTL       time.Duration
+	MaxTTL           time.Duration
+	ExpirySkew       time.Duration
+}
+
+// Resolve fills the preset's defaults into c and validates the result. Its
+// errors are the operator's to fix and say how.
+func (c *Config) Resolve() (*Settings, error) {
+	name := c.Provider
+	if name == "" {
+		name = "generic"
+	}
+	p, ok := providers.Get(name)
+	if !ok {
+		return nil, fmt.Errorf("unknown provider %q; use one of: %s", c.Provider, strings.Join(providers.Names(), ", "))
+	}
+	s := &Settings{
+		Preset:           p,
+		Environment:      c.Environment,
+		GrantType:        pick(c.GrantType, p.DefaultGrantType()),
+		ClientID:         c.ClientID,
+		Scopes:           c.Scopes,
+		AuthStyle:        pick(c.AuthStyle, p.AuthStyle),
+		BasicEncoding:    pick(c.BasicEncoding, p.BasicEncoding),
+		BodyFormat:       pick(c.BodyFormat, p.BodyFormat),
+		GrantTypeInQuery: p.GrantTypeInQuery,
+		ExtraParams:      c.ExtraParams,
+		DefaultTTL:       DefaultTTL,
+		MaxTTL:           c.MaxTTL,
+		ExpirySkew:       DefaultExpirySkew,
+	}
+	if c.GrantTypeInQuery != nil {
+		s.GrantTypeInQuery = *c.GrantTypeInQuery
+	}
+	if c.DefaultTTL > 0 {
+		s.DefaultTTL = c.DefaultTTL
+	}
+	if c.ExpirySkew != nil {
+		s.ExpirySkew = *c.ExpirySkew
+	}
+	if c.Environment != "" && len(p.TokenURLs) == 0 {
+		return nil, fmt.Errorf("provider %s has no environments; drop environment and set token_url", p.Name)
+	}
+	if s.Environment == "" {
+		s.Environment = p.DefaultEnvironment
+	}
+	presetURL, err := p.TokenURL(c.Environment)
+	if err != nil {
+		return nil, err
+	}
+	s.TokenURL = pick(c.TokenURL, presetURL)
+
+	if err := oneOf("grant_type", s.GrantType, p.GrantTypes...); err != nil {
+		return nil, fmt.Errorf("%w (provider %s)", err, p.Name)
+	}
+	if err := oneOf("auth_style", s.AuthStyle, providers.AuthBasic, providers.AuthBody); err != nil {
+		return nil, err
+	}
+	if err := oneOf("basic_encoding", s.BasicEncoding, providers.EncodingRFC6749, providers.EncodingRaw); err != nil {
+		return nil, err
+	}
+	if err := oneOf("body_format", s.BodyFormat, providers.FormatForm, providers.FormatJSON); err != nil {
+		return nil, err
+	}
+	if s.TokenURL == "" {
+		return nil, fmt.Errorf("token_url is required for provider %s, e.g. %s", p.Name, p.Example)
+	}
+	if err := ValidateTokenURL(s.TokenURL); err != nil {
+		return nil, err
+	}
+	if c.ClientID == "" {
+		return nil, fmt.Errorf("client_id is required, e.g. %s", p.Example)
+	}
+	if c.ClientSecret == "" && (p.Requires(providers.FieldClientSecret) || s.GrantType == providers.GrantClientCredentials) {
+		return nil, fmt.Errorf("client_secret is required for grant_type=%s with provider %s", s.GrantType, p.Name)
+	}
+	if c.RefreshToken == "" && (p.Requires(providers.FieldRefreshToken) || s.GrantType == providers.GrantRefreshToken) {
+		return nil, fmt.Errorf("refresh_token is required for grant_type=refresh_token with provider %s", p.Name)
+	}
+	if len(c.Scopes) == 0 && p.Requires(providers.FieldScopes) {
+		return nil, fmt.Errorf("scopes are required for provider %s, e.g. %s", p.Name, p.Example)
+	}
+	if p.APIKeyHeader == "" && c.APIKey != "" {
+		return nil, fmt.Errorf("provider %s takes no api_key; send custom headers with extra_headers=<Header>=<value>", p.Name)
+	}
+	if c.APIKey == "" && p.Requires(providers.FieldAPIKey) {
+		return nil, fmt.Errorf("api_key is required for provider %s (sent as %s), e.g. %s", p.Name, p.APIKeyHeader, p.Example)
+	}
+	if c.MaxTTL < 0 || c.DefaultTTL < 0 || s.ExpirySkew < 0 {
+		return nil, fmt.Errorf("default_ttl, max_ttl and expiry_skew cannot be negative")
+	}
+	for k := range c.ExtraParams {
+		switch k {
+		case "grant_type", "client_id", "client_secret", "scope", "refresh_token", "code", "redirect_uri", "code_verifier":
+			return nil, fmt.Errorf("extra_params cannot set %q; use the config field for it", k)
+		}
+	}
+	for k := range c.ExtraHeaders {
+		if strings.EqualFold(k, "Authorization") && s.AuthStyle == providers.AuthBasic {
+			return nil, fmt.Errorf("extra_headers cannot set Authorization while auth_style=basic; use auth_style=body or drop the header")
+		}
+		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+			return nil, fmt.Errorf("extra_headers has an invalid header name %q", k)
+		}
+		s.HeaderNames = append(s.HeaderNames, k)
+	}
+	sort.Strings(s.HeaderNames)
+	return s, nil
+}
+
+// Request builds the token request for the credential's grant.
+func (c *Config) Request(s *Settings) tokenclient.Request {
+	r := tokenclient.Request{
+		TokenURL:         s.TokenURL,
+		GrantType:        s.GrantType,
+		ClientID:         c.ClientID,
+		ClientSecret:     c.ClientSecret,
+		AuthStyle:        tokenclient.AuthStyle(s.AuthStyle),
+		BasicEncoding:    tokenclient.BasicEncoding(s.BasicEncoding),
+		BodyFormat:       tokenclient.BodyFormat(s.BodyFormat),
+		GrantTypeInQuery: s.GrantTypeInQuery,
+		Scopes:           s.Scopes,
+		ExtraParams:      c.ExtraParams,
+		Headers:          map[string]string{},
+	}
+	if s.GrantType == providers.GrantRefreshToken {
+		r.Params = map[string]string{"refresh_token": c.RefreshToken}
+	}
+	for k, v := range c.ExtraHeaders {
+		r.Headers[k] = v
+	}
+	if s.Preset.APIKeyHeader != "" && c.APIKey != "" {
+		r.Headers[s.Preset.APIKeyHeader] = c.APIKey
+	}
+	return r
+}
+
+// Secrets lists every secret value of the config, for redaction.
+func (c *Config) Secrets() []string {
+	out := []string{c.ClientSecret, c.RefreshToken, c.APIKey}
+	for _, v := range c.ExtraHeaders {
+		out = append(out, v)
+	}
+	return out
+}
+
+// ValidateTokenURL accepts https URLs, and http only on a loopback host
+// (tests and local demos): anything else would send client secrets in the
+// clear.
+func ValidateTokenURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("token_url %q is not an absolute URL; use https://host/path", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("token_url must not carry credentials; use client_id and client_secret")
+	}
+	if u.Fragment != "" {
+		return fmt.Errorf("token_url must not have a #fragment")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("token_url must use https (http is only allowed on a loopback host): %s", u.Redacted())
+	default:
+		return fmt.Errorf("token_url must use https, not %q", u.Scheme)
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func pick(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+func oneOf(field, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %q is not supported; use one of: %s", field, v, strings.Join(allowed, ", "))
+}

@@ -1,0 +1,65 @@
+package vendoroauth
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Field names, shared by the schemas, the handlers and the tests.
+const (
+	fieldName             = "name"
+	fieldProvider         = "provider"
+	fieldEnvironment      = "environment"
+	fieldGrantType        = "grant_type"
+	fieldTokenURL         = "token_url"
+	fieldClientID         = "client_id"
+	fieldClientSecret     = "client_secret"
+	fieldRefreshToken     = "refresh_token"
+	fieldAPIKey           = "api_key"
+	fieldScopes           = "scopes"
+	fieldAuthStyle        = "auth_style"
+	fieldBasicEncoding    = "basic_encoding"
+	fieldBodyFormat       = "body_format"
+	fieldGrantTypeInQuery = "grant_type_in_query"
+	fieldExtraParams      = "extra_params"
+	fieldExtraHeaders     = "extra_headers"
+	fieldDefaultTTL       = "default_ttl"
+	fieldMaxTTL           = "max_ttl"
+	fieldExpirySkew       = "expiry_skew"
+
+	fieldAccessToken = "access_token"
+	fieldTokenType   = "token_type"
+	fieldExpiresAt   = "expires_at"
+	fieldScope       = "scope"
+)
+
+// rejectUnknownFields refuses a request that carries a field the path does
+// not know: Vault would only warn, and a mistyped field name silently
+// ignored is a config that does not do what its author thinks.
+func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.Response {
+	var unknown []string
+	for k := range req.Data {
+		if _, ok := d.Schema[k]; !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	known := make([]string, 0, len(d.Schema))
+	for k := range d.Schema {
+		if k != fieldName {
+			known = append(known, k)
+		}
+	}
+	sort.Strings(known)
+	return logical.ErrorResponse(fmt.Sprintf("unknown field(s) %s; this path takes: %s",
+		strings.Join(unknown, ", "), strings.Join(known, ", ")))
+}
+
+func sortStrings(s []string) { sort.Strings(s) }

@@ -1,0 +1,479 @@
+package vendoroauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+)
+
+// pathConfig returns the config/<name> and config/ paths, where operators
+// write a vendor credential once.
+func pathConfig(b *vendorBackend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "config/" + framework.GenericNameRegex(fieldName),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "config",
+			},
+			Fields:         configFields(),
+			ExistenceCheck: b.configExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.CreateOperation: &framework.PathOperation{
+					Callback: b.handleConfigWrite,
+					Summary:  "Store a new vendor credential.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb: "create",
+					},
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.handleConfigWrite,
+					Summary:  "Change a vendor credential; fields left out keep their values.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb: "update",
+					},
+				},
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.handleConfigRead,
+					Summary:  "Read a credential's settings and status; secrets are shown only as set or not.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb: "read",
+					},
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback: b.handleConfigDelete,
+					Summary:  "Delete a vendor credential and its cached token.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb: "delete",
+					},
+				},
+			},
+			HelpSynopsis:    pathConfigHelpSyn,
+			HelpDescription: pathConfigHelpDesc,
+		},
+		{
+			Pattern: "config/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "configs",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.handleConfigList,
+					Summary:  "List the names of configured credentials.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb: "list",
+					},
+				},
+			},
+			HelpSynopsis:    pathConfigListHelpSyn,
+			HelpDescription: pathConfigListHelpDesc,
+		},
+	}
+}
+
+func configFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		fieldName: {
+			Type:        framework.TypeString,
+			Description: "Name of the credential; tokens are read at token/<name>.",
+			Required:    true,
+		},
+		fieldProvider: {
+			Type:        framework.TypeString,
+			Description: "Vendor preset: " + strings.Join(providers.Names(), ", ") + ". Presets fill in the token URL, grant type and request style; every other field overrides them.",
+			Default:     "generic",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Provider",
+			},
+		},
+		fieldEnvironment: {
+			Type:        framework.TypeString,
+			Description: "Vendor environment whose token URL to use (for example production or staging); defaults to the preset's.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Environment",
+			},
+		},
+		fieldGrantType: {
+			Type:          framework.TypeString,
+			Description:   "OAuth2 grant: client_credentials or refresh_token. Defaults to the preset's.",
+			AllowedValues: []interface{}{providers.GrantClientCredentials, providers.GrantRefreshToken},
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Grant type",
+			},
+		},
+		fieldTokenURL: {
+			Type:        framework.TypeString,
+			Description: "Token endpoint URL. Must be https, except on a loopback host. Defaults to the preset's for the environment.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Token URL",
+			},
+		},
+		fieldClientID: {
+			Type:        framework.TypeString,
+			Description: "OAuth2 client ID.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Client ID",
+			},
+		},
+		fieldClientSecret: {
+			Type:        framework.TypeString,
+			Description: "OAuth2 client secret. Write-only: reads show client_secret_set.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name:      "Client secret",
+				Sensitive: true,
+			},
+		},
+		fieldRefreshToken: {
+			Type:        framework.TypeString,
+			Description: "Refresh token for grant_type=refresh_token. Write-only; replaced automatically when the vendor rotates it.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name:      "Refresh token",
+				Sensitive: true,
+			},
+		},
+		fieldAPIKey: {
+			Type:        framework.TypeString,
+			Description: "API key for vendors whose preset sends one as a header (boldpenguin: x-api-key). Write-only.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name:      "API key",
+				Sensitive: true,
+			},
+		},
+		fieldScopes: {
+			Type:        framework.TypeCommaStringSlice,
+			Description: "Scopes to request, as a list or comma-separated; sent space-separated.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Scopes",
+			},
+		},
+		fieldAuthStyle: {
+			Type:          framework.TypeString,
+			Description:   "How the client authenticates: basic (HTTP Basic header) or body (client_id and client_secret as parameters). Defaults to the preset's.",
+			AllowedValues: []interface{}{providers.AuthBasic, providers.AuthBody},
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Client authentication",
+			},
+		},
+		fieldBasicEncoding: {
+			Type:          framework.TypeString,
+			Description:   "With auth_style=basic: rfc6749 form-encodes the id and secret first (RFC 6749 2.3.1); raw does not, which many servers require.",
+			AllowedValues: []interface{}{providers.EncodingRFC6749, providers.EncodingRaw},
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Basic encoding",
+			},
+		},
+		fieldBodyFormat: {
+			Type:          framework.TypeString,
+			Description:   "Request body format: form (application/x-www-form-urlencoded) or json.",
+			AllowedValues: []interface{}{providers.FormatForm, providers.FormatJSON},
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Body format",
+			},
+		},
+		fieldGrantTypeInQuery: {
+			Type:        framework.TypeBool,
+			Description: "Send grant_type in the URL query string instead of the body.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Grant type in query",
+			},
+		},
+		fieldExtraParams: {
+			Type:        framework.TypeKVPairs,
+			Description: "Extra request parameters as key=value pairs (for example audience=...). They cannot replace grant_type, client_id, client_secret or scope.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Extra parameters",
+			},
+		},
+		fieldExtraHeaders: {
+			Type:        framework.TypeKVPairs,
+			Description: "Extra request headers as name=value pairs. Values are write-only: reads list the header names only.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name:      "Extra headers",
+				Sensitive: true,
+			},
+		},
+		fieldDefaultTTL: {
+			Type:        framework.TypeDurationSecond,
+			Description: fmt.Sprintf("Lifetime to assume when the vendor sends no expires_in. Default %s.", backend.DefaultTTL),
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Default TTL",
+			},
+		},
+		fieldMaxTTL: {
+			Type:        framework.TypeDurationSecond,
+			Description: "Cap on the lease of a token read; 0 means the token's remaining life (and the mount's max).",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Max TTL",
+			},
+		},
+		fieldExpirySkew: {
+			Type:        framework.TypeDurationSecond,
+			Description: fmt.Sprintf("How long before the vendor's expiry a token stops being handed out; leases end this much early. Default %s; at most half the token's life is used.", backend.DefaultExpirySkew),
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Expiry skew",
+			},
+		},
+	}
+}
+
+func (b *vendorBackend) configExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	e, err := b.creds.Get(ctx, req.Storage, d.Get(fieldName).(string))
+	if err != nil {
+		return false, err
+	}
+	return e != nil, nil
+}
+
+// userError is an operator mistake found while applying a write; it becomes
+// a 400 and nothing is stored.
+type userError struct{ msg string }
+
+func (e *userError) Error() string { return e.msg }
+
+func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	name := d.Get(fieldName).(string)
+	_, err := b.creds.Update(ctx, req.Storage, name, func(cur *backend.Entry) (*backend.Entry, error) {
+		next := &backend.Entry{Config: backend.Config{Provider: "generic"}}
+		if cur != nil {
+			next = cur
+		}
+		before := credentialFingerprint(next.Config)
+		if err := applyConfig(&next.Config, d); err != nil {
+			return nil, err
+		}
+		if _, err := next.Config.Resolve(); err != nil {
+			return nil, &userError{msg: err.Error()}
+		}
+		// A token got with other credentials or another endpoint must not
+		// be handed out for the new ones.
+		if cur != nil && credentialFingerprint(next.Config) != before {
+			next.Token = nil
+			next.Status = backend.Status{}
+		}
+		return next, nil
+	})
+	var ue *userError
+	if errors.As(err, &ue) {
+		return logical.ErrorResponse(fmt.Sprintf("config/%s was not changed: %s", name, ue.msg)), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// applyConfig copies the fields the request carries into c.
+func applyConfig(c *backend.Config, d *framework.FieldData) error {
+	strs := map[string]*string{
+		fieldProvider:      &c.Provider,
+		fieldEnvironment:   &c.Environment,
+		fieldGrantType:     &c.GrantType,
+		fieldTokenURL:      &c.TokenURL,
+		fieldClientID:      &c.ClientID,
+		fieldClientSecret:  &c.ClientSecret,
+		fieldRefreshToken:  &c.RefreshToken,
+		fieldAPIKey:        &c.APIKey,
+		fieldAuthStyle:     &c.AuthStyle,
+		fieldBasicEncoding: &c.BasicEncoding,
+		fieldBodyFormat:    &c.BodyFormat,
+	}
+	for field, dst := range strs {
+		if v, ok := d.GetOk(field); ok {
+			*dst = strings.TrimSpace(v.(string))
+		}
+	}
+	if c.Provider == "" {
+		c.Provider = "generic"
+	}
+	if v, ok := d.GetOk(fieldScopes); ok {
+		var scopes []string
+		for _, s := range v.([]string) {
+			scopes = append(scopes, strings.Fields(s)...)
+		}
+		c.Scopes = scopes
+	}
+	if v, ok := d.GetOk(fieldGrantTypeInQuery); ok {
+		b := v.(bool)
+		c.GrantTypeInQuery = &b
+	}
+	if v, ok := d.GetOk(fieldExtraParams); ok {
+		c.ExtraParams = v.(map[string]string)
+	}
+	if v, ok := d.GetOk(fieldExtraHeaders); ok {
+		c.ExtraHeaders = v.(map[string]string)
+	}
+	durations := map[string]*time.Duration{
+		fieldDefaultTTL: &c.DefaultTTL,
+		fieldMaxTTL:     &c.MaxTTL,
+	}
+	for field, dst := range durations {
+		if v, ok := d.GetOk(field); ok {
+			sec := v.(int)
+			if sec < 0 {
+				return &userError{msg: field + " cannot be negative"}
+			}
+			*dst = time.Duration(sec) * time.Second
+		}
+	}
+	if v, ok := d.GetOk(fieldExpirySkew); ok {
+		sec := v.(int)
+		if sec < 0 {
+			return &userError{msg: fieldExpirySkew + " cannot be negative"}
+		}
+		skew := time.Duration(sec) * time.Second
+		c.ExpirySkew = &skew
+	}
+	return nil
+}
+
+// credentialFingerprint covers every setting that decides which token the
+// vendor issues, so a change to any of them drops the cached token, while
+// lease settings (default_ttl, max_ttl, expiry_skew) keep it.
+func credentialFingerprint(c backend.Config) string {
+	c.DefaultTTL, c.MaxTTL, c.ExpirySkew = 0, 0, nil
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(c)
+	return buf.String()
+}
+
+func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get(fieldName).(string)
+	e, err := b.creds.Get(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, nil
+	}
+	c := e.Config
+	data := map[string]interface{}{
+		fieldProvider:         c.Provider,
+		fieldEnvironment:      c.Environment,
+		fieldGrantType:        c.GrantType,
+		fieldTokenURL:         c.TokenURL,
+		fieldClientID:         c.ClientID,
+		fieldScopes:           nonNil(c.Scopes),
+		fieldAuthStyle:        c.AuthStyle,
+		fieldBasicEncoding:    c.BasicEncoding,
+		fieldBodyFormat:       c.BodyFormat,
+		fieldGrantTypeInQuery: c.GrantTypeInQuery != nil && *c.GrantTypeInQuery,
+		fieldExtraParams:      nonNilMap(c.ExtraParams),
+		"extra_header_names":  headerNames(c.ExtraHeaders),
+		"client_secret_set":   c.ClientSecret != "",
+		"refresh_token_set":   c.RefreshToken != "",
+		"api_key_set":         c.APIKey != "",
+		fieldDefaultTTL:       int64(c.DefaultTTL.Seconds()),
+		fieldMaxTTL:           int64(c.MaxTTL.Seconds()),
+	}
+	var warnings []string
+	if s, err := c.Resolve(); err != nil {
+		warnings = append(warnings, "this config does not work as stored: "+err.Error())
+	} else {
+		// Show what is in effect, preset defaults included.
+		data[fieldEnvironment] = s.Environment
+		data[fieldGrantType] = s.GrantType
+		data[fieldTokenURL] = s.TokenURL
+		data[fieldScopes] = nonNil(s.Scopes)
+		data[fieldAuthStyle] = s.AuthStyle
+		data[fieldBasicEncoding] = s.BasicEncoding
+		data[fieldBodyFormat] = s.BodyFormat
+		data[fieldGrantTypeInQuery] = s.GrantTypeInQuery
+		data[fieldDefaultTTL] = int64(s.DefaultTTL.Seconds())
+		data[fieldExpirySkew] = int64(s.ExpirySkew.Seconds())
+	}
+	data["token_expires_at"] = formatTime(tokenExpiry(e))
+	data["last_refreshed_at"] = formatTime(e.Status.LastRefreshedAt)
+	data["last_error"] = e.Status.LastError
+	data["last_error_at"] = formatTime(e.Status.LastErrorAt)
+	return &logical.Response{Data: data, Warnings: warnings}, nil
+}
+
+func (b *vendorBackend) handleConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return nil, b.creds.Delete(ctx, req.Storage, d.Get(fieldName).(string))
+}
+
+func (b *vendorBackend) handleConfigList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := b.creds.List(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(names), nil
+}
+
+func tokenExpiry(e *backend.Entry) time.Time {
+	if e.Token == nil {
+		return time.Time{}
+	}
+	return e.Token.ExpiresAt
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func headerNames(h map[string]string) []string {
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sortStrings(names)
+	return names
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+const pathConfigHelpSyn = `Configure a vendor credential: client ID and secret, refresh token, endpoint.`
+
+const pathConfigHelpDesc = `
+Stores one OAuth2 credential under a name. Secrets (client_secret,
+refresh_token, api_key, extra_headers values) are write-only: reads show
+client_secret_set, refresh_token_set, api_key_set and extra_header_names,
+never a value.
+
+A provider preset (generic, officernd, boldpenguin, eshopbox, penbox) fills in
+the vendor's token URL, grant type and request style; any field you set
+overrides the preset. Updates change only the fields you send. Changing a
+field that decides which token the vendor issues (credentials, endpoint,
+scopes, request style) drops the cached token.
+
+Reads also show the credential's status: token_expires_at,
+last_refreshed_at and last_error.
+
+Example:
+
+  vault write vendoroauth/config/officernd provider=officernd \
+      client_id=... client_secret=... scopes=officernd.api.read
+`
+
+const pathConfigListHelpSyn = `List configured credentials.`
+
+const pathConfigListHelpDesc = `Lists the names of all credentials written to config/<name>.`

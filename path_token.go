@@ -1,0 +1,161 @@
+package vendoroauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+)
+
+// secretTokenType is the lease type of tokens handed out by token/<name>.
+const secretTokenType = "vendoroauth_token"
+
+// pathToken returns the token/<name> path, where readers get an access
+// token under a lease.
+func pathToken(b *vendorBackend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "token/" + framework.GenericNameRegex(fieldName),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "token",
+			},
+			Fields: map[string]*framework.FieldSchema{
+				fieldName: {
+					Type:        framework.TypeString,
+					Description: "Name of the credential, as written to config/<name>.",
+					Required:    true,
+				},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.handleTokenRead,
+					Summary:  "Get a valid access token for the credential.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb: "read",
+					},
+					Responses: map[int][]framework.Response{
+						http.StatusOK: {{
+							Description: "OK",
+							Fields:      tokenResponseFields(),
+						}},
+					},
+				},
+			},
+			HelpSynopsis:    pathTokenHelpSyn,
+			HelpDescription: pathTokenHelpDesc,
+		},
+	}
+}
+
+func tokenResponseFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		fieldAccessToken: {
+			Type:        framework.TypeString,
+			Description: "The vendor's access token.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name:      "Access token",
+				Sensitive: true,
+			},
+		},
+		fieldTokenType: {
+			Type:        framework.TypeString,
+			Description: "Token type, normalised (bearer becomes Bearer).",
+		},
+		fieldExpiresAt: {
+			Type:        framework.TypeString,
+			Description: "When the vendor says the token expires (RFC 3339).",
+		},
+		fieldScope: {
+			Type:        framework.TypeString,
+			Description: "Scopes the vendor granted, as it sent them.",
+		},
+	}
+}
+
+// secretToken is the lease of a handed-out token. It cannot be renewed: a
+// reader re-reads token/<name> for a fresh one.
+func secretToken(b *vendorBackend) *framework.Secret {
+	return &framework.Secret{
+		Type:   secretTokenType,
+		Fields: tokenResponseFields(),
+		Revoke: b.handleTokenRevoke,
+	}
+}
+
+// handleTokenRevoke ends a lease without touching the token: every reader
+// of the name shares the same vendor token, so revoking it at the vendor
+// for one lease would break all the others. Use refresh or a config change
+// to stop handing out a token.
+func (b *vendorBackend) handleTokenRevoke(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+	return nil, nil
+}
+
+func (b *vendorBackend) handleTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get(fieldName).(string)
+	res, err := b.creds.Token(ctx, req.Storage, name, b.writable())
+	if err != nil {
+		return tokenError(name, err)
+	}
+	return b.tokenResponse(name, res), nil
+}
+
+func (b *vendorBackend) tokenResponse(name string, res *backend.Result) *logical.Response {
+	data := map[string]interface{}{
+		fieldAccessToken: res.Token.AccessToken,
+		fieldTokenType:   res.Token.TokenType,
+		fieldExpiresAt:   res.Token.ExpiresAt.UTC().Format(time.RFC3339),
+		fieldScope:       res.Token.Scope,
+	}
+	resp := b.Secret(secretTokenType).Response(data, map[string]interface{}{fieldName: name})
+	resp.Secret.TTL = res.TTL
+	resp.Secret.MaxTTL = res.TTL
+	resp.Secret.Renewable = false
+	resp.Warnings = append(resp.Warnings, res.Warnings...)
+	return resp
+}
+
+// tokenError turns a failure to get a token into what Vault returns: the
+// operator's mistakes as 400s that say what to fix, the vendor's failures
+// as 502s, and our own as errors.
+func tokenError(name string, err error) (*logical.Response, error) {
+	var (
+		gerr *backend.GrantError
+		cerr *backend.ConfigError
+	)
+	switch {
+	case errors.Is(err, logical.ErrReadOnly):
+		return nil, err
+	case backend.IsNotFound(err):
+		return nil, logical.CodedError(http.StatusNotFound,
+			fmt.Sprintf("no credential named %q; write it first with vault write vendoroauth/config/%s", name, name))
+	case errors.As(err, &cerr):
+		return logical.ErrorResponse(cerr.Error()), nil
+	case errors.As(err, &gerr) && gerr.IsRateLimited():
+		return nil, fmt.Errorf("%s: %w", gerr.Error(), logical.ErrUpstreamRateLimited)
+	case errors.As(err, &gerr) && gerr.IsClientError():
+		return logical.ErrorResponse(gerr.Error()), nil
+	case errors.As(err, &gerr):
+		return nil, logical.CodedError(http.StatusBadGateway, gerr.Error())
+	}
+	return nil, err
+}
+
+const pathTokenHelpSyn = `Get a valid access token for a configured credential.`
+
+const pathTokenHelpDesc = `
+Returns access_token, token_type, expires_at and scope under a lease that
+cannot be renewed; read again for a new token. The lease lasts the token's
+remaining life minus expiry_skew, capped by max_ttl.
+
+The token is cached and shared by every reader of the name; the plugin calls
+the vendor only when the cached token is close to expiry (or when none is
+cached), and concurrent readers wait for one call. Revoking a lease does not
+revoke the token at the vendor, because other readers hold the same token.
+`

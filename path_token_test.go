@@ -1,0 +1,249 @@
+package vendoroauth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
+)
+
+func (e *testEnv) officernd(t testing.TB, name string, extra map[string]interface{}) *standin.Vendor {
+	t.Helper()
+	v := e.vendors.Vendor("officernd")
+	v.AddClient(standin.Client{ID: "o-id", Secret: "o-secret", Scopes: []string{"officernd.api.read"}})
+	data := map[string]interface{}{
+		"provider":      "officernd",
+		"token_url":     e.url + v.TokenPath(),
+		"client_id":     "o-id",
+		"client_secret": "o-secret",
+		"scopes":        "officernd.api.read",
+	}
+	for k, val := range extra {
+		data[k] = val
+	}
+	e.write(t, name, data)
+	return v
+}
+
+func (e *testEnv) readToken(t testing.TB, name string) *logical.Response {
+	t.Helper()
+	resp, err := e.request(t, logical.ReadOperation, "token/"+name, nil)
+	if err != nil || resp.IsError() {
+		t.Fatalf("read token/%s: %v %v", name, err, resp)
+	}
+	return resp
+}
+
+func TestTokenReadCachesAndLeases(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := env.officernd(t, "o", map[string]interface{}{"expiry_skew": "60s"})
+
+	resp := env.readToken(t, "o")
+	tok := resp.Data["access_token"].(string)
+	if !v.Valid(tok) {
+		t.Fatalf("not a vendor token: %q", tok)
+	}
+	if resp.Secret == nil || resp.Secret.Renewable {
+		t.Fatalf("want a non-renewable lease, got %+v", resp.Secret)
+	}
+	if want := (3599 - 60) * time.Second; resp.Secret.TTL > want || resp.Secret.TTL < want-2*time.Second {
+		t.Errorf("lease TTL = %s, want about %s", resp.Secret.TTL, want)
+	}
+	if resp.Data["token_type"] != "Bearer" {
+		t.Errorf("token_type = %v", resp.Data["token_type"])
+	}
+	for i := 0; i < 5; i++ {
+		if got := env.readToken(t, "o").Data["access_token"]; got != tok {
+			t.Fatalf("read %d got another token", i)
+		}
+	}
+	if st := v.Stats(); st.Requests != 1 {
+		t.Errorf("upstream requests = %d, want 1", st.Requests)
+	}
+
+	// max_ttl caps the lease but keeps the token.
+	env.write(t, "o", map[string]interface{}{"max_ttl": "5m"})
+	resp = env.readToken(t, "o")
+	if resp.Secret.TTL != 5*time.Minute || resp.Data["access_token"] != tok {
+		t.Errorf("with max_ttl=5m: TTL %s, same token %v", resp.Secret.TTL, resp.Data["access_token"] == tok)
+	}
+	// Changing the credential drops the cached token.
+	env.write(t, "o", map[string]interface{}{"scopes": "officernd.api.read,officernd.api.read"})
+	if got := env.readToken(t, "o").Data["access_token"]; got == tok {
+		t.Errorf("a credential change kept the old token")
+	}
+	assertNoSecrets(t, "log", env.logs.String(), "o-secret", tok)
+}
+
+func TestTokenConcurrentReadsMakeOneRequest(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := env.officernd(t, "o", nil)
+	v.SetBehavior(standin.Behavior{Delay: 200 * time.Millisecond})
+	var wg sync.WaitGroup
+	tokens := make([]string, 40)
+	for i := range tokens {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			resp, err := env.request(t, logical.ReadOperation, "token/o", nil)
+			if err == nil && !resp.IsError() {
+				tokens[i] = resp.Data["access_token"].(string)
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i, tok := range tokens {
+		if tok == "" || tok != tokens[0] {
+			t.Fatalf("reader %d got %q, want the shared token", i, tok)
+		}
+	}
+	if st := v.Stats(); st.Requests != 1 {
+		t.Errorf("upstream requests = %d, want 1", st.Requests)
+	}
+}
+
+// A rotated refresh token must be stored before the access token is handed
+// out; when the write fails, the rotated token is kept and stored first by
+// the next read, so the vendor never sees the dead one again.
+func TestRotatedRefreshTokenIsNeverLost(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := env.vendors.Vendor("penbox")
+	v.AddClient(standin.Client{ID: "p-id", Secret: "p-secret"})
+	rt := v.IssueRefreshToken("p-id")
+	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true})
+	env.write(t, "p", map[string]interface{}{
+		"provider": "penbox", "token_url": env.url + v.TokenPath(),
+		"client_id": "p-id", "client_secret": "p-secret", "refresh_token": rt,
+	})
+
+	env.storage.FailPut(true)
+	resp, err := env.request(t, logical.ReadOperation, "token/p", nil)
+	if err == nil && !resp.IsError() {
+		t.Fatalf("a token was handed out although its rotated refresh token was not stored")
+	}
+	if !strings.Contains(env.logs.String(), "rotated the refresh token but storing it failed") {
+		t.Errorf("the lost write was not logged at error level")
+	}
+	env.storage.FailPut(false)
+
+	// The next read stores the held token and hands out the token that came
+	// with it, without asking the vendor again.
+	resp = env.readToken(t, "p")
+	if st := v.Stats(); st.Requests != 1 || st.ReuseDetections != 0 {
+		t.Errorf("requests %d, reuse detections %d; want 1 and 0", st.Requests, st.ReuseDetections)
+	}
+	if !v.Valid(resp.Data["access_token"].(string)) {
+		t.Errorf("handed-out token is not valid")
+	}
+	// And a forced refresh later uses the rotated token, which the vendor
+	// accepts.
+	if _, err := env.b.creds.Refresh(context.Background(), env.storage, "p", true); err != nil {
+		t.Fatalf("refresh with the stored rotated token: %v", err)
+	}
+	if st := v.Stats(); st.ReuseDetections != 0 {
+		t.Errorf("vendor detected reuse of a rotated refresh token")
+	}
+	assertNoSecrets(t, "log", env.logs.String(), "p-secret", rt)
+}
+
+func TestReadOnlyNodeForwardsInsteadOfCallingVendor(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := env.officernd(t, "o", nil)
+	env.setReadOnly()
+	_, err := env.request(t, logical.ReadOperation, "token/o", nil)
+	if !errors.Is(err, logical.ErrReadOnly) {
+		t.Fatalf("err = %v, want logical.ErrReadOnly", err)
+	}
+	if st := v.Stats(); st.Requests != 0 {
+		t.Fatalf("a read-only node called the vendor")
+	}
+	// Once a token is cached (by the active node), the standby serves it.
+	env.system.ReplicationStateVal = 0
+	tok := env.readToken(t, "o").Data["access_token"]
+	env.setReadOnly()
+	if got := env.readToken(t, "o").Data["access_token"]; got != tok {
+		t.Errorf("standby did not serve the cached token")
+	}
+}
+
+func TestVendorFailureServesStillValidToken(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := env.officernd(t, "o", map[string]interface{}{"expiry_skew": "1h"})
+	// A skew longer than the token's life is capped at half of it, so this
+	// token is handed out for about half its life; move the clock past that.
+	tok := env.readToken(t, "o").Data["access_token"]
+	now := time.Now()
+	env.b.creds.SetClock(func() time.Time { return now.Add(45 * time.Minute) })
+	v.SetBehavior(standin.Behavior{FailNext: 1, FailStatus: 503, FailBody: `{"error":"temporarily_unavailable"}`})
+	resp := env.readToken(t, "o")
+	if resp.Data["access_token"] != tok || len(resp.Warnings) == 0 {
+		t.Fatalf("want the still-valid token with a warning, got %v %v", resp.Data["access_token"], resp.Warnings)
+	}
+	if !strings.Contains(strings.Join(resp.Warnings, " "), "temporarily_unavailable") {
+		t.Errorf("warning does not say what failed: %v", resp.Warnings)
+	}
+	if resp.Secret.TTL <= 0 || resp.Secret.TTL > 15*time.Minute {
+		t.Errorf("stale lease TTL %s outlives the token", resp.Secret.TTL)
+	}
+}
+
+func TestTokenErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		behavior standin.Behavior
+		secret   string
+		status   int // 0: an error response (400); else a coded error
+		want     []string
+	}{
+		{"wrong secret", standin.Behavior{}, "wrong", 0, []string{"invalid_client", "client_secret", `"o"`}},
+		{"vendor down", standin.Behavior{FailNext: 1, FailStatus: 502, FailBody: "<html>bad gateway</html>"}, "o-secret", 502, []string{"HTTP 502", "OfficeRnD"}},
+		{"rate limited", standin.Behavior{FailNext: 1, FailStatus: 429, FailBody: `{"error":"rate_limited"}`}, "o-secret", -1, []string{"rate"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t)
+			v := env.officernd(t, "o", map[string]interface{}{"client_secret": c.secret})
+			v.SetBehavior(c.behavior)
+			resp, err := env.request(t, logical.ReadOperation, "token/o", nil)
+			var msg string
+			switch {
+			case c.status == 0:
+				if err != nil || !resp.IsError() {
+					t.Fatalf("want an error response, got %v %v", resp, err)
+				}
+				msg = resp.Error().Error()
+			case c.status == -1:
+				if !errors.Is(err, logical.ErrUpstreamRateLimited) {
+					t.Fatalf("err = %v, want ErrUpstreamRateLimited", err)
+				}
+				msg = err.Error()
+			default:
+				var coded logical.HTTPCodedError
+				if !errors.As(err, &coded) || coded.Code() != c.status {
+					t.Fatalf("err = %v, want HTTP %d", err, c.status)
+				}
+				msg = err.Error()
+			}
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("%q does not mention %q", msg, w)
+				}
+			}
+			assertNoSecrets(t, "error", msg, "o-secret", c.secret)
+			assertNoSecrets(t, "log", env.logs.String(), "o-secret", c.secret)
+		})
+	}
+}
