@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The development environment behind `make dev`: builds the plugin and the
+# vendor stand-in, starts a Vault dev server on loopback, registers the
+# plugin by sha256 and version, enables it at vendoroauth/, configures one
+# demo credential per vendor against the stand-in, and prints a token for
+# each. The servers keep running; `scripts/dev.sh stop` ends them.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
+VAULT_PORT="${VAULT_PORT:-8200}"
+VERSION="${VERSION:-v0.1.0-dev}"
+PLUGIN=vault-plugin-secrets-vendoroauth
+export VAULT_ADDR="http://127.0.0.1:$VAULT_PORT"
+export VAULT_TOKEN=root
+
+stop() {
+  for svc in vault standin; do
+    local pidfile="$DEV_DIR/$svc.pid"
+    if [[ -f "$pidfile" ]]; then
+      local pid
+      pid="$(cat "$pidfile")"
+      # Vault runs in its own process group with its plugin processes.
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      rm -f "$pidfile"
+    fi
+  done
+}
+
+wait_for() { # what, seconds, command...
+  local what="$1" secs="$2"; shift 2
+  for _ in $(seq $((secs * 10))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "dev: $what did not come up within ${secs}s; see $DEV_DIR/*.log" >&2
+  return 1
+}
+
+start() {
+  stop
+  mkdir -p "$DEV_DIR/plugins"
+  VAULT_BIN="$("$ROOT/scripts/vault.sh")"
+  echo "dev: building the plugin ($VERSION) and the vendor stand-in"
+  (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$VERSION" -o "$DEV_DIR/plugins/$PLUGIN" "./cmd/$PLUGIN")
+  (cd "$ROOT" && go build -o "$DEV_DIR/vendor-standin" ./cmd/vendor-standin)
+
+  rm -f "$DEV_DIR/standin.addr"
+  setsid "$DEV_DIR/vendor-standin" -listen 127.0.0.1:0 -demo -addr-file "$DEV_DIR/standin.addr" \
+    >"$DEV_DIR/standin.log" 2>&1 </dev/null &
+  echo $! >"$DEV_DIR/standin.pid"
+  wait_for "the vendor stand-in" 10 test -s "$DEV_DIR/standin.addr"
+  STANDIN="$(cat "$DEV_DIR/standin.addr")"
+
+  printf 'plugin_directory = "%s"\ndisable_mlock = true\n' "$DEV_DIR/plugins" >"$DEV_DIR/vault.hcl"
+  setsid "$VAULT_BIN" server -dev -dev-root-token-id=root -dev-no-store-token \
+    -dev-listen-address="127.0.0.1:$VAULT_PORT" -config="$DEV_DIR/vault.hcl" \
+    >"$DEV_DIR/vault.log" 2>&1 </dev/null &
+  echo $! >"$DEV_DIR/vault.pid"
+  wait_for "Vault on $VAULT_ADDR (is the port taken? set VAULT_PORT)" 60 "$VAULT_BIN" status
+
+  local sha
+  sha="$(sha256sum "$DEV_DIR/plugins/$PLUGIN" | cut -d' ' -f1)"
+  "$VAULT_BIN" plugin register -sha256="$sha" -version="$VERSION" -command="$PLUGIN" secret vendoroauth
+  "$VAULT_BIN" secrets enable -path=vendoroauth -plugin-version="$VERSION" vendoroauth
+
+  # The demo credentials are the stand-in's fixed -demo clients. Real
+  # vendors need only provider= and the credentials: token_url here points
+  # the presets at the stand-in instead of the vendor.
+  "$VAULT_BIN" write vendoroauth/config/officernd-demo provider=officernd \
+    token_url="$STANDIN/officernd/oauth/token" client_id=officernd-demo-client \
+    client_secret=officernd-demo-secret scopes=officernd.api.read,officernd.api.write
+  "$VAULT_BIN" write vendoroauth/config/boldpenguin-demo provider=boldpenguin environment=staging \
+    token_url="$STANDIN/boldpenguin/auth/token" client_id=boldpenguin-demo-client \
+    client_secret=boldpenguin-demo-secret api_key=boldpenguin-demo-api-key
+  "$VAULT_BIN" write vendoroauth/config/eshopbox-demo provider=eshopbox \
+    token_url="$STANDIN/eshopbox/api/v1/generateToken" client_id=eshopbox-demo-client \
+    client_secret=eshopbox-demo-secret refresh_token=eshopbox-demo-refresh-token
+  "$VAULT_BIN" write vendoroauth/config/penbox-demo provider=penbox \
+    token_url="$STANDIN/penbox/token" client_id=penbox-demo-client \
+    client_secret=penbox-demo-secret refresh_token=penbox-demo-refresh-token
+
+  for name in penbox-demo eshopbox-demo officernd-demo boldpenguin-demo; do
+    echo
+    echo "\$ vault read vendoroauth/token/$name"
+    "$VAULT_BIN" read "vendoroauth/token/$name"
+  done
+
+  cat <<MSG
+
+Vault is running at $VAULT_ADDR (root token: root); the vendor stand-in at $STANDIN.
+Use it from this shell:
+
+  export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=root
+  alias vault=$VAULT_BIN   # if vault is not on your PATH
+  vault read vendoroauth/config/officernd-demo
+
+Logs are in $DEV_DIR. Stop everything with: make dev-stop
+MSG
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop; echo "dev: stopped" ;;
+  *) echo "usage: $0 [start|stop]" >&2; exit 2 ;;
+esac
