@@ -219,7 +219,7 @@ func configFields() map[string]*framework.FieldSchema {
 		},
 		fieldExpirySkew: {
 			Type:        framework.TypeDurationSecond,
-			Description: fmt.Sprintf("How long before the vendor's expiry a token stops being handed out; leases end this much early. Default %s; at most half the token's life is used.", backend.DefaultExpirySkew),
+			Description: fmt.Sprintf("How long before the vendor's expiry a token stops being handed out; leases end this much early. Default %s; at most a tenth of the token's life is used.", backend.DefaultExpirySkew),
 			DisplayAttrs: &framework.DisplayAttributes{
 				Name: "Expiry skew",
 			},

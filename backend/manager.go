@@ -236,9 +236,10 @@ func Lease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 	}
 	lifetime := tok.ExpiresAt.Sub(tok.ObtainedAt)
 	skew := s.ExpirySkew
-	// A skew as long as the token's life would make every read a grant.
-	if skew > lifetime/2 {
-		skew = lifetime / 2
+	// A skew near the token's life would make almost every read a grant,
+	// and for short-lived tokens a long skew multiplies vendor calls.
+	if skew > lifetime/10 {
+		skew = lifetime / 10
 	}
 	ttl := tok.ExpiresAt.Sub(now) - skew
 	minLease := (lifetime - skew) / 10
