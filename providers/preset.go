@@ -14,6 +14,9 @@ import (
 const (
 	GrantClientCredentials = "client_credentials"
 	GrantRefreshToken      = "refresh_token"
+	// GrantStatic serves an access token the user minted at the vendor,
+	// until it expires; nothing is ever requested from the vendor.
+	GrantStatic = "static"
 )
 
 // Client authentication styles, basic encodings and body formats, spelled as
@@ -72,6 +75,16 @@ type Preset struct {
 	// Example is a config a user of this vendor would write, for docs and
 	// error messages.
 	Example string
+	// AuthorizeURL is the vendor's OAuth2 authorization endpoint, for
+	// connecting a user's account with authorize/<name> and
+	// exchange/<name>. Empty when the vendor has no such flow.
+	AuthorizeURL string
+	// AuthorizeScopes are requested at authorization when the caller asks
+	// for none (offline_access, so a refresh token comes back).
+	AuthorizeScopes []string
+	// StaticHint tells a user how to mint a new token by hand at the vendor,
+	// for grant_type=static.
+	StaticHint string
 }
 
 var (

@@ -18,7 +18,7 @@ func TestEveryPresetIsConsistent(t *testing.T) {
 				t.Errorf("needs a display name and an example")
 			}
 			for _, g := range p.GrantTypes {
-				if g != GrantClientCredentials && g != GrantRefreshToken {
+				if g != GrantClientCredentials && g != GrantRefreshToken && g != GrantStatic {
 					t.Errorf("unknown grant type %q", g)
 				}
 			}
@@ -36,6 +36,14 @@ func TestEveryPresetIsConsistent(t *testing.T) {
 				u, err := url.Parse(raw)
 				if err != nil || u.Scheme != "https" || u.RawQuery != "" {
 					t.Errorf("%s token URL %q must be https without a query (grant_type_in_query adds it)", env, raw)
+				}
+			}
+			if p.SupportsGrant(GrantStatic) && p.StaticHint == "" {
+				t.Errorf("a preset with static tokens must say how to mint one")
+			}
+			if p.AuthorizeURL != "" {
+				if u, err := url.Parse(p.AuthorizeURL); err != nil || u.Scheme != "https" {
+					t.Errorf("authorize URL %q must be https", p.AuthorizeURL)
 				}
 			}
 			if p.Requires(FieldAPIKey) != (p.APIKeyHeader != "") {
