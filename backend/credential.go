@@ -49,6 +49,8 @@ type Config struct {
 	DefaultTTL       time.Duration     `json:"default_ttl,omitempty"`
 	MaxTTL           time.Duration     `json:"max_ttl,omitempty"`
 	ExpirySkew       *time.Duration    `json:"expiry_skew,omitempty"`
+	AuthorizeURL     string            `json:"authorize_url,omitempty"`
+	UsePKCE          bool              `json:"use_pkce,omitempty"`
 }
 
 // Token is a cached access token.
@@ -64,7 +66,25 @@ type Token struct {
 type Status struct {
 	LastRefreshedAt time.Time `json:"last_refreshed_at,omitempty"`
 	LastError       string    `json:"last_error,omitempty"`
+	LastErrorCode   string    `json:"last_error_code,omitempty"`
 	LastErrorAt     time.Time `json:"last_error_at,omitempty"`
+	// NeedsReauthorization is set when the vendor refused the refresh
+	// token with invalid_grant: it is dead, calling again cannot help, and
+	// a human must connect the account again or write a new one.
+	NeedsReauthorization bool `json:"needs_reauthorization,omitempty"`
+	// RotationSeen records that the vendor has rotated this credential's
+	// refresh token, so a refresh whose outcome is unknown may have killed
+	// the stored one.
+	RotationSeen bool `json:"rotation_seen,omitempty"`
+}
+
+// Authorization is an authorization-code flow started with authorize/<name>
+// and not yet exchanged.
+type Authorization struct {
+	RedirectURI  string    `json:"redirect_uri"`
+	Scopes       []string  `json:"scopes,omitempty"`
+	CodeVerifier string    `json:"code_verifier,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at"`
 }
 
 // Entry is one credential as stored: config, cached token and status in a
@@ -75,6 +95,8 @@ type Entry struct {
 	Config  Config `json:"config"`
 	Token   *Token `json:"token,omitempty"`
 	Status  Status `json:"status"`
+	// Authorizations are open authorization-code flows by state.
+	Authorizations map[string]*Authorization `json:"authorizations,omitempty"`
 }
 
 // Clone returns a deep copy, so cached entries can be shared read-only.
@@ -107,7 +129,11 @@ type Settings struct {
 	DefaultTTL       time.Duration
 	MaxTTL           time.Duration
 	ExpirySkew       time.Duration
+	AuthorizeURL     string
 }
+
+// Static reports whether the credential serves a user-minted token.
+func (s *Settings) Static() bool { return s.GrantType == providers.GrantStatic }
 
 // Resolve fills the preset's defaults into c and validates the result. Its
 // errors are the operator's to fix and say how.
@@ -155,6 +181,7 @@ func (c *Config) Resolve() (*Settings, error) {
 		return nil, err
 	}
 	s.TokenURL = pick(c.TokenURL, presetURL)
+	s.AuthorizeURL = pick(c.AuthorizeURL, p.AuthorizeURL)
 
 	if err := oneOf("grant_type", s.GrantType, p.GrantTypes...); err != nil {
 		return nil, fmt.Errorf("%w (provider %s)", err, p.Name)
@@ -168,6 +195,18 @@ func (c *Config) Resolve() (*Settings, error) {
 	if err := oneOf("body_format", s.BodyFormat, providers.FormatForm, providers.FormatJSON); err != nil {
 		return nil, err
 	}
+	if c.MaxTTL < 0 || c.DefaultTTL < 0 || s.ExpirySkew < 0 {
+		return nil, fmt.Errorf("default_ttl, max_ttl and expiry_skew cannot be negative")
+	}
+	if s.AuthorizeURL != "" {
+		if err := validateURL("authorize_url", s.AuthorizeURL); err != nil {
+			return nil, err
+		}
+	}
+	if s.Static() {
+		// A user-minted token needs nothing else: no endpoint is called.
+		return s, nil
+	}
 	if s.TokenURL == "" {
 		return nil, fmt.Errorf("token_url is required for provider %s, e.g. %s", p.Name, p.Example)
 	}
@@ -180,7 +219,9 @@ func (c *Config) Resolve() (*Settings, error) {
 	if c.ClientSecret == "" && (p.Requires(providers.FieldClientSecret) || s.GrantType == providers.GrantClientCredentials) {
 		return nil, fmt.Errorf("client_secret is required for grant_type=%s with provider %s", s.GrantType, p.Name)
 	}
-	if c.RefreshToken == "" && (p.Requires(providers.FieldRefreshToken) || s.GrantType == providers.GrantRefreshToken) {
+	// A vendor with an authorization flow gets its refresh token from
+	// exchange/<name>, so the config may come first.
+	if c.RefreshToken == "" && s.AuthorizeURL == "" && (p.Requires(providers.FieldRefreshToken) || s.GrantType == providers.GrantRefreshToken) {
 		return nil, fmt.Errorf("refresh_token is required for grant_type=refresh_token with provider %s", p.Name)
 	}
 	if len(c.Scopes) == 0 && p.Requires(providers.FieldScopes) {
@@ -192,8 +233,8 @@ func (c *Config) Resolve() (*Settings, error) {
 	if c.APIKey == "" && p.Requires(providers.FieldAPIKey) {
 		return nil, fmt.Errorf("api_key is required for provider %s (sent as %s), e.g. %s", p.Name, p.APIKeyHeader, p.Example)
 	}
-	if c.MaxTTL < 0 || c.DefaultTTL < 0 || s.ExpirySkew < 0 {
-		return nil, fmt.Errorf("default_ttl, max_ttl and expiry_skew cannot be negative")
+	if c.UsePKCE && s.AuthorizeURL == "" {
+		return nil, fmt.Errorf("use_pkce needs an authorization flow; set authorize_url")
 	}
 	for k := range c.ExtraParams {
 		switch k {
@@ -253,16 +294,18 @@ func (c *Config) Secrets() []string {
 // ValidateTokenURL accepts https URLs, and http only on a loopback host
 // (tests and local demos): anything else would send client secrets in the
 // clear.
-func ValidateTokenURL(raw string) error {
+func ValidateTokenURL(raw string) error { return validateURL("token_url", raw) }
+
+func validateURL(field, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("token_url %q is not an absolute URL; use https://host/path", raw)
+		return fmt.Errorf("%s %q is not an absolute URL; use https://host/path", field, raw)
 	}
 	if u.User != nil {
-		return fmt.Errorf("token_url must not carry credentials; use client_id and client_secret")
+		return fmt.Errorf("%s must not carry credentials; use client_id and client_secret", field)
 	}
 	if u.Fragment != "" {
-		return fmt.Errorf("token_url must not have a #fragment")
+		return fmt.Errorf("%s must not have a #fragment", field)
 	}
 	switch u.Scheme {
 	case "https":
@@ -271,9 +314,9 @@ func ValidateTokenURL(raw string) error {
 		if isLoopback(u.Hostname()) {
 			return nil
 		}
-		return fmt.Errorf("token_url must use https (http is only allowed on a loopback host): %s", u.Redacted())
+		return fmt.Errorf("%s must use https (http is only allowed on a loopback host): %s", field, u.Redacted())
 	default:
-		return fmt.Errorf("token_url must use https, not %q", u.Scheme)
+		return fmt.Errorf("%s must use https, not %q", field, u.Scheme)
 	}
 }
 

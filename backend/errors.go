@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
@@ -121,4 +122,58 @@ func hintFor(p *providers.Preset, name, grant string, err error) string {
 		return "set token_url to the endpoint the vendor redirects to, if you trust it"
 	}
 	return ""
+}
+
+// InputError is a caller's mistake found by the backend; it becomes a 400.
+type InputError struct{ Msg string }
+
+func (e *InputError) Error() string { return e.Msg }
+
+// ReauthError means the credential's refresh token is dead (or missing):
+// calling the vendor cannot help, a human must act.
+type ReauthError struct {
+	Name, Vendor, Reason, Hint string
+}
+
+func (e *ReauthError) Error() string {
+	msg := fmt.Sprintf("credential %q needs reauthorization: %s refused its refresh token", e.Name, e.Vendor)
+	if e.Reason != "" {
+		msg = fmt.Sprintf("credential %q needs reauthorization: %s", e.Name, e.Reason)
+	}
+	return msg + "; the plugin will not call the vendor for it until then; to fix: " + e.Hint
+}
+
+// StaticExpiredError means a user-minted token has run out.
+type StaticExpiredError struct {
+	Name      string
+	ExpiredAt time.Time
+	Hint      string
+}
+
+func (e *StaticExpiredError) Error() string {
+	return fmt.Sprintf("the static token of credential %q expired at %s; to mint a new one: %s (vault write vendoroauth/config/%s access_token=... ttl=...)",
+		e.Name, e.ExpiredAt.UTC().Format(time.RFC3339), e.Hint, e.Name)
+}
+
+// BackoffError means recent grants failed and the next is not due yet.
+type BackoffError struct {
+	Last    *GrantError
+	RetryAt time.Time
+}
+
+func (e *BackoffError) Error() string {
+	return fmt.Sprintf("%s (not calling the vendor again before %s)", e.Last.Error(), e.RetryAt.UTC().Format(time.RFC3339))
+}
+
+func (e *BackoffError) Unwrap() error { return e.Last }
+
+// UnknownOutcomeError means a refresh was sent to a vendor that rotates
+// refresh tokens and no answer came back: retrying with the stored token
+// could present a token the vendor already replaced, which some vendors
+// punish by revoking the whole chain.
+type UnknownOutcomeError struct{ Name, Vendor string }
+
+func (e *UnknownOutcomeError) Error() string {
+	return fmt.Sprintf("credential %q: a refresh was sent to %s but no answer came back, and %s rotates refresh tokens, so the stored one may already be replaced; "+
+		"the plugin does not retry on its own: run vault write -f vendoroauth/refresh/%s to try once, or write a new refresh_token", e.Name, e.Vendor, e.Vendor, e.Name)
 }

@@ -1,0 +1,224 @@
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+)
+
+const (
+	// StateTTL is how long an authorization started with authorize/<name>
+	// may be exchanged; vendors' codes live about as long.
+	StateTTL = 10 * time.Minute
+	// maxOpenAuthorizations bounds the flows kept per credential, so a
+	// caller cannot grow the entry without limit.
+	maxOpenAuthorizations = 32
+)
+
+// AuthorizeRequest starts an authorization-code flow.
+type AuthorizeRequest struct {
+	RedirectURI string
+	Scopes      []string
+	State       string
+}
+
+// Authorization URL and the state the exchange must present.
+type AuthorizeResult struct {
+	URL       string
+	State     string
+	ExpiresAt time.Time
+}
+
+// Authorize remembers a new flow for name and returns the vendor's
+// authorization URL to send the user to.
+func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string, r AuthorizeRequest) (*AuthorizeResult, error) {
+	if err := validateRedirect(r.RedirectURI); err != nil {
+		return nil, &InputError{Msg: err.Error()}
+	}
+	state := r.State
+	if state == "" {
+		state = randomString(24)
+	} else if len(state) < 16 || len(state) > 512 {
+		return nil, &InputError{Msg: "state must be 16 to 512 characters (leave it out to have one generated)"}
+	}
+	var res *AuthorizeResult
+	_, err := m.Update(ctx, s, name, func(e *Entry) (*Entry, error) {
+		if e == nil {
+			return nil, ErrNotFound
+		}
+		settings, err := e.Config.Resolve()
+		if err != nil {
+			return nil, &ConfigError{Name: name, Err: err}
+		}
+		if settings.AuthorizeURL == "" {
+			return nil, &InputError{Msg: fmt.Sprintf("provider %s has no authorization flow; set authorize_url in config/%s to use one", settings.Preset.Name, name)}
+		}
+		if settings.Static() {
+			return nil, &InputError{Msg: fmt.Sprintf("credential %q has grant_type=static; set grant_type=refresh_token to connect an account", name)}
+		}
+		now := m.now()
+		for k, a := range e.Authorizations {
+			if now.After(a.ExpiresAt) {
+				delete(e.Authorizations, k)
+			}
+		}
+		if _, dup := e.Authorizations[state]; dup {
+			return nil, &InputError{Msg: "that state is already in use; leave state out to have one generated"}
+		}
+		if len(e.Authorizations) >= maxOpenAuthorizations {
+			return nil, &InputError{Msg: fmt.Sprintf("credential %q has %d unfinished authorizations; finish one or wait %s for them to expire", name, len(e.Authorizations), StateTTL)}
+		}
+		scopes := r.Scopes
+		if len(scopes) == 0 {
+			scopes = settings.Preset.AuthorizeScopes
+		}
+		a := &Authorization{RedirectURI: r.RedirectURI, Scopes: scopes, ExpiresAt: now.Add(StateTTL)}
+		u, err := url.Parse(settings.AuthorizeURL)
+		if err != nil {
+			return nil, &ConfigError{Name: name, Err: err}
+		}
+		q := u.Query()
+		q.Set("client_id", e.Config.ClientID)
+		q.Set("redirect_uri", r.RedirectURI)
+		q.Set("response_type", "code")
+		q.Set("state", state)
+		if len(scopes) > 0 {
+			q.Set("scope", strings.Join(scopes, " "))
+		}
+		if e.Config.UsePKCE {
+			a.CodeVerifier = randomString(48)
+			sum := sha256.Sum256([]byte(a.CodeVerifier))
+			q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
+			q.Set("code_challenge_method", "S256")
+		}
+		u.RawQuery = q.Encode()
+		if e.Authorizations == nil {
+			e.Authorizations = map[string]*Authorization{}
+		}
+		e.Authorizations[state] = a
+		res = &AuthorizeResult{URL: u.String(), State: state, ExpiresAt: a.ExpiresAt}
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Exchange trades an authorization code for tokens and stores them. A wrong
+// or expired state, or a code the vendor refuses, changes nothing.
+func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, state string, writable bool) (*Result, error) {
+	if code == "" || state == "" {
+		return nil, &InputError{Msg: "code and state are both required, as the vendor sent them to your redirect_uri"}
+	}
+	if !writable {
+		return nil, logical.ErrReadOnly
+	}
+	// Penbox's docs ask partners to URL-decode the code; a code copied from
+	// the redirect's address bar arrives encoded. A raw code never holds a
+	// '%', and PathUnescape leaves '+' alone.
+	if strings.Contains(code, "%") {
+		if dec, err := url.PathUnescape(code); err == nil {
+			code = dec
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantTimeout)
+	defer cancel()
+	lock := locksutil.LockForKey(m.locks, name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	e, err := m.current(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, ErrNotFound
+	}
+	settings, err := e.Config.Resolve()
+	if err != nil {
+		return nil, &ConfigError{Name: name, Err: err}
+	}
+	a, ok := e.Authorizations[state]
+	if !ok {
+		return nil, &InputError{Msg: fmt.Sprintf("state does not match an open authorization of credential %q (it was never issued, or was already used); start again with vault write vendoroauth/authorize/%s", name, name)}
+	}
+	if m.now().After(a.ExpiresAt) {
+		return nil, &InputError{Msg: fmt.Sprintf("the authorization for this state expired at %s (they last %s); start again with vault write vendoroauth/authorize/%s", a.ExpiresAt.UTC().Format(time.RFC3339), StateTTL, name)}
+	}
+
+	req := e.Config.Request(settings)
+	req.GrantType = "authorization_code"
+	req.Scopes = nil
+	req.Params = map[string]string{"code": code, "redirect_uri": a.RedirectURI}
+	if a.CodeVerifier != "" {
+		req.Params["code_verifier"] = a.CodeVerifier
+	}
+	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
+	tok, err := m.client.Exchange(ctx, req)
+	if err != nil {
+		gerr := &GrantError{Name: name, Vendor: settings.Preset.DisplayName, Err: err, Hint: exchangeHint(err, name)}
+		m.countersOf(name).fail(gerr.VendorCode())
+		log.Warn("authorization code exchange failed", "error", gerr.Err.Error())
+		return nil, gerr
+	}
+	if tok.RefreshToken == "" {
+		return nil, &GrantError{Name: name, Vendor: settings.Preset.DisplayName,
+			Err:  fmt.Errorf("the vendor answered the code exchange without a refresh token"),
+			Hint: "ask for the offline_access scope (or the vendor's equivalent) in authorize/" + name}
+	}
+	m.countersOf(name).grants.Add(1)
+	next := e.Clone()
+	delete(next.Authorizations, state)
+	settings.GrantType = providers.GrantRefreshToken
+	next.Config.GrantType = ""
+	if !settings.Preset.SupportsGrant(providers.GrantRefreshToken) || settings.Preset.DefaultGrantType() != providers.GrantRefreshToken {
+		next.Config.GrantType = providers.GrantRefreshToken
+	}
+	next.Config.RefreshToken = tok.RefreshToken
+	next.applyToken(tok, settings, m.now())
+	next.Status = Status{LastRefreshedAt: next.Status.LastRefreshedAt}
+	if err := m.writeEntry(ctx, s, name, next); err != nil {
+		log.Error("storing the tokens from a code exchange failed; the user must connect again", "error", err)
+		return nil, err
+	}
+	m.resetHealth(name)
+	log.Info("connected an account with an authorization code")
+	return m.handOut(name, next, settings)
+}
+
+func exchangeHint(err error, name string) string {
+	return "a code works once and only for the redirect_uri it was issued for; if the user already connected or the code is old, start again with authorize/" + name
+}
+
+func validateRedirect(raw string) error {
+	if raw == "" {
+		return fmt.Errorf("redirect_uri is required: the address the vendor sends the user back to with the code")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("redirect_uri %q must be an absolute http(s) URL", raw)
+	}
+	if u.Fragment != "" {
+		return fmt.Errorf("redirect_uri must not have a #fragment (RFC 6749 3.1.2)")
+	}
+	return nil
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}

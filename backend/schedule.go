@@ -1,0 +1,82 @@
+package backend
+
+import (
+	"container/heap"
+	"sync"
+	"time"
+)
+
+// schedule orders credentials by when they next need a proactive refresh,
+// so a periodic tick touches only the ones that are due.
+type schedule struct {
+	mu     sync.Mutex
+	due    map[string]time.Time
+	heap   dueHeap
+	loaded bool
+}
+
+type dueItem struct {
+	name string
+	at   time.Time
+}
+
+type dueHeap []dueItem
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueItem)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+func newSchedule() *schedule { return &schedule{due: map[string]time.Time{}} }
+
+// set makes name due at at; a zero time removes it.
+func (s *schedule) set(name string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at.IsZero() {
+		delete(s.due, name)
+		return
+	}
+	if cur, ok := s.due[name]; ok && cur.Equal(at) {
+		return
+	}
+	s.due[name] = at
+	// The old heap item stays behind and is skipped when popped: cheaper
+	// than finding it.
+	heap.Push(&s.heap, dueItem{name: name, at: at})
+}
+
+func (s *schedule) next(name string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.due[name]
+}
+
+// popDue removes and returns the names due by until.
+func (s *schedule) popDue(until time.Time) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for s.heap.Len() > 0 && !s.heap[0].at.After(until) {
+		it := heap.Pop(&s.heap).(dueItem)
+		if cur, ok := s.due[it.name]; ok && cur.Equal(it.at) {
+			delete(s.due, it.name)
+			names = append(names, it.name)
+		}
+	}
+	return names
+}
+
+func (s *schedule) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.due = map[string]time.Time{}
+	s.heap = nil
+	s.loaded = false
+}
