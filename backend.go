@@ -8,6 +8,7 @@ package vendoroauth
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
@@ -23,7 +24,8 @@ const operationPrefix = "vendor-oauth"
 // vendorBackend is one mount of the plugin.
 type vendorBackend struct {
 	*framework.Backend
-	creds *backend.Manager
+	creds   *backend.Manager
+	started time.Time
 }
 
 // Factory returns a logical.Factory for the plugin reporting version as its
@@ -40,7 +42,7 @@ func Factory(version string) logical.Factory {
 }
 
 func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
-	b := &vendorBackend{}
+	b := &vendorBackend{started: time.Now()}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -50,7 +52,11 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 		Paths: framework.PathAppend(
 			pathConfig(b),
 			pathToken(b),
+			pathAuthorize(b),
+			pathRefresh(b),
+			pathStatus(b),
 		),
+		PeriodicFunc:   b.periodic,
 		Secrets:        []*framework.Secret{secretToken(b)},
 		Invalidate:     b.invalidate,
 		Clean:          b.clean,
@@ -61,8 +67,16 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 	return b
 }
 
+// now is the backend's clock, the manager's in tests.
+func (b *vendorBackend) now() time.Time { return b.creds.Now() }
+
 func (b *vendorBackend) invalidate(_ context.Context, key string) {
 	b.creds.Invalidate(key)
+}
+
+// periodic refreshes tokens ahead of need on the node that can write.
+func (b *vendorBackend) periodic(ctx context.Context, req *logical.Request) error {
+	return b.creds.Tick(ctx, req.Storage, b.writable())
 }
 
 func (b *vendorBackend) clean(context.Context) {

@@ -31,6 +31,13 @@ const (
 	fieldMaxTTL           = "max_ttl"
 	fieldExpirySkew       = "expiry_skew"
 
+	fieldAuthorizeURL = "authorize_url"
+	fieldUsePKCE      = "use_pkce"
+	fieldTTL          = "ttl"
+	fieldRedirectURI  = "redirect_uri"
+	fieldState        = "state"
+	fieldCode         = "code"
+
 	fieldAccessToken = "access_token"
 	fieldTokenType   = "token_type"
 	fieldExpiresAt   = "expires_at"

@@ -106,8 +106,8 @@ func configFields() map[string]*framework.FieldSchema {
 		},
 		fieldGrantType: {
 			Type:          framework.TypeString,
-			Description:   "OAuth2 grant: client_credentials or refresh_token. Defaults to the preset's.",
-			AllowedValues: []interface{}{providers.GrantClientCredentials, providers.GrantRefreshToken},
+			Description:   "OAuth2 grant: client_credentials, refresh_token, or static (serve a user-minted access_token until it expires). Defaults to the preset's.",
+			AllowedValues: []interface{}{providers.GrantClientCredentials, providers.GrantRefreshToken, providers.GrantStatic},
 			DisplayAttrs: &framework.DisplayAttributes{
 				Name: "Grant type",
 			},
@@ -217,6 +217,42 @@ func configFields() map[string]*framework.FieldSchema {
 				Name: "Max TTL",
 			},
 		},
+		fieldAuthorizeURL: {
+			Type:        framework.TypeString,
+			Description: "Authorization endpoint for authorize/<name>; defaults to the preset's (penbox: https://connect.penbox.io/authorize).",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Authorize URL",
+			},
+		},
+		fieldUsePKCE: {
+			Type:        framework.TypeBool,
+			Description: "Send a PKCE S256 code challenge with authorize/<name> and its verifier with the exchange.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Use PKCE",
+			},
+		},
+		fieldAccessToken: {
+			Type:        framework.TypeString,
+			Description: "For grant_type=static: a token minted at the vendor by hand. Write-only; give expires_at or ttl with it.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name:      "Access token",
+				Sensitive: true,
+			},
+		},
+		fieldExpiresAt: {
+			Type:        framework.TypeString,
+			Description: "For grant_type=static: when access_token expires (RFC 3339).",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Expires at",
+			},
+		},
+		fieldTTL: {
+			Type:        framework.TypeDurationSecond,
+			Description: "For grant_type=static: how long access_token stays valid from now (instead of expires_at).",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "TTL",
+			},
+		},
 		fieldExpirySkew: {
 			Type:        framework.TypeDurationSecond,
 			Description: fmt.Sprintf("How long before the vendor's expiry a token stops being handed out; leases end this much early. Default %s; at most a tenth of the token's life is used.", backend.DefaultExpirySkew),
@@ -255,7 +291,8 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 		if err := applyConfig(&next.Config, d); err != nil {
 			return nil, err
 		}
-		if _, err := next.Config.Resolve(); err != nil {
+		settings, err := next.Config.Resolve()
+		if err != nil {
 			return nil, &userError{msg: err.Error()}
 		}
 		// A token got with other credentials or another endpoint must not
@@ -263,6 +300,9 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 		if cur != nil && credentialFingerprint(next.Config) != before {
 			next.Token = nil
 			next.Status = backend.Status{}
+		}
+		if err := applyStaticToken(next, settings, d, b.now()); err != nil {
+			return nil, err
 		}
 		return next, nil
 	})
@@ -290,6 +330,7 @@ func applyConfig(c *backend.Config, d *framework.FieldData) error {
 		fieldAuthStyle:     &c.AuthStyle,
 		fieldBasicEncoding: &c.BasicEncoding,
 		fieldBodyFormat:    &c.BodyFormat,
+		fieldAuthorizeURL:  &c.AuthorizeURL,
 	}
 	for field, dst := range strs {
 		if v, ok := d.GetOk(field); ok {
@@ -305,6 +346,9 @@ func applyConfig(c *backend.Config, d *framework.FieldData) error {
 			scopes = append(scopes, strings.Fields(s)...)
 		}
 		c.Scopes = scopes
+	}
+	if v, ok := d.GetOk(fieldUsePKCE); ok {
+		c.UsePKCE = v.(bool)
 	}
 	if v, ok := d.GetOk(fieldGrantTypeInQuery); ok {
 		b := v.(bool)
@@ -337,6 +381,57 @@ func applyConfig(c *backend.Config, d *framework.FieldData) error {
 		skew := time.Duration(sec) * time.Second
 		c.ExpirySkew = &skew
 	}
+	return nil
+}
+
+// applyStaticToken stores a user-minted token for grant_type=static.
+func applyStaticToken(e *backend.Entry, s *backend.Settings, d *framework.FieldData, now time.Time) error {
+	raw, hasToken := d.GetOk(fieldAccessToken)
+	expRaw, hasExp := d.GetOk(fieldExpiresAt)
+	ttlRaw, hasTTL := d.GetOk(fieldTTL)
+	if !s.Static() {
+		if hasToken || hasExp || hasTTL {
+			return &userError{msg: "access_token, expires_at and ttl are only for grant_type=static"}
+		}
+		return nil
+	}
+	if !hasToken {
+		if hasExp || hasTTL {
+			return &userError{msg: "give the new access_token with expires_at or ttl"}
+		}
+		if e.Token == nil || e.Token.AccessToken == "" {
+			return &userError{msg: "grant_type=static needs access_token with expires_at or ttl; " + s.Preset.StaticHint}
+		}
+		return nil
+	}
+	tok := strings.TrimSpace(raw.(string))
+	if tok == "" {
+		return &userError{msg: "access_token is empty"}
+	}
+	var exp time.Time
+	switch {
+	case hasExp && hasTTL:
+		return &userError{msg: "give expires_at or ttl, not both"}
+	case hasExp:
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(expRaw.(string)))
+		if err != nil {
+			return &userError{msg: "expires_at must be an RFC 3339 time such as 2026-11-24T09:00:00Z"}
+		}
+		exp = t
+	case hasTTL:
+		if ttlRaw.(int) <= 0 {
+			return &userError{msg: "ttl must be positive"}
+		}
+		exp = now.Add(time.Duration(ttlRaw.(int)) * time.Second)
+	default:
+		return &userError{msg: "give expires_at or ttl with access_token, so the plugin knows when it stops working"}
+	}
+	if !exp.After(now) {
+		return &userError{msg: "that access_token has already expired; " + s.Preset.StaticHint}
+	}
+	e.Token = &backend.Token{AccessToken: tok, TokenType: "Bearer", ObtainedAt: now, ExpiresAt: exp}
+	e.Status.LastRefreshedAt = now
+	e.Status.LastError, e.Status.LastErrorCode = "", ""
 	return nil
 }
 
@@ -376,6 +471,9 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 		"client_secret_set":   c.ClientSecret != "",
 		"refresh_token_set":   c.RefreshToken != "",
 		"api_key_set":         c.APIKey != "",
+		"access_token_set":    c.GrantType == providers.GrantStatic && e.Token != nil,
+		fieldAuthorizeURL:     c.AuthorizeURL,
+		fieldUsePKCE:          c.UsePKCE,
 		fieldDefaultTTL:       int64(c.DefaultTTL.Seconds()),
 		fieldMaxTTL:           int64(c.MaxTTL.Seconds()),
 	}
@@ -394,10 +492,14 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 		data[fieldGrantTypeInQuery] = s.GrantTypeInQuery
 		data[fieldDefaultTTL] = int64(s.DefaultTTL.Seconds())
 		data[fieldExpirySkew] = int64(s.ExpirySkew.Seconds())
+		data[fieldAuthorizeURL] = s.AuthorizeURL
 	}
 	data["token_expires_at"] = formatTime(tokenExpiry(e))
 	data["last_refreshed_at"] = formatTime(e.Status.LastRefreshedAt)
 	data["last_error"] = e.Status.LastError
+	data["last_error_code"] = e.Status.LastErrorCode
+	data["needs_reauthorization"] = e.Status.NeedsReauthorization
+	data["open_authorizations"] = len(e.Authorizations)
 	data["last_error_at"] = formatTime(e.Status.LastErrorAt)
 	return &logical.Response{Data: data, Warnings: warnings}, nil
 }

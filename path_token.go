@@ -128,8 +128,16 @@ func tokenError(name string, err error) (*logical.Response, error) {
 	var (
 		gerr *backend.GrantError
 		cerr *backend.ConfigError
+		ierr *backend.InputError
+		rerr *backend.ReauthError
+		serr *backend.StaticExpiredError
+		uerr *backend.UnknownOutcomeError
 	)
 	switch {
+	case errors.As(err, &ierr), errors.As(err, &rerr), errors.As(err, &serr):
+		return logical.ErrorResponse(err.Error()), nil
+	case errors.As(err, &uerr):
+		return nil, logical.CodedError(http.StatusBadGateway, err.Error())
 	case errors.Is(err, logical.ErrReadOnly):
 		return nil, err
 	case backend.IsNotFound(err):
@@ -138,11 +146,11 @@ func tokenError(name string, err error) (*logical.Response, error) {
 	case errors.As(err, &cerr):
 		return logical.ErrorResponse(cerr.Error()), nil
 	case errors.As(err, &gerr) && gerr.IsRateLimited():
-		return nil, fmt.Errorf("%s: %w", gerr.Error(), logical.ErrUpstreamRateLimited)
+		return nil, fmt.Errorf("%s: %w", err.Error(), logical.ErrUpstreamRateLimited)
 	case errors.As(err, &gerr) && gerr.IsClientError():
-		return logical.ErrorResponse(gerr.Error()), nil
+		return logical.ErrorResponse(err.Error()), nil
 	case errors.As(err, &gerr):
-		return nil, logical.CodedError(http.StatusBadGateway, gerr.Error())
+		return nil, logical.CodedError(http.StatusBadGateway, err.Error())
 	}
 	return nil, err
 }
