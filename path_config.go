@@ -313,7 +313,19 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	if err != nil {
 		return nil, err
 	}
+	b.Logger().Info("credential configured", "name", name, "vendor", provider(d, req), "operation", string(req.Operation))
 	return nil, nil
+}
+
+// provider names the vendor for log lines, without another storage read.
+func provider(d *framework.FieldData, req *logical.Request) string {
+	if v, ok := d.GetOk(fieldProvider); ok {
+		return v.(string)
+	}
+	if req.Operation == logical.CreateOperation {
+		return "generic"
+	}
+	return "unchanged"
 }
 
 // applyConfig copies the fields the request carries into c.
@@ -505,7 +517,12 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 }
 
 func (b *vendorBackend) handleConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return nil, b.creds.Delete(ctx, req.Storage, d.Get(fieldName).(string))
+	name := d.Get(fieldName).(string)
+	if err := b.creds.Delete(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
+	b.Logger().Info("credential deleted", "name", name)
+	return nil, nil
 }
 
 func (b *vendorBackend) handleConfigList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
