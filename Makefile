@@ -13,7 +13,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 GO_TEST  ?= go test
 
-.PHONY: all build dev dev-stop test unit fuzz e2e bench fmt lint vet tidy-check clean vault
+.PHONY: all build dev dev-stop test unit fuzz e2e e2e-cluster bench release fmt lint vet tidy-check clean vault
 
 all: build
 
@@ -40,6 +40,18 @@ fuzz:
 
 e2e:
 	scripts/e2e.sh
+
+# Only the 3-node Raft failover test (it is part of `make e2e` too).
+e2e-cluster:
+	E2E_RUN='^TestCluster' scripts/e2e.sh -v
+
+# Starts its own Vault and stand-ins, prints the table, writes JSON.
+bench:
+	scripts/bench.sh
+
+# Static binaries for linux and darwin (amd64, arm64) and SHA256SUMS in dist/.
+release:
+	VERSION=$(VERSION) scripts/release.sh
 
 vault:
 	@scripts/vault.sh
