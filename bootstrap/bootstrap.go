@@ -1,0 +1,360 @@
+// Package bootstrap stands the vendoroauth plugin up in an existing Vault
+// from a declarative file: it registers the plugin binary (sha256 and
+// version), enables or upgrades the mount, writes the policies, and writes
+// each credential's config.
+//
+// Secrets never appear in the file or on a command line: the file names an
+// environment variable or a file for each of them, and they travel to Vault
+// only in the body of an HTTPS request. Everything is idempotent: running
+// the same file again changes nothing that is already right.
+package bootstrap
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Defaults for the plugin section.
+const (
+	DefaultPluginName    = "vendoroauth"
+	DefaultPluginCommand = "vault-plugin-secrets-vendoroauth"
+)
+
+// File is the declarative file, as JSON. See credentials.example.json.
+type File struct {
+	// Mount is where the plugin is enabled; "vendoroauth" if empty.
+	Mount string `json:"mount"`
+	// Description is the mount's description when it is enabled.
+	Description string `json:"description"`
+	// Plugin, if present, is registered in the catalog, and the mount is
+	// enabled with (or upgraded to) its version.
+	Plugin *Plugin `json:"plugin"`
+	// Policies writes the operator policy and one reader policy per
+	// credential.
+	Policies bool `json:"policies"`
+	// Credentials maps a credential name to its config/<name> fields.
+	Credentials map[string]map[string]json.RawMessage `json:"credentials"`
+}
+
+// Plugin says which plugin binary to register.
+type Plugin struct {
+	// Name in the catalog; "vendoroauth" if empty.
+	Name string `json:"name"`
+	// Version the binary was built with (v1.2.3); Vault refuses a binary
+	// that reports another.
+	Version string `json:"version"`
+	// Command is the binary's file name in Vault's plugin_directory;
+	// the base name of Binary, else vault-plugin-secrets-vendoroauth.
+	Command string `json:"command"`
+	// Binary is a local copy of the binary, to compute its sha256.
+	Binary string `json:"binary"`
+	// SHA256 of the binary, when there is no local copy (e.g. from the
+	// release's SHA256SUMS).
+	SHA256 string `json:"sha256"`
+}
+
+// secretFields must come from an environment variable or a file: an inline
+// value would put the secret into the declarative file.
+var secretFields = map[string]bool{
+	"client_secret": true,
+	"refresh_token": true,
+	"api_key":       true,
+}
+
+// mapFields are objects of name to value; extra_headers values are secrets.
+var mapFields = map[string]bool{
+	"extra_params":  true,
+	"extra_headers": true,
+}
+
+// Plan is a loaded file with every secret read, ready to apply.
+type Plan struct {
+	Mount       string
+	Description string
+	Plugin      *Plugin
+	Policies    bool
+	Credentials []Credential
+	// secrets holds every secret value, so output can be scrubbed of
+	// them whatever happens.
+	secrets []string
+}
+
+// Credential is one config/<name> write.
+type Credential struct {
+	Name string
+	// Body is the write's body, secrets included.
+	Body map[string]interface{}
+	// Shown describes each field for output, secrets by their source.
+	Shown map[string]string
+}
+
+// SecretRef names where a secret comes from.
+type SecretRef struct {
+	Env  string `json:"env"`
+	File string `json:"file"`
+}
+
+func (r SecretRef) String() string {
+	if r.Env != "" {
+		return "<env " + r.Env + ">"
+	}
+	return "<file " + r.File + ">"
+}
+
+// Load reads the declarative file at path and every secret it refers to.
+// Every problem is reported, each naming the credential, the field and the
+// missing variable or file, before anything is sent to Vault.
+func Load(path string, getenv func(string) (string, bool)) (*Plan, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(raw, filepath.Dir(path), getenv)
+}
+
+// Parse is Load for a file's contents; relative secret files are found
+// from dir.
+func Parse(raw []byte, dir string, getenv func(string) (string, bool)) (*Plan, error) {
+	var f File
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("declarative file: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("declarative file: more than one JSON value")
+	}
+	p := &Plan{Mount: strings.Trim(f.Mount, "/"), Description: f.Description, Policies: f.Policies}
+	if p.Mount == "" {
+		p.Mount = DefaultMount
+	}
+	var problems []string
+	if !mountPattern.MatchString(p.Mount) {
+		problems = append(problems, fmt.Sprintf("mount %q is not a plain mount path", f.Mount))
+	}
+	if f.Plugin != nil {
+		pl, err := checkPlugin(*f.Plugin, dir)
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		p.Plugin = pl
+	}
+
+	names := make([]string, 0, len(f.Credentials))
+	for name := range f.Credentials {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	r := resolver{dir: dir, getenv: getenv}
+	for _, name := range names {
+		if !namePattern.MatchString(name) {
+			problems = append(problems, fmt.Sprintf("credential %q: names use letters, digits, '_', '-' and '.', starting and ending with a letter or digit", name))
+			continue
+		}
+		c := Credential{Name: name, Body: map[string]interface{}{}, Shown: map[string]string{}}
+		for field, v := range f.Credentials[name] {
+			where := fmt.Sprintf("credential %q: %s", name, field)
+			val, shown, err := r.field(field, v)
+			if err != nil {
+				problems = append(problems, where+": "+err.Error())
+				continue
+			}
+			c.Body[field], c.Shown[field] = val, shown
+		}
+		p.Credentials = append(p.Credentials, c)
+	}
+	// Longest first, so a secret inside another is not left half-shown.
+	p.secrets = r.secrets
+	sort.Slice(p.secrets, func(i, j int) bool { return len(p.secrets[i]) > len(p.secrets[j]) })
+	if len(problems) > 0 {
+		return nil, &LoadError{Problems: problems}
+	}
+	return p, nil
+}
+
+// LoadError lists everything wrong with a declarative file.
+type LoadError struct{ Problems []string }
+
+func (e *LoadError) Error() string {
+	return "the declarative file cannot be applied; nothing was changed:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+var shaPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func checkPlugin(pl Plugin, dir string) (*Plugin, error) {
+	if pl.Name == "" {
+		pl.Name = DefaultPluginName
+	}
+	if pl.Version == "" {
+		return nil, errors.New("plugin: version is required (the version the binary was built with, e.g. v0.1.0)")
+	}
+	if !strings.HasPrefix(pl.Version, "v") {
+		return nil, fmt.Errorf("plugin: version %q must look like v1.2.3", pl.Version)
+	}
+	if pl.Command == "" {
+		pl.Command = DefaultPluginCommand
+		if pl.Binary != "" {
+			pl.Command = filepath.Base(pl.Binary)
+		}
+	}
+	if strings.ContainsRune(pl.Command, '/') {
+		return nil, fmt.Errorf("plugin: command %q must be a file name in Vault's plugin_directory", pl.Command)
+	}
+	pl.SHA256 = strings.ToLower(pl.SHA256)
+	if pl.Binary != "" {
+		bin := pl.Binary
+		if !filepath.IsAbs(bin) {
+			bin = filepath.Join(dir, bin)
+		}
+		sum, err := fileSHA256(bin)
+		if err != nil {
+			return nil, fmt.Errorf("plugin: binary: %w", err)
+		}
+		if pl.SHA256 != "" && pl.SHA256 != sum {
+			return nil, fmt.Errorf("plugin: sha256 %s does not match binary %s (%s)", pl.SHA256, bin, sum)
+		}
+		pl.SHA256 = sum
+	}
+	if !shaPattern.MatchString(pl.SHA256) {
+		return nil, errors.New("plugin: give binary (a local copy of the plugin) or sha256 (64 hex digits)")
+	}
+	return &pl, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// resolver reads secret references.
+type resolver struct {
+	dir     string
+	getenv  func(string) (string, bool)
+	secrets []string
+}
+
+// field turns one field of the file into the value to send and the text to
+// show for it.
+func (r *resolver) field(field string, raw json.RawMessage) (interface{}, string, error) {
+	if mapFields[field] {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, "", errors.New("must be an object of name to value")
+		}
+		out := make(map[string]interface{}, len(m))
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var shown []string
+		for _, k := range keys {
+			v, s, err := r.value(m[k], field == "extra_headers")
+			if err != nil {
+				return nil, "", fmt.Errorf("%s: %w", k, err)
+			}
+			if _, ok := v.(string); !ok {
+				return nil, "", fmt.Errorf("%s: must be a string", k)
+			}
+			out[k] = v
+			shown = append(shown, k+"="+s)
+		}
+		return out, "{" + strings.Join(shown, ", ") + "}", nil
+	}
+	return r.value(raw, secretFields[field])
+}
+
+// value decodes a plain JSON value or a secret reference. A secret must be
+// a reference.
+func (r *resolver) value(raw json.RawMessage, secret bool) (interface{}, string, error) {
+	var ref SecretRef
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+		if err := dec.Decode(&ref); err != nil || (ref.Env == "") == (ref.File == "") {
+			return nil, "", errors.New(`a reference is {"env": "VARIABLE"} or {"file": "/path"}, exactly one of them`)
+		}
+		v, err := r.read(ref)
+		if err != nil {
+			return nil, "", err
+		}
+		return v, ref.String(), nil
+	}
+	if secret {
+		return nil, "", errors.New(`is a secret: give {"env": "VARIABLE"} or {"file": "/path"}, not the value itself`)
+	}
+	var v interface{}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, "", err
+	}
+	switch x := v.(type) {
+	case string, bool, float64:
+		return x, fmt.Sprint(x), nil
+	case []interface{}:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, "", errors.New("a list must hold strings")
+			}
+			parts = append(parts, s)
+		}
+		return x, strings.Join(parts, ","), nil
+	}
+	return nil, "", errors.New("must be a string, number, boolean, list of strings or a reference")
+}
+
+// read returns the secret a reference points at. Trailing newlines are
+// dropped: files written by echo or by secret managers usually end in one.
+func (r *resolver) read(ref SecretRef) (string, error) {
+	var v string
+	if ref.Env != "" {
+		s, ok := r.getenv(ref.Env)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set", ref.Env)
+		}
+		v = s
+	} else {
+		path := ref.File
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(r.dir, path)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("reading secret file: %w", err)
+		}
+		v = string(b)
+	}
+	v = strings.TrimRight(v, "\r\n")
+	if strings.TrimSpace(v) == "" {
+		return "", fmt.Errorf("%s is empty", strings.Trim(ref.String(), "<>"))
+	}
+	r.secrets = append(r.secrets, v)
+	return v, nil
+}
+
+// Redact replaces every secret the plan holds with "<redacted>".
+func (p *Plan) Redact(s string) string {
+	for _, sec := range p.secrets {
+		s = strings.ReplaceAll(s, sec, "<redacted>")
+	}
+	return s
+}
