@@ -99,7 +99,7 @@ func (b *vendorBackend) handleTokenRevoke(context.Context, *logical.Request, *fr
 
 func (b *vendorBackend) handleTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldName).(string)
-	res, err := b.creds.Token(ctx, req.Storage, name, b.writable())
+	res, err := b.creds.Token(ctx, req.Storage, name, b.writable)
 	if err != nil {
 		return tokenError(name, err)
 	}

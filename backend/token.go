@@ -70,8 +70,11 @@ func handoutEnd(tok *Token, s *Settings) time.Time {
 // Token returns a token for the credential called name: the cached one
 // while it may be handed out, else a new one from the vendor. writable says
 // whether this node can write storage; when it cannot, a token that needs a
-// vendor call yields logical.ErrReadOnly so Vault forwards the request.
-func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, writable bool) (*Result, error) {
+// vendor call yields logical.ErrReadOnly so Vault forwards the request. It
+// is a func, asked only when a vendor call is needed, because in a plugin
+// process asking costs a gRPC round trip to Vault that a cached read should
+// not pay.
+func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, writable func() bool) (*Result, error) {
 	c, err := m.get(ctx, s, name)
 	if err != nil {
 		return nil, err
@@ -89,7 +92,7 @@ func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, wri
 	if err := m.blocked(name, c.entry, c.settings, now); err != nil {
 		return m.serveStale(c.entry, c.settings, err)
 	}
-	if !writable {
+	if !writable() {
 		return nil, logical.ErrReadOnly
 	}
 	return m.refresh(ctx, s, name, false)
