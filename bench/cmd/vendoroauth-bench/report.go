@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// report is one run: the printed table and the JSON file.
+type report struct {
+	Date             string            `json:"date"`
+	Commit           string            `json:"commit"`
+	Dirty            bool              `json:"dirty"`
+	CPUs             int               `json:"cpus"`
+	CPUModel         string            `json:"cpu_model"`
+	OS               string            `json:"os"`
+	GoVersion        string            `json:"go_version"`
+	VaultVersion     string            `json:"vault_version"`
+	Settings         map[string]string `json:"settings"`
+	Seconds          float64           `json:"seconds"`
+	Throughput       []throughputRow   `json:"throughput,omitempty"`
+	Cold             *coldResult       `json:"cold,omitempty"`
+	Lifetime         *lifetimeResult   `json:"upstream,omitempty"`
+	PluginBaseRSSKiB int64             `json:"plugin_base_rss_kib,omitempty"`
+	PluginEndRSSKiB  int64             `json:"plugin_end_rss_kib,omitempty"`
+	Scale            []scaleRow        `json:"credentials,omitempty"`
+	GoBench          []goBench         `json:"go_benchmarks,omitempty"`
+	Profiles         *profileResult    `json:"profiles,omitempty"`
+	Checks           []check           `json:"checks"`
+}
+
+// check is one acceptance criterion of the benchmark.
+type check struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Goal  string  `json:"goal"`
+	Pass  bool    `json:"pass"`
+}
+
+// Acceptance thresholds.
+const (
+	minTokenVsNull   = 0.9 // cached reads at 16 readers, token/null req/s
+	maxPerRefresh    = 1.0 // vendor requests per refresh under load
+	maxScaleP50Ratio = 1.2 // p50 with the most credentials / with the fewest
+	checkConcurrency = 16
+)
+
+func (r *report) check() {
+	for _, t := range r.Throughput {
+		if t.Concurrency == checkConcurrency && t.Path == "vendoroauth/token/bench" {
+			r.Checks = append(r.Checks, check{
+				Name:  fmt.Sprintf("cached reads at %d readers, token/null req/s", checkConcurrency),
+				Value: t.VsNull, Goal: fmt.Sprintf(">= %.2f", minTokenVsNull), Pass: t.VsNull >= minTokenVsNull,
+			})
+		}
+	}
+	if l := r.Lifetime; l != nil {
+		r.Checks = append(r.Checks, check{
+			Name:  fmt.Sprintf("vendor requests per token lifetime (refresh), %d readers", l.Readers),
+			Value: l.PerRefresh, Goal: fmt.Sprintf("<= %.0f", maxPerRefresh),
+			// Every vendor request must have produced the token that readers
+			// then shared: as many tokens seen as requests made.
+			Pass: l.PerRefresh <= maxPerRefresh && l.Refreshes > 0 && l.UpstreamFailed == 0 && l.TokensSeen == l.Upstream,
+		})
+	}
+	if n := len(r.Scale); n > 1 {
+		last := r.Scale[n-1]
+		r.Checks = append(r.Checks, check{
+			Name:  fmt.Sprintf("cached-read p50 with %d credentials / with %d", last.Credentials, r.Scale[0].Credentials),
+			Value: last.VsSmallestP50, Goal: fmt.Sprintf("<= %.1f", maxScaleP50Ratio), Pass: last.VsSmallestP50 <= maxScaleP50Ratio,
+		})
+	}
+}
+
+func (r *report) print(out io.Writer) {
+	dirty := ""
+	if r.Dirty {
+		dirty = " (uncommitted changes)"
+	}
+	fmt.Fprintf(out, "\nvendoroauth benchmark %s, commit %s%s\n", r.Date, r.Commit, dirty)
+	fmt.Fprintf(out, "%d CPUs (%s), %s, Vault %s, %s\n", r.CPUs, r.CPUModel, r.OS, r.VaultVersion, r.GoVersion)
+	fmt.Fprintf(out, "%s measured per cell in %s slices taking turns, %s warm-up before each slice\n\n",
+		r.Settings["duration"], r.Settings["rounds"], r.Settings["warmup"])
+
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "measure\treaders\treq/s\tp50 ms\tp99 ms\t\tnotes")
+	for _, t := range r.Throughput {
+		note := fmt.Sprintf("x%.2f null, x%.2f KV2; CPU us/req %s; %d B", t.VsNull, t.VsKV2, cpuNote(t.CPUusPer), t.RespBytes)
+		fmt.Fprintf(w, "%s\t%d\t%.0f\t%.2f\t%.2f\t\t%s\n", t.Target, t.Concurrency, t.RPS, t.P50ms, t.P99ms, note)
+	}
+	if c := r.Cold; c != nil {
+		p, d := c.Plugin, c.Direct
+		fmt.Fprintf(w, "cold read (every read grants)\t1\t%.0f\t%.2f\t%.2f\t\t%d reads; CPU us/req %s\n", p.RPS, p.P50ms, p.P99ms, p.Requests, cpuNote(p.CPUusPer))
+		fmt.Fprintf(w, "direct call to stand-in\t1\t%.0f\t%.2f\t%.2f\t\t%d calls; Vault+plugin add %.2f ms at p50\n", d.RPS, d.P50ms, d.P99ms, d.Requests, c.OverheadP50ms)
+	}
+	for i, s := range r.Scale {
+		// The first level's growth is mostly the process warming up (gRPC
+		// buffers, the first mount's heap), not its few credentials.
+		per := "-"
+		if i > 0 {
+			per = fmt.Sprintf("+%.2f KiB/credential", s.AddedKiBPerCredential)
+		}
+		fmt.Fprintf(w, "token/<random of %d>\t%d\t%.0f\t%.2f\t%.2f\t\tx%.2f p50 of %d; plugin RSS %.1f MiB (%s)\n",
+			s.Credentials, s.Readers, s.RPS, s.P50ms, s.P99ms, s.VsSmallestP50, r.Scale[0].Credentials, float64(s.RSSKiB)/1024, per)
+	}
+	if l := r.Lifetime; l != nil {
+		fmt.Fprintf(w, "upstream per token lifetime (%gs tokens)\t%d\t%.0f\t\t\t\t%.2f: %d vendor requests (%d failed) in %d refreshes, %d tokens handed out; %.2f per %gs of wall time\n",
+			l.LifetimeSeconds, l.Readers, float64(l.Reads)/l.Seconds, l.PerRefresh, l.Upstream, l.UpstreamFailed, l.Refreshes, l.TokensSeen, l.PerLifetime, l.LifetimeSeconds)
+	}
+	for _, g := range r.GoBench {
+		fmt.Fprintf(w, "go %s\t\t\t\t\t\t%.0f ns/op, %.0f B/op, %.0f allocs/op\n", g.Name, g.NsPerOp, g.BytesPerOp, g.AllocsPerOp)
+	}
+	w.Flush()
+
+	if r.PluginBaseRSSKiB > 0 {
+		fmt.Fprintf(out, "\nplugin RSS: %.1f MiB before any credential, %.1f MiB at the end\n",
+			float64(r.PluginBaseRSSKiB)/1024, float64(r.PluginEndRSSKiB)/1024)
+	}
+	if p := r.Profiles; p != nil {
+		fmt.Fprintf(out, "CPU profiles: %s (go tool pprof -top <file>)\n", p.Dir)
+	}
+	fmt.Fprintln(out, "\nacceptance:")
+	for _, c := range r.Checks {
+		verdict := "PASS"
+		if !c.Pass {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(out, "  %s  %-58s %6.2f  (goal %s)\n", verdict, c.Name, c.Value, c.Goal)
+	}
+}
+
+func cpuNote(m map[string]float64) string {
+	var parts []string
+	for _, k := range []string{"vault", "plugin", "loadgen"} {
+		if v, ok := m[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, v))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// goBench is one line of `go test -bench -benchmem` output.
+type goBench struct {
+	Name        string  `json:"name"`
+	Iterations  int64   `json:"iterations"`
+	NsPerOp     float64 `json:"ns_per_op"`
+	BytesPerOp  float64 `json:"bytes_per_op"`
+	AllocsPerOp float64 `json:"allocs_per_op"`
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+([\d.]+) ns/op(?:\s+([\d.]+) B/op)?(?:\s+([\d.]+) allocs/op)?`)
+
+func parseGoBench(path string) ([]goBench, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []goBench
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		g := goBench{Name: strings.TrimPrefix(m[1], "Benchmark")}
+		g.Iterations, _ = strconv.ParseInt(m[2], 10, 64)
+		g.NsPerOp, _ = strconv.ParseFloat(m[3], 64)
+		g.BytesPerOp, _ = strconv.ParseFloat(m[4], 64)
+		g.AllocsPerOp, _ = strconv.ParseFloat(m[5], 64)
+		out = append(out, g)
+	}
+	return out, sc.Err()
+}
