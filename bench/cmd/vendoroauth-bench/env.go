@@ -26,6 +26,11 @@ const (
 	pluginVersion = "v0.1.0-bench"
 	nullName      = "vendoroauth-null"
 	profName      = "vendoroauth-prof"
+	// scaleName is the real plugin registered a second time, so the
+	// many-credentials mounts get a process of their own: its RSS is theirs
+	// alone, and their 11,000 credentials do not grow the heap (and the GC
+	// work) of the process the throughput cells measure.
+	scaleName = "vendoroauth-scale"
 )
 
 // env is the running Vault with every plugin and mount the phases use.
@@ -36,10 +41,10 @@ type env struct {
 	vault    *vaulttest.Vault
 	hc       *http.Client
 
-	pluginExe, nullExe, profExe string
-	vaultPID                    int
-	pluginPID, nullPID, profPID int
-	profAddr, nullProfAddr      string
+	pluginExe, nullExe, profExe, scaleExe string
+	vaultPID                              int
+	pluginPID, nullPID, profPID, scalePID int
+	profAddr, nullProfAddr                string
 }
 
 // build compiles a main package of this module into the plugin directory.
@@ -85,6 +90,7 @@ func setup(ctx context.Context, o *options) (*env, error) {
 	e.pluginExe = filepath.Join(plugins, vaulttest.PluginBinary)
 	e.nullExe = filepath.Join(plugins, nullName)
 	e.profExe = filepath.Join(plugins, profName)
+	e.scaleExe = filepath.Join(plugins, scaleName)
 	// The real plugin is built as the end-to-end tests build it.
 	shas[0], errs[0] = vaulttest.BuildPlugin(plugins, pluginVersion)
 	var wg sync.WaitGroup
@@ -99,6 +105,9 @@ func setup(ctx context.Context, o *options) (*env, error) {
 		if err != nil {
 			return e, err
 		}
+	}
+	if err := copyFile(e.pluginExe, e.scaleExe); err != nil {
+		return e, err
 	}
 
 	logf("starting Vault (%s)", e.vaultBin)
@@ -124,6 +133,7 @@ func setup(ctx context.Context, o *options) (*env, error) {
 			Env: []string{pprofenv.Env + "=127.0.0.1:0", pprofenv.AddrFileEnv + "=" + nullAddrFile}},
 		{Name: profName, Type: api.PluginTypeSecrets, Command: profName, SHA256: shas[2], Version: pluginVersion,
 			Env: []string{pprofenv.Env + "=127.0.0.1:0", pprofenv.AddrFileEnv + "=" + profAddrFile}},
+		{Name: scaleName, Type: api.PluginTypeSecrets, Command: scaleName, SHA256: shas[0], Version: pluginVersion},
 	} {
 		if err := sys.RegisterPluginWithContext(ctx, in); err != nil {
 			return e, fmt.Errorf("register %s: %w", in.Name, err)
@@ -146,35 +156,48 @@ func setup(ctx context.Context, o *options) (*env, error) {
 		mounts = append(mounts, struct {
 			path string
 			in   api.MountInput
-		}{scaleMount(n), api.MountInput{Type: vaulttest.PluginName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}})
+		}{scaleMount(n), api.MountInput{Type: scaleName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}})
 	}
 	for _, m := range mounts {
 		if err := sys.MountWithContext(ctx, m.path, &m.in); err != nil {
 			return e, fmt.Errorf("mount %s: %w", m.path, err)
 		}
 	}
-	if err := e.findPlugins(nullAddrFile, profAddrFile); err != nil {
+	if err := e.findPlugins(nullAddrFile, profAddrFile, len(o.scale) > 0); err != nil {
 		return e, err
 	}
 	return e, nil
 }
 
+// copyFile copies an executable.
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
+}
+
 func scaleMount(n int) string { return fmt.Sprintf("scale-%d", n) }
 
 // findPlugins finds the plugin processes Vault started for the mounts.
-func (e *env) findPlugins(nullAddrFile, profAddrFile string) error {
+func (e *env) findPlugins(nullAddrFile, profAddrFile string, scale bool) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		p, n, f := findPIDs(e.pluginExe, ""), findPIDs(e.nullExe, ""), findPIDs(e.profExe, "")
+		sc := findPIDs(e.scaleExe, "")
 		na, _ := os.ReadFile(nullAddrFile)
 		pa, _ := os.ReadFile(profAddrFile)
-		if len(p) == 1 && len(n) == 1 && len(f) == 1 && len(na) > 0 && len(pa) > 0 {
+		if len(p) == 1 && len(n) == 1 && len(f) == 1 && len(na) > 0 && len(pa) > 0 && (len(sc) == 1 || !scale) {
 			e.pluginPID, e.nullPID, e.profPID = p[0], n[0], f[0]
+			if scale {
+				e.scalePID = sc[0]
+			}
 			e.nullProfAddr, e.profAddr = string(na), string(pa)
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cannot find the plugin processes (plugin %v, null %v, prof %v)", p, n, f)
+			return fmt.Errorf("cannot find the plugin processes (plugin %v, null %v, prof %v, scale %v)", p, n, f, sc)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

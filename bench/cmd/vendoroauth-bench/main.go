@@ -60,16 +60,16 @@ type options struct {
 
 func main() {
 	o := &options{}
-	flag.DurationVar(&o.duration, "duration", envDuration("BENCH_DURATION", 5*time.Second), "measured time per cell (env BENCH_DURATION)")
-	flag.DurationVar(&o.warmup, "warmup", envDuration("BENCH_WARMUP", 500*time.Millisecond), "unmeasured warm-up before each measured slice (env BENCH_WARMUP)")
-	flag.IntVar(&o.rounds, "rounds", envInt("BENCH_ROUNDS", 4), "slices per cell; targets take turns slice by slice (env BENCH_ROUNDS)")
+	flag.DurationVar(&o.duration, "duration", envDuration("BENCH_DURATION", 6*time.Second), "measured time per cell (env BENCH_DURATION)")
+	flag.DurationVar(&o.warmup, "warmup", envDuration("BENCH_WARMUP", 300*time.Millisecond), "unmeasured warm-up before each measured slice (env BENCH_WARMUP)")
+	flag.IntVar(&o.rounds, "rounds", envInt("BENCH_ROUNDS", 6), "slices per cell; targets take turns slice by slice (env BENCH_ROUNDS)")
 	conc := flag.String("concurrency", "1,16,64", "concurrent readers for the throughput cells")
 	scale := flag.String("credentials", "10,1000,10000", "credential counts for the memory and latency cells")
 	flag.IntVar(&o.scaleConcurrency, "credentials-concurrency", 16, "concurrent readers for the many-credentials cells")
 	flag.IntVar(&o.coldMax, "cold-max", 3000, "at most this many measured cold reads")
 	flag.IntVar(&o.coldWarmup, "cold-warmup", 50, "cold reads made before measuring")
-	flag.DurationVar(&o.lifetime, "lifetime", 3*time.Second, "stand-in token lifetime for the upstream-requests cell")
-	flag.IntVar(&o.lifetimes, "lifetimes", 5, "token lifetimes the upstream-requests cell runs for")
+	flag.DurationVar(&o.lifetime, "lifetime", 10*time.Second, "stand-in token lifetime for the upstream-requests cell")
+	flag.IntVar(&o.lifetimes, "lifetimes", 4, "token lifetimes the upstream-requests cell runs for")
 	flag.IntVar(&o.lifetimeReaders, "lifetime-readers", 64, "concurrent readers in the upstream-requests cell")
 	flag.DurationVar(&o.profileFor, "profile", envDuration("BENCH_PROFILE", 0), "take CPU profiles of Vault and the plugins for this long (0: none; env BENCH_PROFILE)")
 	flag.IntVar(&o.profileConcurrency, "profile-concurrency", 16, "concurrent readers while profiling")
@@ -162,6 +162,14 @@ func benchmark(ctx context.Context, o *options) int {
 		}
 		rep.Scale = scaleRows
 	}
+	// Profiles before the cold and lifetime phases, whose leases Vault
+	// would be revoking in the background.
+	if o.profileFor > 0 && want("profile") {
+		dir := strings.TrimSuffix(outPath(o, e.root, rep), ".json") + "-profiles"
+		if rep.Profiles, err = e.profile(ctx, o, dir); err != nil {
+			return fail("profile", err)
+		}
+	}
 	if want("cold") {
 		if rep.Cold, err = e.cold(ctx, o); err != nil {
 			return fail("cold reads", err)
@@ -170,12 +178,6 @@ func benchmark(ctx context.Context, o *options) int {
 	if want("lifetime") {
 		if rep.Lifetime, err = e.lifetime(ctx, o); err != nil {
 			return fail("upstream requests", err)
-		}
-	}
-	if o.profileFor > 0 && want("profile") {
-		dir := strings.TrimSuffix(outPath(o, e.root, rep), ".json") + "-profiles"
-		if rep.Profiles, err = e.profile(ctx, o, dir); err != nil {
-			return fail("profile", err)
 		}
 	}
 	if rss, err := rssKiB(e.pluginPID); err == nil {

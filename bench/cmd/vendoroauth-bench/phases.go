@@ -137,6 +137,8 @@ func (e *env) procs(plugin string) map[string]int {
 		p["plugin"] = e.nullPID
 	case "prof":
 		p["plugin"] = e.profPID
+	case "scale":
+		p["plugin"] = e.scalePID
 	}
 	return p
 }
@@ -147,6 +149,10 @@ type throughputRow struct {
 	Concurrency int     `json:"concurrency"`
 	VsNull      float64 `json:"vs_null_lease,omitempty"`
 	VsKV2       float64 `json:"vs_kv2,omitempty"`
+	// CPUVsNull is the leased null plugin's CPU per request (Vault and the
+	// plugin process) over this target's: less disturbed by other load on
+	// the machine than req/s, and what capacity a saturated server has.
+	CPUVsNull float64 `json:"cpu_vs_null_lease,omitempty"`
 	stats
 }
 
@@ -174,9 +180,13 @@ func (e *env) throughput(ctx context.Context, o *options, targets []target) ([]t
 			rows = append(rows, throughputRow{Target: t.Name, Path: t.Path, Concurrency: c, stats: samples[i].stats()})
 		}
 		null, kv2 := rows[first+1].RPS, rows[first+4].RPS
+		nullCPU := serverCPU(rows[first+1].stats)
 		for i := first; i < len(rows); i++ {
 			if null > 0 {
 				rows[i].VsNull = rows[i].RPS / null
+			}
+			if c := serverCPU(rows[i].stats); c > 0 {
+				rows[i].CPUVsNull = nullCPU / c
 			}
 			if kv2 > 0 {
 				rows[i].VsKV2 = rows[i].RPS / kv2
@@ -186,6 +196,9 @@ func (e *env) throughput(ctx context.Context, o *options, targets []target) ([]t
 	}
 	return rows, nil
 }
+
+// serverCPU is the CPU time per request of Vault and the plugin process.
+func serverCPU(s stats) float64 { return s.CPUusPer["vault"] + s.CPUusPer["plugin"] }
 
 // ---- cold reads ------------------------------------------------------------
 
@@ -392,7 +405,7 @@ func (e *env) populateScale(ctx context.Context, o *options) ([]scaleRow, int64,
 	}
 	defer srv.Close()
 	time.Sleep(time.Second) // let the plugin process settle after mounting
-	base, err := rssKiB(e.pluginPID)
+	base, err := rssKiB(e.scalePID)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -407,7 +420,7 @@ func (e *env) populateScale(ctx context.Context, o *options) ([]scaleRow, int64,
 			return nil, 0, err
 		}
 		time.Sleep(time.Second)
-		rss, err := rssKiB(e.pluginPID)
+		rss, err := rssKiB(e.scalePID)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -433,7 +446,7 @@ func (e *env) measureScale(ctx context.Context, o *options, rows []scaleRow) err
 			i := (k + r) % len(rows)
 			p := paths[i]
 			s := run(ctx, e.get(func(rng *rand.Rand) string { return p[rng.IntN(len(p))] }),
-				o.scaleConcurrency, o.warmup, o.duration/time.Duration(o.rounds), e.procs("plugin"))
+				o.scaleConcurrency, o.warmup, o.duration/time.Duration(o.rounds), e.procs("scale"))
 			if s.errors > 0 {
 				return fmt.Errorf("reads among %d credentials: %d errors, first: %v", rows[i].Credentials, s.errors, s.firstErr)
 			}

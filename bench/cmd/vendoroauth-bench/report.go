@@ -90,7 +90,7 @@ func (r *report) print(out io.Writer) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "measure\treaders\treq/s\tp50 ms\tp99 ms\t\tnotes")
 	for _, t := range r.Throughput {
-		note := fmt.Sprintf("x%.2f null, x%.2f KV2; CPU us/req %s; %d B", t.VsNull, t.VsKV2, cpuNote(t.CPUusPer), t.RespBytes)
+		note := fmt.Sprintf("x%.2f null, x%.2f KV2; CPU us/req %s (x%.2f null); %d B", t.VsNull, t.VsKV2, cpuNote(t.CPUusPer), t.CPUVsNull, t.RespBytes)
 		fmt.Fprintf(w, "%s\t%d\t%.0f\t%.2f\t%.2f\t\t%s\n", t.Target, t.Concurrency, t.RPS, t.P50ms, t.P99ms, note)
 	}
 	if c := r.Cold; c != nil {
@@ -118,7 +118,7 @@ func (r *report) print(out io.Writer) {
 	w.Flush()
 
 	if r.PluginBaseRSSKiB > 0 {
-		fmt.Fprintf(out, "\nplugin RSS: %.1f MiB before any credential, %.1f MiB at the end\n",
+		fmt.Fprintf(out, "\nplugin RSS: %.1f MiB before any credential (the many-credentials process); %.1f MiB at the end (the process of the other cells)\n",
 			float64(r.PluginBaseRSSKiB)/1024, float64(r.PluginEndRSSKiB)/1024)
 	}
 	if p := r.Profiles; p != nil {
