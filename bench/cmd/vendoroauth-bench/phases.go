@@ -153,6 +153,10 @@ type throughputRow struct {
 	// plugin process) over this target's: less disturbed by other load on
 	// the machine than req/s, and what capacity a saturated server has.
 	CPUVsNull float64 `json:"cpu_vs_null_lease,omitempty"`
+	// VsNullSlices (the plugin's row only) is req/s over the null
+	// plugin's in each round of slices: their spread shows how much the
+	// machine's other load moved the overall ratio.
+	VsNullSlices []float64 `json:"vs_null_lease_per_round,omitempty"`
 	stats
 }
 
@@ -164,6 +168,7 @@ func (e *env) throughput(ctx context.Context, o *options, targets []target) ([]t
 	var rows []throughputRow
 	for _, c := range o.concurrency {
 		samples := make([]sample, len(targets))
+		slices := make([][]float64, len(targets)) // req/s per round
 		for r := 0; r < o.rounds; r++ {
 			for k := range targets {
 				i := (k + r) % len(targets)
@@ -173,6 +178,9 @@ func (e *env) throughput(ctx context.Context, o *options, targets []target) ([]t
 					return nil, fmt.Errorf("%s at %d readers: %d errors, first: %v", t.Name, c, s.errors, s.firstErr)
 				}
 				samples[i].merge(s)
+				if s.seconds > 0 {
+					slices[i] = append(slices[i], float64(len(s.latencies))/s.seconds)
+				}
 			}
 		}
 		first := len(rows)
@@ -187,6 +195,13 @@ func (e *env) throughput(ctx context.Context, o *options, targets []target) ([]t
 			}
 			if c := serverCPU(rows[i].stats); c > 0 {
 				rows[i].CPUVsNull = nullCPU / c
+			}
+			if i == first && len(slices[0]) == len(slices[1]) {
+				for r, v := range slices[0] {
+					if slices[1][r] > 0 {
+						rows[i].VsNullSlices = append(rows[i].VsNullSlices, v/slices[1][r])
+					}
+				}
 			}
 			if kv2 > 0 {
 				rows[i].VsKV2 = rows[i].RPS / kv2

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -90,7 +91,7 @@ func (r *report) print(out io.Writer) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "measure\treaders\treq/s\tp50 ms\tp99 ms\t\tnotes")
 	for _, t := range r.Throughput {
-		note := fmt.Sprintf("x%.2f null, x%.2f KV2; CPU us/req %s (x%.2f null); %d B", t.VsNull, t.VsKV2, cpuNote(t.CPUusPer), t.CPUVsNull, t.RespBytes)
+		note := fmt.Sprintf("x%.2f null%s, x%.2f KV2; CPU us/req %s (x%.2f null); %d B", t.VsNull, spread(t.VsNullSlices), t.VsKV2, cpuNote(t.CPUusPer), t.CPUVsNull, t.RespBytes)
 		fmt.Fprintf(w, "%s\t%d\t%.0f\t%.2f\t%.2f\t\t%s\n", t.Target, t.Concurrency, t.RPS, t.P50ms, t.P99ms, note)
 	}
 	if c := r.Cold; c != nil {
@@ -132,6 +133,17 @@ func (r *report) print(out io.Writer) {
 		}
 		fmt.Fprintf(out, "  %s  %-58s %6.2f  (goal %s)\n", verdict, c.Name, c.Value, c.Goal)
 	}
+}
+
+// spread is the median and range of per-round ratios, for the target the
+// checks are about.
+func spread(v []float64) string {
+	if len(v) < 2 {
+		return ""
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return fmt.Sprintf(" (rounds: median x%.2f, x%.2f-x%.2f)", s[len(s)/2], s[0], s[len(s)-1])
 }
 
 func cpuNote(m map[string]float64) string {
