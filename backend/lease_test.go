@@ -28,8 +28,9 @@ func TestLease(t *testing.T) {
 		{"fresh hour token", tok(time.Hour), skew(30 * time.Second), 0, time.Hour - 30*time.Second, true},
 		{"max_ttl caps", tok(time.Hour), &Settings{ExpirySkew: 30 * time.Second, MaxTTL: time.Minute}, 0, time.Minute, true},
 		{"skew capped at a tenth", tok(30 * time.Second), skew(time.Hour), 0, 27 * time.Second, true},
-		// 30 s token, 3 s skew: full lease 27 s, minimum lease 2.7 s.
-		{"agent re-read at 85% gets old token", tok(30 * time.Second), skew(3 * time.Second), 23 * time.Second, 4 * time.Second, true},
+		// 30 s token, 3 s skew: full lease 27 s, minimum lease 5.4 s.
+		{"agent re-read at 85% gets a new token", tok(30 * time.Second), skew(3 * time.Second), 23 * time.Second, 0, false},
+		{"a fifth of the lease is still handed out", tok(30 * time.Second), skew(3 * time.Second), 21 * time.Second, 6 * time.Second, true},
 		{"no sliver handed out", tok(30 * time.Second), skew(3 * time.Second), 25 * time.Second, 0, false},
 		{"expired", tok(time.Hour), skew(0), time.Hour + time.Second, 0, false},
 		{"static to the last second", tok(time.Hour), &Settings{GrantType: providers.GrantStatic}, time.Hour - 1500*time.Millisecond, time.Second, true},
@@ -47,6 +48,44 @@ func TestLease(t *testing.T) {
 				t.Errorf("lease outlives the token")
 			}
 		})
+	}
+}
+
+// TestAgentReReadGetsFreshToken checks the rule against how Vault Agent
+// reads a non-renewable secret: whenever a reader got a lease, its re-read
+// at 85% of that lease (the earliest Agent re-reads) must not get the same
+// token again, and handoutEnd must agree with Lease. (Below ~20 s of
+// lease, the whole second a lease loses to rounding can give that re-read
+// the old token once, and the next one a new token: one extra read, no
+// loop.)
+func TestAgentReReadGetsFreshToken(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, life := range []time.Duration{25 * time.Second, 30 * time.Second, 59 * time.Minute, 24 * time.Hour} {
+		for _, sk := range []time.Duration{0, time.Second, 30 * time.Second} {
+			tok := &Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
+			s := &Settings{ExpirySkew: sk}
+			step := life / 200
+			for at := time.Duration(0); at < life; at += step {
+				lease, ok := Lease(tok, s, t0.Add(at))
+				if !ok {
+					continue
+				}
+				reread := at + lease*85/100
+				if again, ok := Lease(tok, s, t0.Add(reread)); ok {
+					t.Errorf("life %s, skew %s: a reader leased %s at %s re-reads at %s and gets the same token again for %s",
+						life, sk, lease, at, reread, again)
+					break
+				}
+			}
+			end := handoutEnd(tok, s)
+			if _, ok := Lease(tok, s, end.Add(-10*time.Millisecond)); !ok {
+				t.Errorf("life %s, skew %s: not handed out just before handoutEnd", life, sk)
+			}
+			if _, ok := Lease(tok, s, end.Add(10*time.Millisecond)); ok {
+				t.Errorf("life %s, skew %s: still handed out after handoutEnd", life, sk)
+			}
+		}
 	}
 }
 

@@ -32,19 +32,25 @@ func effectiveSkew(tok *Token, s *Settings) time.Duration {
 	return s.ExpirySkew
 }
 
+// handoutShare is the share of a token's full lease below which it stops
+// being handed out: a fifth, because Vault Agent re-reads a non-renewable
+// secret at 85-95% of its lease, so at most 15% of any lease it got is
+// left then, and the re-read must get a fresh token. With a tenth, the
+// e2e Agent test saw every such re-read get the old token with 3-5 s left,
+// and Agent replace the file under a second before the vendor's expiry.
+const handoutShare = 5
+
 // Lease returns how long tok may be handed out for at now, and whether it
 // may be handed out at all. A token stops being handed out once its lease
-// would be shorter than a tenth of its full lease: a reader such as Vault
-// Agent re-reads at 85-95% of a lease, and handing out a sliver of life
-// would only make it re-read again at once. A static token cannot be
-// replaced, so it is handed out to the last second.
+// would be shorter than a fifth of its full lease (handoutShare). A static
+// token cannot be replaced, so it is handed out to the last second.
 func Lease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 	if tok == nil || s == nil {
 		return 0, false
 	}
 	skew := effectiveSkew(tok, s)
 	ttl := tok.ExpiresAt.Sub(now) - skew
-	minLease := (tok.ExpiresAt.Sub(tok.ObtainedAt) - skew) / 10
+	minLease := (tok.ExpiresAt.Sub(tok.ObtainedAt) - skew) / handoutShare
 	if minLease < time.Second || s.Static() {
 		minLease = time.Second
 	}
@@ -60,7 +66,7 @@ func Lease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 // handoutEnd is when tok stops being handed out.
 func handoutEnd(tok *Token, s *Settings) time.Time {
 	skew := effectiveSkew(tok, s)
-	minLease := (tok.ExpiresAt.Sub(tok.ObtainedAt) - skew) / 10
+	minLease := (tok.ExpiresAt.Sub(tok.ObtainedAt) - skew) / handoutShare
 	if minLease < time.Second {
 		minLease = time.Second
 	}
