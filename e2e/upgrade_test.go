@@ -245,3 +245,132 @@ func fmtJSON(v interface{}) string {
 	_ = json.NewEncoder(&buf).Encode(v)
 	return buf.String()
 }
+
+// TestUpgradeReadsOldSchemaEntry puts a stored credential back to the
+// layout an older plugin wrote (no schema version) through sys/raw, and
+// proves the plugin in a real Vault still serves its cached token without a
+// vendor request, writes the entry back at the current schema version on
+// its next change, and refuses an entry from a newer plugin with a message
+// that says to upgrade instead of misreading it.
+func TestUpgradeReadsOldSchemaEntry(t *testing.T) {
+	dir := t.TempDir()
+	plugins := filepath.Join(dir, "plugins")
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const version = "v0.1.0-schema"
+	sha, err := vaulttest.BuildPlugin(plugins, version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vend := standin.New()
+	base, err := vend.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vend.Close()
+	gen := vend.Vendor("generic")
+	gen.AddClient(standin.Client{ID: "schema-client", Secret: "schema-secret-Wd3"})
+
+	v, err := vaulttest.Start(vaulttest.Options{PluginDir: plugins, LogPath: filepath.Join(dir, "vault.log"), RawStorage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Stop()
+	defer func() {
+		if t.Failed() {
+			t.Logf("vault log (tail):\n%s", tail(v.Log(), 60))
+		}
+	}()
+	if err := v.Register(version, sha); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Enable(mount, version); err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path string, body map[string]interface{}) (int, apiResponse, string) {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		if body == nil {
+			raw = nil
+		}
+		status, out, err := v.Raw(method, path, raw)
+		if status == 0 {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		var r apiResponse
+		_ = json.Unmarshal(out, &r)
+		return status, r, string(out)
+	}
+	if status, r, _ := do("POST", mount+"/config/old", map[string]interface{}{
+		"token_url": base + gen.TokenPath(), "client_id": "schema-client", "client_secret": "schema-secret-Wd3",
+	}); status != 204 {
+		t.Fatalf("config/old: HTTP %d %v", status, r.Errors)
+	}
+	readTok := func() (int, string, string) {
+		t.Helper()
+		status, r, body := do("GET", mount+"/token/old", nil)
+		return status, str(r.Data["access_token"]), body
+	}
+	status, tok, body := readTok()
+	if status != 200 || !gen.Valid(tok) {
+		t.Fatalf("token/old: HTTP %d %s", status, body)
+	}
+
+	m, err := v.Client.Sys().GetMount(mount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawPath := "sys/raw/logical/" + m.UUID + "/creds/old"
+	entry := func() map[string]interface{} {
+		t.Helper()
+		s, err := v.Client.Logical().Read(rawPath)
+		if err != nil || s == nil {
+			t.Fatalf("reading %s: %v", rawPath, err)
+		}
+		var e map[string]interface{}
+		if err := json.Unmarshal([]byte(str(s.Data["value"])), &e); err != nil {
+			t.Fatalf("the stored entry is not JSON: %v", err)
+		}
+		return e
+	}
+	// rewrite stores e as the entry and restarts the plugin, so nothing of
+	// the old entry is left in its memory.
+	rewrite := func(e map[string]interface{}) {
+		t.Helper()
+		b, _ := json.Marshal(e)
+		if _, err := v.Client.Logical().Write(rawPath, map[string]interface{}{"value": string(b)}); err != nil {
+			t.Fatalf("writing %s: %v", rawPath, err)
+		}
+		if _, err := v.Client.Sys().ReloadPlugin(&api.ReloadPluginInput{Mounts: []string{mount}}); err != nil {
+			t.Fatalf("reloading the mount: %v", err)
+		}
+	}
+	e := entry()
+	if e["version"] != float64(1) {
+		t.Fatalf("the stored entry has schema version %v, want 1", e["version"])
+	}
+	delete(e, "version")
+	rewrite(e)
+	requests := gen.Stats().Requests
+	if status, got, body := readTok(); status != 200 || got != tok {
+		t.Errorf("token/old from a version-0 entry: HTTP %d, same token %v: %s", status, got == tok, body)
+	}
+	if n := gen.Stats().Requests - requests; n != 0 {
+		t.Errorf("serving the old entry's cached token cost %d vendor requests", n)
+	}
+	if status, _, _ := do("POST", mount+"/refresh/old", nil); status != 200 {
+		t.Fatalf("refresh/old: HTTP %d", status)
+	}
+	if got := entry()["version"]; got != float64(1) {
+		t.Errorf("after a refresh the entry has schema version %v, want 1", got)
+	}
+
+	e = entry()
+	e["version"] = 99
+	rewrite(e)
+	status, _, body = readTok()
+	if status != 500 || !strings.Contains(body, "upgrade the plugin") {
+		t.Errorf("token/old from a newer plugin's entry: HTTP %d %s; want a 500 that says to upgrade the plugin", status, body)
+	}
+}

@@ -52,6 +52,9 @@ type Options struct {
 	LogLevel string
 	// LogPath receives Vault's output; a file in PluginDir if empty.
 	LogPath string
+	// RawStorage enables sys/raw, so a test can write storage entries as
+	// an older plugin left them.
+	RawStorage bool
 }
 
 // VaultBin returns the vault binary the tests use: $VAULT_BIN, or the one
@@ -140,6 +143,9 @@ func Start(opts Options) (*Vault, error) {
 	}
 	cfg := filepath.Join(filepath.Dir(opts.LogPath), fmt.Sprintf("vault-%d.hcl", port))
 	hcl := fmt.Sprintf("plugin_directory = %q\ndisable_mlock = true\n", opts.PluginDir)
+	if opts.RawStorage {
+		hcl += "raw_storage_endpoint = true\n"
+	}
 	if err := os.WriteFile(cfg, []byte(hcl), 0o600); err != nil {
 		return nil, err
 	}
