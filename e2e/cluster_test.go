@@ -358,7 +358,7 @@ func TestClusterFailoverKeepsRefreshChain(t *testing.T) {
 			t.Errorf("read through node %d at %s: %s", o.node, o.arrived.Format("15:04:05.000"), o.problem)
 			continue
 		}
-		problems[shorten(o.problem)]++
+		problems[fmt.Sprintf("via node%d: %s", o.node, shorten(o.problem))]++
 		// A read that was in flight when a window opened belongs to it.
 		if i := inWindow(o.arrived); i >= 0 {
 			perWindow[i]++
