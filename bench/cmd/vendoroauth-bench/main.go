@@ -65,7 +65,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", envInt("BENCH_ROUNDS", 6), "slices per cell; targets take turns slice by slice (env BENCH_ROUNDS)")
 	conc := flag.String("concurrency", "1,16,64", "concurrent readers for the throughput cells")
 	scale := flag.String("credentials", "10,1000,10000", "credential counts for the memory and latency cells")
-	flag.IntVar(&o.scaleConcurrency, "credentials-concurrency", 16, "concurrent readers for the many-credentials cells")
+	flag.IntVar(&o.scaleConcurrency, "credentials-concurrency", 1, "concurrent readers for the many-credentials cells (1: p50 is a read's latency, not time queued behind other readers)")
 	flag.IntVar(&o.coldMax, "cold-max", 3000, "at most this many measured cold reads")
 	flag.IntVar(&o.coldWarmup, "cold-warmup", 50, "cold reads made before measuring")
 	flag.DurationVar(&o.lifetime, "lifetime", 10*time.Second, "stand-in token lifetime for the upstream-requests cell")

@@ -322,7 +322,12 @@ type lifetimeResult struct {
 	Refreshes       int     `json:"refreshes"`
 	TokensSeen      int     `json:"distinct_tokens_seen"`
 	PerRefresh      float64 `json:"upstream_per_refresh"`
-	PerLifetime     float64 `json:"upstream_per_vendor_lifetime"`
+	// RefreshEverySeconds is the mean time from one refresh to the next;
+	// PerLifetime is the vendor requests one token lifetime of wall time
+	// costs at that pace. It is above one by design: a token is replaced
+	// once its lease would fall below a tenth of a full lease.
+	RefreshEverySeconds float64 `json:"refresh_every_seconds"`
+	PerLifetime         float64 `json:"upstream_per_vendor_lifetime"`
 }
 
 // lifetime runs many concurrent readers of one credential whose tokens live
@@ -377,18 +382,27 @@ func (e *env) lifetime(ctx context.Context, o *options) (*lifetimeResult, error)
 	// Refreshes are told apart by time: the requests of one refresh come
 	// within moments of each other, refreshes a good part of a lifetime
 	// apart.
-	var last time.Time
+	var first, last, lastStart time.Time
 	for _, r := range v.Requests() {
 		if last.IsZero() || r.At.Sub(last) > o.lifetime/4 {
 			res.Refreshes++
+			if first.IsZero() {
+				first = r.At
+			}
+			lastStart = r.At
 		}
 		last = r.At
 	}
 	if res.Refreshes > 0 {
 		res.PerRefresh = float64(res.Upstream) / float64(res.Refreshes)
 	}
-	if s.seconds > 0 {
-		res.PerLifetime = float64(res.Upstream) / (s.seconds / o.lifetime.Seconds())
+	// From the refreshes' start times, not the window: whether the last
+	// refresh fell just inside or just outside the window would move a
+	// count-based figure by a whole refresh.
+	if res.Refreshes > 1 {
+		every := lastStart.Sub(first) / time.Duration(res.Refreshes-1)
+		res.RefreshEverySeconds = every.Seconds()
+		res.PerLifetime = float64(res.Upstream) / float64(res.Refreshes) * o.lifetime.Seconds() / every.Seconds()
 	}
 	if s.errors > 0 {
 		return res, fmt.Errorf("lifetime readers: %d errors, first: %v", s.errors, s.firstErr)

@@ -110,8 +110,8 @@ func (r *report) print(out io.Writer) {
 			s.Credentials, s.Readers, s.RPS, s.P50ms, s.P99ms, s.VsSmallestP50, r.Scale[0].Credentials, float64(s.RSSKiB)/1024, per)
 	}
 	if l := r.Lifetime; l != nil {
-		fmt.Fprintf(w, "upstream per token lifetime (%gs tokens)\t%d\t%.0f\t\t\t\t%.2f: %d vendor requests (%d failed) in %d refreshes, %d tokens handed out; %.2f per %gs of wall time\n",
-			l.LifetimeSeconds, l.Readers, float64(l.Reads)/l.Seconds, l.PerRefresh, l.Upstream, l.UpstreamFailed, l.Refreshes, l.TokensSeen, l.PerLifetime, l.LifetimeSeconds)
+		fmt.Fprintf(w, "upstream per token lifetime (%gs tokens)\t%d\t%.0f\t\t\t\t%.2f: %d vendor requests (%d failed) in %d refreshes, %d tokens handed out; a refresh every %.1fs, so %.2f per %gs of wall time\n",
+			l.LifetimeSeconds, l.Readers, float64(l.Reads)/l.Seconds, l.PerRefresh, l.Upstream, l.UpstreamFailed, l.Refreshes, l.TokensSeen, l.RefreshEverySeconds, l.PerLifetime, l.LifetimeSeconds)
 	}
 	for _, g := range r.GoBench {
 		fmt.Fprintf(w, "go %s\t\t\t\t\t\t%.0f ns/op, %.0f B/op, %.0f allocs/op\n", g.Name, g.NsPerOp, g.BytesPerOp, g.AllocsPerOp)
