@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -326,8 +327,9 @@ type lifetimeResult struct {
 	// PerLifetime is the vendor requests one token lifetime of wall time
 	// costs at that pace. It is above one by design: a token is replaced
 	// once its lease would fall below a tenth of a full lease.
-	RefreshEverySeconds float64 `json:"refresh_every_seconds"`
-	PerLifetime         float64 `json:"upstream_per_vendor_lifetime"`
+	RefreshEverySeconds float64   `json:"refresh_every_seconds"`
+	RefreshAtSeconds    []float64 `json:"refresh_at_seconds"` // since the first
+	PerLifetime         float64   `json:"upstream_per_vendor_lifetime"`
 }
 
 // lifetime runs many concurrent readers of one credential whose tokens live
@@ -390,6 +392,7 @@ func (e *env) lifetime(ctx context.Context, o *options) (*lifetimeResult, error)
 				first = r.At
 			}
 			lastStart = r.At
+			res.RefreshAtSeconds = append(res.RefreshAtSeconds, math.Round(r.At.Sub(first).Seconds()*1000)/1000)
 		}
 		last = r.At
 	}
