@@ -47,6 +47,7 @@ func TestConfigWriteValidation(t *testing.T) {
 		{"refresh public client ok", map[string]interface{}{"grant_type": "refresh_token", "client_secret": "", "refresh_token": "rt"}, ""},
 		{"extra param overriding grant", map[string]interface{}{"extra_params": "grant_type=password"}, "extra_params cannot set"},
 		{"extra header authorization with basic", map[string]interface{}{"extra_headers": "Authorization=x"}, "Authorization"},
+		{"extra header content type", map[string]interface{}{"extra_headers": "content-type=text/plain"}, "Content-Type"},
 		{"bad header name", map[string]interface{}{"extra_headers": map[string]interface{}{"a b": "x"}}, "invalid header name"},
 		{"unknown field", map[string]interface{}{"clientid": "x"}, "unknown field"},
 		{"api key on generic", map[string]interface{}{"api_key": "k"}, "takes no api_key"},

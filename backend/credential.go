@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -248,6 +249,12 @@ func (c *Config) Resolve() (*Settings, error) {
 		}
 		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
 			return nil, fmt.Errorf("extra_headers has an invalid header name %q", k)
+		}
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Type", "Content-Length", "Transfer-Encoding":
+			// The body_format decides these; overriding them would make
+			// the vendor misread every request.
+			return nil, fmt.Errorf("extra_headers cannot set %s; it follows from body_format", http.CanonicalHeaderKey(k))
 		}
 		s.HeaderNames = append(s.HeaderNames, k)
 	}
