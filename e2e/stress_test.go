@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 )
 
@@ -34,17 +35,12 @@ func TestRotationStress(t *testing.T) {
 		name        = "stress-rotation"
 		clientID    = "stress-rotation-client"
 	)
-	// handout is how long the plugin hands out one token: its life minus
-	// the default expiry_skew (30s, capped at a tenth of the life) minus
-	// the last stretch that is never handed out (a tenth of the lease, at
-	// least a second). See backend.Lease. A refresh is due once per
-	// handout, so a correct plugin makes at most elapsed/handout + 1.
-	skew := lifetime / 10
-	tail := (lifetime - skew) / 10
-	if tail < time.Second {
-		tail = time.Second
-	}
-	handout := lifetime - skew - tail
+	// handout is how long the plugin hands out one token (its life minus
+	// the default expiry_skew and the last stretch it never hands out),
+	// taken from the plugin's own rule, backend.Lease. A refresh is due
+	// once per handout, so a correct plugin makes at most
+	// elapsed/handout + 1.
+	handout := handoutLife(lifetime)
 
 	secret := "stress-secret-" + randomHex(12)
 	vs := standin.New()
@@ -196,4 +192,19 @@ func randomHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// handoutLife is how long after it is obtained a token that lives life
+// stops being handed out under the default settings.
+func handoutLife(life time.Duration) time.Duration {
+	t0 := time.Unix(0, 0)
+	tok := &backend.Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
+	s := &backend.Settings{ExpirySkew: backend.DefaultExpirySkew}
+	at := time.Duration(0)
+	for ; at < life; at += 10 * time.Millisecond {
+		if _, ok := backend.Lease(tok, s, t0.Add(at)); !ok {
+			break
+		}
+	}
+	return at
 }
