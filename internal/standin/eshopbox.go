@@ -43,17 +43,7 @@ func (v *Vendor) SetAcceptBody(formats ...string) {
 }
 
 func (v *Vendor) eshopboxToken(req *tokenRequest) (*grantResult, *oauthError) {
-	if e := req.checkBody(v.acceptBody...); e != nil {
-		return nil, e
-	}
-	if e := req.checkQuery(); e != nil {
-		return nil, e
-	}
-	c, e := v.authBodyLocked(req)
-	if e != nil {
-		return nil, e
-	}
-	gt, e := req.grantType(false)
+	c, gt, e := v.bodyClientGrantLocked(req, v.acceptBody...)
 	if e != nil {
 		return nil, e
 	}

@@ -17,17 +17,7 @@ func newOfficeRnD(s *Server) *Vendor {
 }
 
 func (v *Vendor) officerndToken(req *tokenRequest) (*grantResult, *oauthError) {
-	if e := req.checkBody(formatForm); e != nil {
-		return nil, e
-	}
-	if e := req.checkQuery(); e != nil {
-		return nil, e
-	}
-	c, e := v.authBodyLocked(req)
-	if e != nil {
-		return nil, e
-	}
-	gt, e := req.grantType(false)
+	c, gt, e := v.bodyClientGrantLocked(req, formatForm)
 	if e != nil {
 		return nil, e
 	}

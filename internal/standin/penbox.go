@@ -176,17 +176,7 @@ func (v *Vendor) penboxAuthorize(w http.ResponseWriter, r *http.Request) {
 }
 
 func (v *Vendor) penboxToken(req *tokenRequest) (*grantResult, *oauthError) {
-	if e := req.checkBody(formatForm); e != nil {
-		return nil, e
-	}
-	if e := req.checkQuery(); e != nil {
-		return nil, e
-	}
-	c, e := v.authBodyLocked(req)
-	if e != nil {
-		return nil, e
-	}
-	gt, e := req.grantType(false)
+	c, gt, e := v.bodyClientGrantLocked(req, formatForm)
 	if e != nil {
 		return nil, e
 	}

@@ -369,6 +369,28 @@ func (v *Vendor) authBodyLocked(req *tokenRequest) (*clientRecord, *oauthError) 
 	return c, nil
 }
 
+// bodyClientGrantLocked makes the checks OfficeRnD, Eshopbox and Penbox
+// share, in the order they answer them: a body in one of formats, nothing
+// in the query, the client authenticated by the body, grant_type in the
+// body. It returns the client and the grant type.
+func (v *Vendor) bodyClientGrantLocked(req *tokenRequest, formats ...string) (*clientRecord, string, *oauthError) {
+	if e := req.checkBody(formats...); e != nil {
+		return nil, "", e
+	}
+	if e := req.checkQuery(); e != nil {
+		return nil, "", e
+	}
+	c, e := v.authBodyLocked(req)
+	if e != nil {
+		return nil, "", e
+	}
+	gt, e := req.grantType(false)
+	if e != nil {
+		return nil, "", e
+	}
+	return c, gt, nil
+}
+
 // authBasicLocked authenticates a client that must use HTTP Basic. A
 // client_id in the body is tolerated when it names the same client.
 func (v *Vendor) authBasicLocked(req *tokenRequest, formDecode bool) (*clientRecord, *oauthError) {
