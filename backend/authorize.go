@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
@@ -134,20 +133,10 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantTimeout)
 	defer cancel()
-	lock := locksutil.LockForKey(m.locks, name)
-	lock.Lock()
-	defer lock.Unlock()
-
-	e, err := m.current(ctx, s, name)
+	e, settings, unlock, err := m.lockedEntry(ctx, s, name)
+	defer unlock()
 	if err != nil {
 		return nil, err
-	}
-	if e == nil {
-		return nil, ErrNotFound
-	}
-	settings, err := e.Config.Resolve()
-	if err != nil {
-		return nil, &ConfigError{Name: name, Err: err}
 	}
 	a, ok := e.Authorizations[state]
 	if !ok {

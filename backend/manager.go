@@ -160,6 +160,27 @@ func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string
 	return nil
 }
 
+// lockedEntry takes name's lock and reads the entry under it, so that a
+// caller decides on what is stored now, not on what it saw before waiting
+// (another request may have refreshed meanwhile). The caller must call
+// unlock, also when err is not nil.
+func (m *Manager) lockedEntry(ctx context.Context, s logical.Storage, name string) (e *Entry, settings *Settings, unlock func(), err error) {
+	lock := locksutil.LockForKey(m.locks, name)
+	lock.Lock()
+	e, err = m.current(ctx, s, name)
+	if err != nil {
+		return nil, nil, lock.Unlock, err
+	}
+	if e == nil {
+		return nil, nil, lock.Unlock, ErrNotFound
+	}
+	settings, err = e.Config.Resolve()
+	if err != nil {
+		return nil, nil, lock.Unlock, &ConfigError{Name: name, Err: err}
+	}
+	return e, settings, lock.Unlock, nil
+}
+
 // current returns the authoritative entry for name; the caller holds the
 // name's lock. A pending entry (rotated but not yet stored) wins over
 // storage and is written now.

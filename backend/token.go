@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
@@ -170,21 +169,10 @@ func (m *Manager) refresh(ctx context.Context, s logical.Storage, name string, f
 }
 
 func (m *Manager) refreshLocked(ctx context.Context, s logical.Storage, name string, force bool) (*Result, error) {
-	lock := locksutil.LockForKey(m.locks, name)
-	lock.Lock()
-	defer lock.Unlock()
-
-	// Re-read under the lock: another request may have refreshed already.
-	e, err := m.current(ctx, s, name)
+	e, settings, unlock, err := m.lockedEntry(ctx, s, name)
+	defer unlock()
 	if err != nil {
 		return nil, err
-	}
-	if e == nil {
-		return nil, ErrNotFound
-	}
-	settings, err := e.Config.Resolve()
-	if err != nil {
-		return nil, &ConfigError{Name: name, Err: err}
 	}
 	now := m.now()
 	if !force {
