@@ -282,6 +282,7 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 		return resp, nil
 	}
 	name := d.Get(fieldName).(string)
+	var vendor string
 	_, err := b.creds.Update(ctx, req.Storage, name, func(cur *backend.Entry) (*backend.Entry, error) {
 		next := &backend.Entry{Config: backend.Config{Provider: "generic"}}
 		if cur != nil {
@@ -295,6 +296,7 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 		if err != nil {
 			return nil, &userError{msg: err.Error()}
 		}
+		vendor = settings.Preset.Name
 		// A token got with other credentials or another endpoint must not
 		// be handed out for the new ones.
 		if cur != nil && credentialFingerprint(next.Config) != before {
@@ -313,19 +315,8 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	if err != nil {
 		return nil, err
 	}
-	b.Logger().Info("credential configured", "name", name, "vendor", provider(d, req), "operation", string(req.Operation))
+	b.Logger().Info("credential configured", "name", name, "vendor", vendor, "operation", string(req.Operation))
 	return nil, nil
-}
-
-// provider names the vendor for log lines, without another storage read.
-func provider(d *framework.FieldData, req *logical.Request) string {
-	if v, ok := d.GetOk(fieldProvider); ok {
-		return v.(string)
-	}
-	if req.Operation == logical.CreateOperation {
-		return "generic"
-	}
-	return "unchanged"
 }
 
 // applyConfig copies the fields the request carries into c.
@@ -518,10 +509,16 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 
 func (b *vendorBackend) handleConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldName).(string)
+	vendor := ""
+	if e, err := b.creds.Get(ctx, req.Storage, name); err == nil && e != nil {
+		if settings, err := e.Config.Resolve(); err == nil {
+			vendor = settings.Preset.Name
+		}
+	}
 	if err := b.creds.Delete(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
-	b.Logger().Info("credential deleted", "name", name)
+	b.Logger().Info("credential deleted", "name", name, "vendor", vendor)
 	return nil, nil
 }
 

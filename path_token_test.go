@@ -2,6 +2,7 @@ package vendoroauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 )
 
@@ -245,5 +247,81 @@ func TestTokenErrors(t *testing.T) {
 			assertNoSecrets(t, "error", msg, "o-secret", c.secret)
 			assertNoSecrets(t, "log", env.logs.String(), "o-secret", c.secret)
 		})
+	}
+}
+
+// TestInvalidateServesWhatIsStored plays a write made on another node
+// (replicated storage): the node serves its cached entry until Vault calls
+// InvalidateKey, and what is stored after it, without a vendor call.
+func TestInvalidateServesWhatIsStored(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env := newTestEnv(t)
+	v := env.officernd(t, "o", nil)
+	first := env.readToken(t, "o").Data["access_token"].(string)
+
+	raw, err := env.storage.Get(ctx, backend.StoragePrefix+"o")
+	if err != nil || raw == nil {
+		t.Fatalf("stored entry: %v %v", raw, err)
+	}
+	var e backend.Entry
+	if err := json.Unmarshal(raw.Value, &e); err != nil {
+		t.Fatal(err)
+	}
+	e.Token.AccessToken = "replicated-" + first
+	raw.Value, err = json.Marshal(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.storage.Put(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	requests := v.Stats().Requests
+
+	// A cached read does not touch storage (TestCachedReadIsLocal), so
+	// until the invalidation the node still has the entry it wrote.
+	if got := env.readToken(t, "o").Data["access_token"]; got != first {
+		t.Fatalf("before invalidation got a different token; the cache this test is about is gone")
+	}
+	env.b.InvalidateKey(ctx, backend.StoragePrefix+"o")
+	if got := env.readToken(t, "o").Data["access_token"]; got != e.Token.AccessToken {
+		t.Errorf("after InvalidateKey the read still serves the entry cached before the storage change")
+	}
+	if n := v.Stats().Requests - requests; n != 0 {
+		t.Errorf("%d vendor requests; the stored token was still good", n)
+	}
+}
+
+// TestLogLinesNameCredentialAndVendor: an operator greps Vault's log for a
+// credential or a vendor, so every plugin line carries both.
+func TestLogLinesNameCredentialAndVendor(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.officernd(t, "o", nil)
+	env.readToken(t, "o")
+	for _, step := range []struct {
+		op   logical.Operation
+		path string
+		data map[string]interface{}
+	}{
+		{logical.UpdateOperation, "refresh/o", nil},
+		{logical.UpdateOperation, "config/o", map[string]interface{}{"client_secret": "not-the-secret"}},
+		{logical.ReadOperation, "token/o", nil},
+		{logical.DeleteOperation, "config/o", nil},
+	} {
+		if _, err := env.request(t, step.op, step.path, step.data); err != nil {
+			t.Fatalf("%s %s: %v", step.op, step.path, err)
+		}
+	}
+	logs := strings.TrimSpace(env.logs.String())
+	for _, want := range []string{"credential configured", "token request succeeded", "token request failed", "credential deleted"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no %q line in the log", want)
+		}
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, "name=o ") || !strings.Contains(line, "vendor=officernd") {
+			t.Errorf("log line without name=o and vendor=officernd: %s", line)
+		}
 	}
 }
