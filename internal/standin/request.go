@@ -534,8 +534,30 @@ func (v *Vendor) serveToken(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		res, e = v.handleToken(v, req)
 	}
+	lose := v.behavior.LoseNext > 0
+	if lose {
+		v.behavior.LoseNext--
+		v.stats.Lost++
+	}
 	v.mu.Unlock()
+	if lose {
+		loseAnswer(w)
+		return
+	}
 	v.finish(w, res, e)
+}
+
+// loseAnswer closes the connection without answering, as a network that
+// drops the response would.
+func loseAnswer(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("standin: LoseNext needs a connection that can be hijacked (HTTP/1.1)")
+	}
+	conn, _, err := hj.Hijack()
+	if err == nil {
+		_ = conn.Close()
+	}
 }
 
 // admitLocked applies the rate limit and injected failures.

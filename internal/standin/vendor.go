@@ -36,6 +36,17 @@ type Behavior struct {
 	// the whole chain it belongs to (every refresh and access token from
 	// the same consent) and count in Stats.ReuseDetections.
 	ReuseDetection bool
+	// RotationGrace keeps a rotated-away refresh token usable for this
+	// long after its rotation, as Okta's grace period and Auth0's reuse
+	// interval do: presenting it within the grace rotates again from it
+	// (a new access and refresh token, the chain intact) and counts in
+	// Stats.GraceReuses; after it, the token is reuse as above.
+	RotationGrace time.Duration
+	// LoseNext makes the next N token requests be processed (a rotation
+	// happens) and then answered by closing the connection without a
+	// response: the answer is lost on the way back. Each decrements it;
+	// they count in Stats.Lost.
+	LoseNext int
 	// Delay is slept before answering a token request. A client that goes
 	// away meanwhile gets no answer; it counts as Failures["client_gone"].
 	Delay time.Duration
@@ -75,6 +86,11 @@ type Stats struct {
 	// ReuseDetections counts rotated-away refresh tokens presented again
 	// while ReuseDetection was on.
 	ReuseDetections int
+	// GraceReuses counts rotated-away refresh tokens accepted within
+	// RotationGrace.
+	GraceReuses int
+	// Lost counts answers dropped by LoseNext.
+	Lost int
 }
 
 // Recorded is one token request as the vendor received it.
@@ -134,7 +150,9 @@ type refreshRecord struct {
 	chain    *chain
 	scope    string
 	rotated  bool // replaced by rotation: presenting it again is reuse
-	revoked  bool
+	// rotatedAt is when it was rotated, for RotationGrace.
+	rotatedAt time.Time
+	revoked   bool
 }
 
 type accessRecord struct {
@@ -421,7 +439,10 @@ func (v *Vendor) redeemRefreshLocked(clientID, presented string) (*refreshRecord
 		// Another client's token is as unknown as a made-up one.
 		return nil, "", errGrant("the refresh token is invalid, expired, revoked, or was issued to another client")
 	}
-	if rt.rotated && !rt.revoked {
+	inGrace := rt.rotated && v.behavior.RotationGrace > 0 && v.srv.now().Sub(rt.rotatedAt) < v.behavior.RotationGrace
+	if inGrace && !rt.revoked && !rt.chain.revoked {
+		v.stats.GraceReuses++
+	} else if rt.rotated && !rt.revoked {
 		if v.behavior.ReuseDetection {
 			v.revokeChainLocked(rt.chain)
 			v.stats.ReuseDetections++
@@ -435,7 +456,9 @@ func (v *Vendor) redeemRefreshLocked(clientID, presented string) (*refreshRecord
 	if !v.behavior.Rotate {
 		return rt, "", nil
 	}
-	rt.rotated = true
+	if !rt.rotated {
+		rt.rotated, rt.rotatedAt = true, v.srv.now()
+	}
 	next := v.newToken("rt")
 	v.addRefreshLocked(clientID, next, rt.scope, rt.chain)
 	return rt, next, nil
