@@ -2,8 +2,8 @@ package providers
 
 // Bold Penguin: HTTP Basic with the raw id:secret, an x-api-key header, and
 // grant_type in the query string. Refresh tokens are not enabled, so the
-// refresh token in its response is dropped and a new client-credentials grant
-// is made instead.
+// refresh token in its response is dropped (only refresh-token credentials
+// keep one) and a new client-credentials grant is made instead.
 func init() {
 	Register(Preset{
 		Name:        "boldpenguin",
@@ -20,7 +20,6 @@ func init() {
 		GrantTypeInQuery:   true,
 		Required:           []string{FieldClientSecret, FieldAPIKey},
 		APIKeyHeader:       "x-api-key",
-		IgnoreRefreshToken: true,
 		ErrorHints: map[string]string{
 			"http_403":       "Bold Penguin's gateway refused the x-api-key: set api_key to the key Bold Penguin issued for this environment",
 			"invalid_client": "check client_id and client_secret for this Bold Penguin environment (each environment has its own)",

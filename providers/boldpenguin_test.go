@@ -15,7 +15,7 @@ func TestBoldPenguin(t *testing.T) {
 			required: []string{FieldClientSecret, FieldAPIKey}, apiKeyHeader: "x-api-key",
 		})
 	}
-	if p, _ := Get("boldpenguin"); !p.IgnoreRefreshToken || p.SupportsGrant(GrantRefreshToken) {
+	if p, _ := Get("boldpenguin"); p.SupportsGrant(GrantRefreshToken) {
 		t.Errorf("Bold Penguin has refresh tokens disabled: the preset must not use them")
 	}
 }

@@ -66,9 +66,6 @@ type Preset struct {
 	// APIKeyHeader is the header that carries the api_key field; empty
 	// when the vendor has no API key.
 	APIKeyHeader string
-	// IgnoreRefreshToken says a refresh token in a client-credentials
-	// response is not to be kept (the vendor does not accept it back).
-	IgnoreRefreshToken bool
 	// ErrorHints maps a vendor error code, or "http_<status>" for errors
 	// without a code, to what the operator should fix.
 	ErrorHints map[string]string
