@@ -69,6 +69,7 @@ var secretFields = map[string]bool{
 	"client_secret": true,
 	"refresh_token": true,
 	"api_key":       true,
+	"access_token":  true,
 }
 
 // mapFields are objects of name to value; extra_headers values are secrets.

@@ -80,6 +80,8 @@ func TestParseReportsEveryProblem(t *testing.T) {
 			[]string{`credential "a": client_secret: environment variable A_SECRET is not set`, `credential "b": client_secret:`, "/nonexistent/b-secret", "nothing was changed"}},
 		{"inline secret", `{"credentials": {"a": {"client_id": "x", "client_secret": "hunter2"}}}`,
 			[]string{`credential "a": client_secret: is a secret`}},
+		{"inline static token", `{"credentials": {"a": {"grant_type": "static", "access_token": "minted-by-hand", "ttl": "24h"}}}`,
+			[]string{`credential "a": access_token: is a secret`}},
 		{"inline header value", `{"credentials": {"a": {"extra_headers": {"X-Key": "hunter2"}}}}`,
 			[]string{"extra_headers: X-Key: is a secret"}},
 		{"empty env", `{"credentials": {"a": {"client_secret": {"env": "EMPTY"}}}}`,
