@@ -7,6 +7,8 @@ package vendoroauth
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -79,8 +81,54 @@ func (b *vendorBackend) periodic(ctx context.Context, req *logical.Request) erro
 	return b.creds.Tick(ctx, req.Storage, b.writable())
 }
 
+// clean ends the backend's lifetime (unmount, seal, step-down): vendor
+// calls in flight are cancelled and no new one starts.
 func (b *vendorBackend) clean(context.Context) {
-	b.creds.Reset()
+	b.creds.Close()
+}
+
+// HandleRequest serves one request. One plugin process serves every mount
+// (and the SDK's gRPC server does not recover panics), so a panic in a
+// handler would take every mount down, and with it any rotated refresh
+// token held in memory: it is recovered here and becomes a 500 for this
+// request alone. Locks are released by defers as the panic unwinds.
+func (b *vendorBackend) HandleRequest(ctx context.Context, req *logical.Request) (resp *logical.Response, err error) {
+	defer b.recoverPanic("request", req, &err)
+	return b.Backend.HandleRequest(ctx, req)
+}
+
+// HandleExistenceCheck is guarded like HandleRequest.
+func (b *vendorBackend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (checkFound, exists bool, err error) {
+	defer b.recoverPanic("existence check", req, &err)
+	return b.Backend.HandleExistenceCheck(ctx, req)
+}
+
+// InvalidateKey is guarded like HandleRequest.
+func (b *vendorBackend) InvalidateKey(ctx context.Context, key string) {
+	defer b.recoverPanic("invalidation", nil, nil)
+	b.Backend.InvalidateKey(ctx, key)
+}
+
+// Cleanup is guarded like HandleRequest.
+func (b *vendorBackend) Cleanup(ctx context.Context) {
+	defer b.recoverPanic("cleanup", nil, nil)
+	b.Backend.Cleanup(ctx)
+}
+
+func (b *vendorBackend) recoverPanic(what string, req *logical.Request, errp *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	path, op := "", ""
+	if req != nil {
+		path, op = req.Path, string(req.Operation)
+	}
+	b.Logger().Error("internal error: a handler panicked; this request failed, the plugin keeps serving",
+		"work", what, "operation", op, "path", path, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	if errp != nil {
+		*errp = fmt.Errorf("internal error in the vendoroauth plugin while handling %s %s; the request was stopped and the plugin keeps serving; the Vault log has the details", op, path)
+	}
 }
 
 // writable reports whether this node may write the mount's storage. A

@@ -3,9 +3,11 @@ package vendoroauth
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,11 +21,14 @@ import (
 // log that tests can search for secrets.
 type testEnv struct {
 	b       *vendorBackend
-	storage *logical.InmemStorage
+	storage *faultStorage
 	system  *logical.StaticSystemView
 	vendors *standin.Server
 	url     string
 	logs    *syncBuffer
+	// mount is the request's mount point, "vendoroauth/" unless a test
+	// mounts elsewhere.
+	mount string
 }
 
 type syncBuffer struct {
@@ -50,7 +55,7 @@ func newTestEnv(t testing.TB) *testEnv {
 	conf.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logs})
 	sys := &logical.StaticSystemView{DefaultLeaseTTLVal: 24 * 3600e9, MaxLeaseTTLVal: 48 * 3600e9}
 	conf.System = sys
-	storage := &logical.InmemStorage{}
+	storage := &faultStorage{InmemStorage: &logical.InmemStorage{}}
 	conf.StorageView = storage
 	lb, err := Factory("v0.0.0-test")(context.Background(), conf)
 	if err != nil {
@@ -59,16 +64,17 @@ func newTestEnv(t testing.TB) *testEnv {
 	vendors := standin.New()
 	srv := httptest.NewServer(vendors)
 	t.Cleanup(srv.Close)
-	return &testEnv{b: lb.(*vendorBackend), storage: storage, system: sys, vendors: vendors, url: srv.URL, logs: logs}
+	return &testEnv{b: lb.(*vendorBackend), storage: storage, system: sys, vendors: vendors, url: srv.URL, logs: logs, mount: "vendoroauth/"}
 }
 
 func (e *testEnv) request(t testing.TB, op logical.Operation, path string, data map[string]interface{}) (*logical.Response, error) {
 	t.Helper()
 	return e.b.HandleRequest(context.Background(), &logical.Request{
-		Operation: op,
-		Path:      path,
-		Data:      data,
-		Storage:   e.storage,
+		Operation:  op,
+		Path:       path,
+		Data:       data,
+		Storage:    e.storage,
+		MountPoint: e.mount,
 	})
 }
 
@@ -97,4 +103,54 @@ func assertNoSecrets(t testing.TB, where, s string, secrets ...string) {
 			t.Errorf("%s contains the secret %q", where, sec)
 		}
 	}
+}
+
+// faultStorage is in-memory storage that can fail the next puts, fail or
+// hold the reads of chosen keys, so tests can prove nothing is lost when
+// storage misbehaves.
+type faultStorage struct {
+	*logical.InmemStorage
+	failPuts atomic.Int32 // the next n puts fail
+	mu       sync.Mutex
+	failGet  func(key string) bool // reads of keys it picks fail
+	gate     chan struct{}         // if set, reads wait until it is closed
+}
+
+var errInjected = errors.New("injected storage failure")
+
+func (s *faultStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	s.mu.Lock()
+	fail, gate := s.failGet, s.gate
+	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if fail != nil && fail(key) {
+		return nil, errInjected
+	}
+	return s.InmemStorage.Get(ctx, key)
+}
+
+func (s *faultStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if s.failPuts.Add(-1) >= 0 {
+		return errInjected
+	}
+	s.failPuts.Store(0)
+	return s.InmemStorage.Put(ctx, e)
+}
+
+func (s *faultStorage) setFailGet(f func(key string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failGet = f
+}
+
+func (s *faultStorage) setGate(g chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate = g
 }

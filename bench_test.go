@@ -100,7 +100,7 @@ func BenchmarkTokenResponse(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if resp := env.b.tokenResponse("bench", res); resp.Secret == nil {
+		if resp := env.b.tokenResponse("vendoroauth/", "bench", res); resp.Secret == nil {
 			b.Fatal("no lease")
 		}
 	}

@@ -30,6 +30,7 @@ const (
 	fieldDefaultTTL       = "default_ttl"
 	fieldMaxTTL           = "max_ttl"
 	fieldExpirySkew       = "expiry_skew"
+	fieldRetryLostRefresh = "retry_lost_refresh"
 
 	fieldAuthorizeURL = "authorize_url"
 	fieldUsePKCE      = "use_pkce"

@@ -43,9 +43,11 @@ func pathAuthorize(b *vendorBackend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback:     b.handleAuthorize,
-					Summary:      "Start connecting an account: returns the vendor's authorization URL.",
-					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "start"},
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Callback:                    b.handleAuthorize,
+					Summary:                     "Start connecting an account: returns the vendor's authorization URL.",
+					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "start"},
 					Responses: map[int][]framework.Response{http.StatusOK: {{
 						Description: "OK",
 						Fields: map[string]*framework.FieldSchema{
@@ -83,9 +85,11 @@ func pathAuthorize(b *vendorBackend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback:     b.handleExchange,
-					Summary:      "Finish connecting an account: exchange the code and store the tokens.",
-					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "exchange"},
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Callback:                    b.handleExchange,
+					Summary:                     "Finish connecting an account: exchange the code and store the tokens.",
+					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "exchange"},
 				},
 			},
 			HelpSynopsis:    pathExchangeHelpSyn,
@@ -109,7 +113,7 @@ func (b *vendorBackend) handleAuthorize(ctx context.Context, req *logical.Reques
 		State:       d.Get(fieldState).(string),
 	})
 	if err != nil {
-		return tokenError(name, err)
+		return tokenError(mountOf(req), name, err)
 	}
 	return &logical.Response{Data: map[string]interface{}{
 		"url":            res.URL,
@@ -126,7 +130,7 @@ func (b *vendorBackend) handleExchange(ctx context.Context, req *logical.Request
 	name := d.Get(fieldName).(string)
 	res, err := b.creds.Exchange(ctx, req.Storage, name, strings.TrimSpace(d.Get(fieldCode).(string)), d.Get(fieldState).(string), b.writable())
 	if err != nil {
-		return tokenError(name, err)
+		return tokenError(mountOf(req), name, err)
 	}
 	// No secret comes back: readers get the token from token/<name>.
 	return &logical.Response{Data: map[string]interface{}{

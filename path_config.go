@@ -1,11 +1,10 @@
 package vendoroauth
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,15 +29,19 @@ func pathConfig(b *vendorBackend) []*framework.Path {
 			ExistenceCheck: b.configExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.CreateOperation: &framework.PathOperation{
-					Callback: b.handleConfigWrite,
-					Summary:  "Store a new vendor credential.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Callback:                    b.handleConfigWrite,
+					Summary:                     "Store a new vendor credential.",
 					DisplayAttrs: &framework.DisplayAttributes{
 						OperationVerb: "create",
 					},
 				},
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback: b.handleConfigWrite,
-					Summary:  "Change a vendor credential; fields left out keep their values.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Callback:                    b.handleConfigWrite,
+					Summary:                     "Change a vendor credential; fields left out keep their values.",
 					DisplayAttrs: &framework.DisplayAttributes{
 						OperationVerb: "update",
 					},
@@ -51,8 +54,10 @@ func pathConfig(b *vendorBackend) []*framework.Path {
 					},
 				},
 				logical.DeleteOperation: &framework.PathOperation{
-					Callback: b.handleConfigDelete,
-					Summary:  "Delete a vendor credential and its cached token.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Callback:                    b.handleConfigDelete,
+					Summary:                     "Delete a vendor credential and its cached token.",
 					DisplayAttrs: &framework.DisplayAttributes{
 						OperationVerb: "delete",
 					},
@@ -253,6 +258,14 @@ func configFields() map[string]*framework.FieldSchema {
 				Name: "TTL",
 			},
 		},
+		fieldRetryLostRefresh: {
+			Type: framework.TypeBool,
+			Description: "Retry a refresh once, at once, when it was sent and no answer came back, for a vendor seen to rotate refresh tokens. Default true: a vendor with rotation leeway still accepts the old refresh token for a while, so only a prompt retry saves the chain. " +
+				"Set false for a vendor that revokes live tokens when a rotated-away refresh token is presented. \"\" returns to the default.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Retry a lost refresh",
+			},
+		},
 		fieldExpirySkew: {
 			Type:        framework.TypeDurationSecond,
 			Description: fmt.Sprintf("How long before the vendor's expiry a token stops being handed out; leases end this much early. Default %s; at most a tenth of the token's life is used.", backend.DefaultExpirySkew),
@@ -285,11 +298,12 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	var vendor string
 	_, err := b.creds.Update(ctx, req.Storage, name, func(cur *backend.Entry) (*backend.Entry, error) {
 		next := &backend.Entry{Config: backend.Config{Provider: "generic"}}
+		var before backend.Config
 		if cur != nil {
+			before = cur.Config
 			next = cur
 		}
-		before := credentialFingerprint(next.Config)
-		if err := applyConfig(&next.Config, d); err != nil {
+		if err := applyConfig(&next.Config, req, d); err != nil {
 			return nil, err
 		}
 		settings, err := next.Config.Resolve()
@@ -297,11 +311,16 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 			return nil, &userError{msg: err.Error()}
 		}
 		vendor = settings.Preset.Name
-		// A token got with other credentials or another endpoint must not
-		// be handed out for the new ones.
-		if cur != nil && credentialFingerprint(next.Config) != before {
-			next.Token = nil
-			next.Status = backend.Status{}
+		if cur != nil {
+			if err := checkDestination(&before, &next.Config, req); err != nil {
+				return nil, err
+			}
+			// A token got with other credentials or another endpoint
+			// must not be handed out for the new ones.
+			if !before.SameRequest(&next.Config) {
+				next.Token = nil
+				next.Status = backend.Status{}
+			}
 		}
 		if err := applyStaticToken(next, settings, d, b.now()); err != nil {
 			return nil, err
@@ -310,7 +329,7 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	})
 	var ue *userError
 	if errors.As(err, &ue) {
-		return logical.ErrorResponse(fmt.Sprintf("config/%s was not changed: %s", name, ue.msg)), nil
+		return logical.ErrorResponse(fmt.Sprintf("%sconfig/%s was not changed: %s", mountOf(req), name, ue.msg)), nil
 	}
 	if err != nil {
 		return nil, err
@@ -319,8 +338,40 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	return nil, nil
 }
 
-// applyConfig copies the fields the request carries into c.
-func applyConfig(c *backend.Config, d *framework.FieldData) error {
+// checkDestination refuses a write that changes where the stored secrets
+// are sent (the token endpoint, the authorization endpoint) unless it
+// carries those secrets again: whoever may write the config but not read
+// its secrets must not be able to point them at a host of their choosing.
+// A secret set to "" in the same write counts as given (it is cleared).
+func checkDestination(before, after *backend.Config, req *logical.Request) error {
+	was, now := before.Destinations(), after.Destinations()
+	if slices.Equal(was, now) {
+		return nil
+	}
+	var missing []string
+	for _, f := range before.SecretsSet() {
+		if _, ok := req.Data[f]; !ok {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	var changed []string
+	for i := range was {
+		if was[i] != now[i] {
+			changed = append(changed, fmt.Sprintf("%s (was %s)", now[i], strings.SplitN(was[i], "=", 2)[1]))
+		}
+	}
+	return &userError{msg: fmt.Sprintf("this write changes where the credential's secrets are sent: %s; give %s again in the same write (or set them to \"\" to clear them)",
+		strings.Join(changed, ", "), strings.Join(missing, ", "))}
+}
+
+// applyConfig copies the fields the request carries into c. A field sent
+// as "" returns to the preset's default; for the typed fields
+// (grant_type_in_query, expiry_skew, retry_lost_refresh) that is the only
+// way back, since their zero values are settings of their own.
+func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData) error {
 	strs := map[string]*string{
 		fieldProvider:      &c.Provider,
 		fieldEnvironment:   &c.Environment,
@@ -357,6 +408,10 @@ func applyConfig(c *backend.Config, d *framework.FieldData) error {
 		b := v.(bool)
 		c.GrantTypeInQuery = &b
 	}
+	if v, ok := d.GetOk(fieldRetryLostRefresh); ok {
+		b := v.(bool)
+		c.RetryLostRefresh = &b
+	}
 	if v, ok := d.GetOk(fieldExtraParams); ok {
 		c.ExtraParams = v.(map[string]string)
 	}
@@ -384,7 +439,26 @@ func applyConfig(c *backend.Config, d *framework.FieldData) error {
 		skew := time.Duration(sec) * time.Second
 		c.ExpirySkew = &skew
 	}
+	if sentEmpty(req, fieldGrantTypeInQuery) {
+		c.GrantTypeInQuery = nil
+	}
+	if sentEmpty(req, fieldExpirySkew) {
+		c.ExpirySkew = nil
+	}
+	if sentEmpty(req, fieldRetryLostRefresh) {
+		c.RetryLostRefresh = nil
+	}
 	return nil
+}
+
+// sentEmpty reports whether the request set field to "".
+func sentEmpty(req *logical.Request, field string) bool {
+	v, ok := req.Data[field]
+	if !ok {
+		return false
+	}
+	s, isString := v.(string)
+	return isString && strings.TrimSpace(s) == ""
 }
 
 // applyStaticToken stores a user-minted token for grant_type=static.
@@ -438,16 +512,6 @@ func applyStaticToken(e *backend.Entry, s *backend.Settings, d *framework.FieldD
 	return nil
 }
 
-// credentialFingerprint covers every setting that decides which token the
-// vendor issues, so a change to any of them drops the cached token, while
-// lease settings (default_ttl, max_ttl, expiry_skew) keep it.
-func credentialFingerprint(c backend.Config) string {
-	c.DefaultTTL, c.MaxTTL, c.ExpirySkew = 0, 0, nil
-	var buf bytes.Buffer
-	_ = json.NewEncoder(&buf).Encode(c)
-	return buf.String()
-}
-
 func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldName).(string)
 	e, err := b.creds.Get(ctx, req.Storage, name)
@@ -479,6 +543,7 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 		fieldUsePKCE:          c.UsePKCE,
 		fieldDefaultTTL:       int64(c.DefaultTTL.Seconds()),
 		fieldMaxTTL:           int64(c.MaxTTL.Seconds()),
+		fieldRetryLostRefresh: c.RetryLostRefresh == nil || *c.RetryLostRefresh,
 	}
 	var warnings []string
 	if s, err := c.Resolve(); err != nil {

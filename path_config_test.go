@@ -122,7 +122,10 @@ func TestConfigReadAndPartialUpdate(t *testing.T) {
 		assertNoSecrets(t, "config read field "+k, toString(v), "bp-secret", "bp-api-key", "trace-secret")
 	}
 
-	env.write(t, "x", map[string]interface{}{"environment": "production"})
+	// A new environment is a new host for the secrets: they must come again.
+	resp, err = env.request(t, logical.UpdateOperation, "config/x", map[string]interface{}{"environment": "production"})
+	mustErr(t, resp, err, "vendoroauth/config/x was not changed", "client_secret, api_key, extra_headers again")
+	env.write(t, "x", map[string]interface{}{"environment": "production", "client_secret": "bp-secret", "api_key": "bp-api-key", "extra_headers": "X-Trace=trace-secret"})
 	resp, _ = env.request(t, logical.ReadOperation, "config/x", nil)
 	if resp.Data["token_url"] != "https://api.ii.boldpenguin.com/auth/token" || resp.Data["client_id"] != "bp-id" || resp.Data["api_key_set"] != true {
 		t.Errorf("partial update lost fields or did not switch environment: %v", resp.Data)

@@ -21,9 +21,11 @@ func pathRefresh(b *vendorBackend) []*framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
-				Callback:     b.handleRefresh,
-				Summary:      "Get a new token from the vendor now, whatever the cache holds.",
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "refresh"},
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				Callback:                    b.handleRefresh,
+				Summary:                     "Get a new token from the vendor now, whatever the cache holds.",
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "refresh"},
 			},
 		},
 		HelpSynopsis:    pathRefreshHelpSyn,
@@ -38,12 +40,12 @@ func (b *vendorBackend) handleRefresh(ctx context.Context, req *logical.Request,
 	name := d.Get(fieldName).(string)
 	res, err := b.creds.Refresh(ctx, req.Storage, name, b.writable())
 	if err != nil {
-		return tokenError(name, err)
+		return tokenError(mountOf(req), name, err)
 	}
 	return &logical.Response{Data: map[string]interface{}{
 		fieldExpiresAt: res.Token.ExpiresAt.UTC().Format(time.RFC3339),
 		fieldScope:     res.Token.Scope,
-	}, Warnings: res.Warnings}, nil
+	}, Warnings: staleWarning(mountOf(req), res)}, nil
 }
 
 const pathRefreshHelpSyn = `Get a new token for a credential now.`

@@ -2,8 +2,6 @@ package vendoroauth
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -35,8 +33,10 @@ func pathToken(b *vendorBackend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.handleTokenRead,
-					Summary:  "Get a valid access token for the credential.",
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Callback:                    b.handleTokenRead,
+					Summary:                     "Get a valid access token for the credential.",
 					DisplayAttrs: &framework.DisplayAttributes{
 						OperationVerb: "read",
 					},
@@ -101,12 +101,12 @@ func (b *vendorBackend) handleTokenRead(ctx context.Context, req *logical.Reques
 	name := d.Get(fieldName).(string)
 	res, err := b.creds.Token(ctx, req.Storage, name, b.writable)
 	if err != nil {
-		return tokenError(name, err)
+		return tokenError(mountOf(req), name, err)
 	}
-	return b.tokenResponse(name, res), nil
+	return b.tokenResponse(mountOf(req), name, res), nil
 }
 
-func (b *vendorBackend) tokenResponse(name string, res *backend.Result) *logical.Response {
+func (b *vendorBackend) tokenResponse(mount, name string, res *backend.Result) *logical.Response {
 	data := map[string]interface{}{
 		fieldAccessToken: res.Token.AccessToken,
 		fieldTokenType:   res.Token.TokenType,
@@ -117,42 +117,8 @@ func (b *vendorBackend) tokenResponse(name string, res *backend.Result) *logical
 	resp.Secret.TTL = res.TTL
 	resp.Secret.MaxTTL = res.TTL
 	resp.Secret.Renewable = false
-	resp.Warnings = append(resp.Warnings, res.Warnings...)
+	resp.Warnings = append(resp.Warnings, staleWarning(mount, res)...)
 	return resp
-}
-
-// tokenError turns a failure to get a token into what Vault returns: the
-// operator's mistakes as 400s that say what to fix, the vendor's failures
-// as 502s, and our own as errors.
-func tokenError(name string, err error) (*logical.Response, error) {
-	var (
-		gerr *backend.GrantError
-		cerr *backend.ConfigError
-		ierr *backend.InputError
-		rerr *backend.ReauthError
-		serr *backend.StaticExpiredError
-		uerr *backend.UnknownOutcomeError
-	)
-	switch {
-	case errors.As(err, &ierr), errors.As(err, &rerr), errors.As(err, &serr):
-		return logical.ErrorResponse(err.Error()), nil
-	case errors.As(err, &uerr):
-		return nil, logical.CodedError(http.StatusBadGateway, err.Error())
-	case errors.Is(err, logical.ErrReadOnly):
-		return nil, err
-	case backend.IsNotFound(err):
-		return nil, logical.CodedError(http.StatusNotFound,
-			fmt.Sprintf("no credential named %q; write it first with vault write vendoroauth/config/%s", name, name))
-	case errors.As(err, &cerr):
-		return logical.ErrorResponse(cerr.Error()), nil
-	case errors.As(err, &gerr) && gerr.IsRateLimited():
-		return nil, fmt.Errorf("%s: %w", err.Error(), logical.ErrUpstreamRateLimited)
-	case errors.As(err, &gerr) && gerr.IsClientError():
-		return logical.ErrorResponse(err.Error()), nil
-	case errors.As(err, &gerr):
-		return nil, logical.CodedError(http.StatusBadGateway, err.Error())
-	}
-	return nil, err
 }
 
 const pathTokenHelpSyn = `Get a valid access token for a configured credential.`

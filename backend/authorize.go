@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -14,6 +15,12 @@ import (
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
+
+// GrantAuthorizationCode is the grant of a code exchange.
+const GrantAuthorizationCode = "authorization_code"
+
+// ErrNoRefreshToken is a code exchange answered without a refresh token.
+var ErrNoRefreshToken = errors.New("the vendor answered the code exchange without a refresh token")
 
 const (
 	// StateTTL is how long an authorization started with authorize/<name>
@@ -60,7 +67,7 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 			return nil, &ConfigError{Name: name, Err: err}
 		}
 		if settings.AuthorizeURL == "" {
-			return nil, &InputError{Msg: fmt.Sprintf("provider %s has no authorization flow; set authorize_url in config/%s to use one", settings.Preset.Name, name)}
+			return nil, &InputError{Msg: fmt.Sprintf("provider %s has no authorization flow; set authorize_url in the config of credential %q to use one", settings.Preset.Name, name)}
 		}
 		if settings.Static() {
 			return nil, &InputError{Msg: fmt.Sprintf("credential %q has grant_type=static; set grant_type=refresh_token to connect an account", name)}
@@ -131,40 +138,39 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 			code = dec
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantTimeout)
+	ctx, cancel := m.detached(grantTimeout)
 	defer cancel()
-	e, settings, unlock, err := m.lockedEntry(ctx, s, name)
-	defer unlock()
+	e, settings, unlock, err := m.lockedEntry(ctx, ctx, s, "exchange", name)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	a, ok := e.Authorizations[state]
 	if !ok {
-		return nil, &InputError{Msg: fmt.Sprintf("state does not match an open authorization of credential %q (it was never issued, or was already used); start again with vault write vendoroauth/authorize/%s", name, name)}
+		return nil, &StateError{Name: name}
 	}
 	if m.now().After(a.ExpiresAt) {
-		return nil, &InputError{Msg: fmt.Sprintf("the authorization for this state expired at %s (they last %s); start again with vault write vendoroauth/authorize/%s", a.ExpiresAt.UTC().Format(time.RFC3339), StateTTL, name)}
+		return nil, &StateError{Name: name, ExpiredAt: a.ExpiresAt}
 	}
 
 	req := e.Config.Request(settings)
-	req.GrantType = "authorization_code"
+	req.GrantType = GrantAuthorizationCode
 	req.Scopes = nil
 	req.Params = map[string]string{"code": code, "redirect_uri": a.RedirectURI}
 	if a.CodeVerifier != "" {
 		req.Params["code_verifier"] = a.CodeVerifier
 	}
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
-	tok, err := m.client.Exchange(ctx, req)
+	sentAt := m.now()
+	tok, err := m.callVendor(ctx, ctx, name, req)
+	if err == nil && tok.RefreshToken == "" {
+		err = ErrNoRefreshToken
+	}
 	if err != nil {
-		gerr := &GrantError{Name: name, Vendor: settings.Preset.DisplayName, Err: err, Hint: exchangeHint(err, name)}
+		gerr := &GrantError{Name: name, Vendor: settings.Preset.DisplayName, Preset: settings.Preset, Grant: GrantAuthorizationCode, Err: err}
 		m.countersOf(name).fail(gerr.VendorCode())
 		log.Warn("authorization code exchange failed", "error", gerr.Err.Error())
 		return nil, gerr
-	}
-	if tok.RefreshToken == "" {
-		return nil, &GrantError{Name: name, Vendor: settings.Preset.DisplayName,
-			Err:  fmt.Errorf("the vendor answered the code exchange without a refresh token"),
-			Hint: "ask for the offline_access scope (or the vendor's equivalent) in authorize/" + name}
 	}
 	m.countersOf(name).grants.Add(1)
 	next := e.Clone()
@@ -175,19 +181,16 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 		next.Config.GrantType = providers.GrantRefreshToken
 	}
 	next.Config.RefreshToken = tok.RefreshToken
-	next.applyToken(tok, settings, m.now())
+	next.applyToken(tok, settings, sentAt)
 	next.Status = Status{LastRefreshedAt: next.Status.LastRefreshedAt}
-	if err := m.writeEntry(ctx, s, name, next); err != nil {
-		log.Error("storing the tokens from a code exchange failed; the user must connect again", "error", err)
+	// The vendor issued a refresh token that exists nowhere else: a failed
+	// write holds it like a rotated one instead of dropping it.
+	if err := m.persist(ctx, s, name, next, log); err != nil {
 		return nil, err
 	}
 	m.resetHealth(name)
 	log.Info("connected an account with an authorization code")
 	return m.handOut(name, next, settings)
-}
-
-func exchangeHint(err error, name string) string {
-	return "a code works once and only for the redirect_uri it was issued for; if the user already connected or the code is old, start again with authorize/" + name
 }
 
 func validateRedirect(raw string) error {

@@ -5,9 +5,11 @@ package backend
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -52,6 +54,72 @@ type Config struct {
 	ExpirySkew       *time.Duration    `json:"expiry_skew,omitempty"`
 	AuthorizeURL     string            `json:"authorize_url,omitempty"`
 	UsePKCE          bool              `json:"use_pkce,omitempty"`
+	// RetryLostRefresh: nil means the default, true.
+	RetryLostRefresh *bool `json:"retry_lost_refresh,omitempty"`
+}
+
+// SameRequest reports whether c and o make the vendor the same request:
+// same endpoint, same client and account credentials, same parameters and
+// headers. Every field of Config is either listed here or in leaseOnly
+// (a test checks), so a new field cannot be forgotten: a change of what is
+// sent drops the cached token (it was issued for other credentials or
+// scopes) and resets the credential's backoff (the vendor deserves a
+// fresh try), a change of lease settings does neither.
+func (c *Config) SameRequest(o *Config) bool {
+	return c.Provider == o.Provider &&
+		c.Environment == o.Environment &&
+		c.GrantType == o.GrantType &&
+		c.TokenURL == o.TokenURL &&
+		c.ClientID == o.ClientID &&
+		c.ClientSecret == o.ClientSecret &&
+		c.RefreshToken == o.RefreshToken &&
+		c.APIKey == o.APIKey &&
+		slices.Equal(c.Scopes, o.Scopes) &&
+		c.AuthStyle == o.AuthStyle &&
+		c.BasicEncoding == o.BasicEncoding &&
+		c.BodyFormat == o.BodyFormat &&
+		equalBoolPtr(c.GrantTypeInQuery, o.GrantTypeInQuery) &&
+		maps.Equal(c.ExtraParams, o.ExtraParams) &&
+		maps.Equal(c.ExtraHeaders, o.ExtraHeaders) &&
+		c.AuthorizeURL == o.AuthorizeURL &&
+		c.UsePKCE == o.UsePKCE
+}
+
+// leaseOnly lists the Config fields that change how a token is handed
+// out, not which token the vendor issues.
+var leaseOnly = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh"}
+
+func equalBoolPtr(a, b *bool) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
+// Destinations are the endpoints the config sends its secrets and users
+// to, as resolved; a config that does not resolve gives its raw fields, so
+// any change still shows.
+func (c *Config) Destinations() []string {
+	if s, err := c.Resolve(); err == nil {
+		return []string{"token_url=" + s.TokenURL, "authorize_url=" + s.AuthorizeURL}
+	}
+	return []string{"provider=" + c.Provider, "environment=" + c.Environment, "token_url=" + c.TokenURL, "authorize_url=" + c.AuthorizeURL}
+}
+
+// SecretsSet names the write-only fields that hold a value.
+func (c *Config) SecretsSet() []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{providers.FieldClientSecret, c.ClientSecret != ""},
+		{providers.FieldRefreshToken, c.RefreshToken != ""},
+		{providers.FieldAPIKey, c.APIKey != ""},
+		{"extra_headers", len(c.ExtraHeaders) > 0},
+	} {
+		if f.set {
+			out = append(out, f.name)
+		}
+	}
+	return out
 }
 
 // Token is a cached access token.
@@ -131,6 +199,14 @@ type Settings struct {
 	MaxTTL           time.Duration
 	ExpirySkew       time.Duration
 	AuthorizeURL     string
+	RetryLostRefresh bool
+}
+
+// retriesLostAnswer says whether a refresh of e whose answer was lost is
+// retried once at once: only where it matters, for a vendor seen to rotate
+// refresh tokens, and unless the operator turned it off.
+func (s *Settings) retriesLostAnswer(e *Entry) bool {
+	return s.RetryLostRefresh && s.GrantType == providers.GrantRefreshToken && e.Status.RotationSeen
 }
 
 // Static reports whether the credential serves a user-minted token.
@@ -161,6 +237,7 @@ func (c *Config) Resolve() (*Settings, error) {
 		DefaultTTL:       DefaultTTL,
 		MaxTTL:           c.MaxTTL,
 		ExpirySkew:       DefaultExpirySkew,
+		RetryLostRefresh: c.RetryLostRefresh == nil || *c.RetryLostRefresh,
 	}
 	if c.GrantTypeInQuery != nil {
 		s.GrantTypeInQuery = *c.GrantTypeInQuery

@@ -10,32 +10,45 @@ import (
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
 
+// The errors here carry facts, never a path to run: what to do next names
+// the mount the request came through, which only the path layer knows, so
+// it composes the advice (hints.go in the root package).
+
 // ErrNotFound means no credential has the name asked for.
 var ErrNotFound = errors.New("no such credential")
+
+// ErrClosed means the backend is shutting down (unmounted, sealed or no
+// longer the active node): it starts no vendor call any more.
+var ErrClosed = errors.New("the plugin backend is shutting down")
+
+// ErrStorageWrite marks a failed storage write. In background work it
+// means this node may have lost leadership: Vault does not cancel a
+// periodic function's context until it returns, so the failed write is the
+// first sign, and the tick must start nothing more.
+var ErrStorageWrite = errors.New("storage write failed")
 
 // Sentinel phrases for our own failures, wrapped the same way everywhere.
 const (
 	errReadEntry    = "reading credential from storage"
 	errPersistEntry = "storing credential"
 	errDecodeEntry  = "decoding stored credential"
+	errDeleteEntry  = "deleting credential"
 )
 
-// GrantError is a failed grant or refresh, with the credential and vendor it
-// concerns and what the operator can do about it. Its message never holds a
-// secret: the token client redacts vendor text.
+// GrantError is a failed grant, refresh or code exchange, with the
+// credential and vendor it concerns. Its message never holds a secret: the
+// token client redacts vendor text.
 type GrantError struct {
 	Name   string
 	Vendor string
+	// Preset and Grant say what was asked, for the advice.
+	Preset *providers.Preset
+	Grant  string
 	Err    error
-	Hint   string
 }
 
 func (e *GrantError) Error() string {
-	msg := fmt.Sprintf("credential %q: getting a token from %s failed: %v", e.Name, e.Vendor, e.Err)
-	if e.Hint != "" {
-		msg += "; to fix: " + e.Hint
-	}
-	return msg
+	return fmt.Sprintf("credential %q: getting a token from %s failed: %v", e.Name, e.Vendor, e.Err)
 }
 
 func (e *GrantError) Unwrap() error { return e.Err }
@@ -70,69 +83,52 @@ func (e *GrantError) VendorCode() string {
 	return fmt.Sprintf("http_%d", ve.StatusCode)
 }
 
-// hintFor says what to fix for a failed grant: the preset's own advice
-// first, then advice that holds for any OAuth2 server.
-func hintFor(p *providers.Preset, name, grant string, err error) string {
-	var ve *tokenclient.Error
-	if !errors.As(err, &ve) {
-		var re *tokenclient.ResponseError
-		if errors.As(err, &re) {
-			return "check that token_url points at the vendor's token endpoint"
-		}
-		var te *tokenclient.TransportError
-		if errors.As(err, &te) {
-			return "check that token_url is reachable from the Vault server; the plugin will try again on the next read"
-		}
-		return ""
-	}
-	if h := p.Hint(ve.Code, ve.StatusCode); h != "" {
-		return h
-	}
-	cfg := "vendoroauth config/" + name
-	switch ve.Code {
-	case "invalid_client":
-		return "check client_id and client_secret in " + cfg + "; if they are right, try auth_style=body or basic_encoding=raw"
-	case "invalid_grant":
-		if grant == providers.GrantRefreshToken {
-			return "the refresh token was refused (expired, revoked or already used): write a new refresh_token to " + cfg
-		}
-		return "the server refused the grant: check client_id, client_secret and scopes in " + cfg
-	case "invalid_scope":
-		return "remove the scopes the client is not allowed from " + cfg + ", or grant them at the vendor"
-	case "unauthorized_client":
-		return "the client is not allowed grant_type=" + grant + " at the vendor: check grant_type in " + cfg
-	case "unsupported_grant_type":
-		return "the server does not take grant_type=" + grant + " as sent: check grant_type and grant_type_in_query in " + cfg
-	case "invalid_request":
-		return "check auth_style, body_format, grant_type_in_query, extra_params and extra_headers in " + cfg + " against the vendor's docs"
-	case "":
-	default:
-		return ""
-	}
-	switch {
-	case ve.StatusCode == http.StatusUnauthorized || ve.StatusCode == http.StatusForbidden:
-		return "the token endpoint refused the client's credentials or headers: check client_secret, api_key and extra_headers in " + cfg
-	case ve.StatusCode == http.StatusNotFound || ve.StatusCode == http.StatusMethodNotAllowed:
-		return "check token_url in " + cfg
-	case ve.StatusCode == http.StatusTooManyRequests:
-		return "the vendor is rate-limiting token requests; reads will succeed again after it allows"
-	case ve.StatusCode >= 500:
-		return "the vendor's token endpoint is failing; reads will try again"
-	case ve.StatusCode >= 300 && ve.StatusCode < 400:
-		return "set token_url to the endpoint the vendor redirects to, if you trust it"
-	}
-	return ""
+// lostAnswer reports whether the request reached the vendor and no answer
+// came back, so the vendor may have acted on it.
+func (e *GrantError) lostAnswer() bool {
+	var te *tokenclient.TransportError
+	return errors.As(e.Err, &te) && te.Sent
+}
+
+// ShortTokenError means the vendor issued a token that lives too briefly to
+// hand out under the credential's expiry_skew.
+type ShortTokenError struct {
+	Name     string
+	Lifetime time.Duration
+}
+
+func (e *ShortTokenError) Error() string {
+	return fmt.Sprintf("credential %q: the new token lives %s, too short to hand out", e.Name, e.Lifetime)
 }
 
 // InputError is a caller's mistake found by the backend; it becomes a 400.
+// Its message names no path.
 type InputError struct{ Msg string }
 
 func (e *InputError) Error() string { return e.Msg }
 
+// StateError is an exchange whose state matches no open authorization of
+// the credential, or one that expired.
+type StateError struct {
+	Name string
+	// ExpiredAt is set when the state was issued but is too old.
+	ExpiredAt time.Time
+}
+
+func (e *StateError) Error() string {
+	if !e.ExpiredAt.IsZero() {
+		return fmt.Sprintf("the authorization for this state expired at %s (they last %s)", e.ExpiredAt.UTC().Format(time.RFC3339), StateTTL)
+	}
+	return fmt.Sprintf("state does not match an open authorization of credential %q (it was never issued, or was already used)", e.Name)
+}
+
 // ReauthError means the credential's refresh token is dead (or missing):
 // calling the vendor cannot help, a human must act.
 type ReauthError struct {
-	Name, Vendor, Reason, Hint string
+	Name, Vendor, Reason string
+	// CanConnect says the credential has an authorization flow, so the
+	// account can be connected again.
+	CanConnect bool
 }
 
 func (e *ReauthError) Error() string {
@@ -140,19 +136,30 @@ func (e *ReauthError) Error() string {
 	if e.Reason != "" {
 		msg = fmt.Sprintf("credential %q needs reauthorization: %s", e.Name, e.Reason)
 	}
-	return msg + "; the plugin will not call the vendor for it until then; to fix: " + e.Hint
+	return msg + "; the plugin will not call the vendor for it until then"
 }
 
-// StaticExpiredError means a user-minted token has run out.
+// StaticExpiredError means a user-minted token has run out, or was never
+// given.
 type StaticExpiredError struct {
 	Name      string
-	ExpiredAt time.Time
-	Hint      string
+	ExpiredAt time.Time // zero when the credential never had a token
+	// Hint is the vendor's own way to mint a token, from the preset.
+	Hint string
 }
 
 func (e *StaticExpiredError) Error() string {
-	return fmt.Sprintf("the static token of credential %q expired at %s; to mint a new one: %s (vault write vendoroauth/config/%s access_token=... ttl=...)",
-		e.Name, e.ExpiredAt.UTC().Format(time.RFC3339), e.Hint, e.Name)
+	if e.ExpiredAt.IsZero() {
+		return fmt.Sprintf("credential %q has grant_type=static but no access_token", e.Name)
+	}
+	return fmt.Sprintf("the static token of credential %q expired at %s", e.Name, e.ExpiredAt.UTC().Format(time.RFC3339))
+}
+
+// StaticRefreshError is a refresh asked of a static token.
+type StaticRefreshError struct{ Name, Hint string }
+
+func (e *StaticRefreshError) Error() string {
+	return fmt.Sprintf("credential %q holds a static token, which cannot be refreshed: %s", e.Name, e.Hint)
 }
 
 // BackoffError means recent grants failed and the next is not due yet.
@@ -168,12 +175,43 @@ func (e *BackoffError) Error() string {
 func (e *BackoffError) Unwrap() error { return e.Last }
 
 // UnknownOutcomeError means a refresh was sent to a vendor that rotates
-// refresh tokens and no answer came back: retrying with the stored token
-// could present a token the vendor already replaced, which some vendors
-// punish by revoking the whole chain.
+// refresh tokens and no answer came back, even after the one prompt retry
+// (or with retries turned off): retrying with the stored token could present
+// a token the vendor already replaced, which some vendors punish by
+// revoking the whole chain.
 type UnknownOutcomeError struct{ Name, Vendor string }
 
 func (e *UnknownOutcomeError) Error() string {
 	return fmt.Sprintf("credential %q: a refresh was sent to %s but no answer came back, and %s rotates refresh tokens, so the stored one may already be replaced; "+
-		"the plugin does not retry on its own: run vault write -f vendoroauth/refresh/%s to try once, or write a new refresh_token", e.Name, e.Vendor, e.Vendor, e.Name)
+		"the plugin does not retry on its own", e.Name, e.Vendor, e.Vendor)
 }
+
+// ConfigError is a stored config that does not resolve; the operator must
+// fix it.
+type ConfigError struct {
+	Name string
+	Err  error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("credential %q is misconfigured: %v", e.Name, e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// IsNotFound reports whether err means the credential does not exist.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// HeldError is a storage write that failed for an entry holding a refresh
+// token the vendor just issued: the plugin holds it in memory and keeps
+// trying to store it.
+type HeldError struct {
+	Name string
+	Err  error
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("the vendor issued credential %q a new refresh token but storing it failed (%v); the plugin holds it in memory and retries the write on every periodic tick and the next operation on the credential", e.Name, e.Err)
+}
+
+func (e *HeldError) Unwrap() error { return e.Err }

@@ -3,14 +3,12 @@ package backend
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
 
@@ -20,7 +18,7 @@ import (
 // grantTimeout bounds one grant or refresh, including the storage write
 // that follows it. It is detached from the reader's request so a reader who
 // hangs up cannot cancel a refresh that other readers wait for, nor the
-// write of a rotated refresh token.
+// write of a rotated refresh token; it is bound to the backend's lifetime.
 const grantTimeout = 2 * time.Minute
 
 // Manager keeps credentials and their tokens for one mount. It is safe for
@@ -30,17 +28,23 @@ type Manager struct {
 	client *tokenclient.Client
 	now    func() time.Time
 
-	locks   []*locksutil.LockEntry
-	flights singleflight.Group
+	// life is the backend's lifetime: every vendor call and every piece of
+	// background work derives its context from it, and Close cancels it,
+	// so a backend that was unmounted, sealed or stepped down starts no
+	// vendor call and abandons the ones in flight.
+	life     context.Context
+	stop     context.CancelFunc
+	inflight tracker
 
-	// cache holds read-only snapshots of stored entries with their resolved
-	// settings, so a cached read touches neither storage nor the config.
-	cache sync.Map // name -> *cached
+	locks   *nameLocks
+	flights singleflight.Group
+	cache   *entryCache
 
 	// pending holds entries whose storage write failed after the vendor
-	// rotated the refresh token. The vendor has already killed the old
-	// token, so this copy is the only live one: it is written first by the
-	// next operation on the name.
+	// rotated the refresh token (or after a code exchange). The vendor
+	// has already killed the old token, so this copy is the only live
+	// one: the failing request retries the write briefly, every tick
+	// retries it, and the next operation on the name writes it first.
 	pendingMu sync.Mutex
 	pending   map[string]*Entry
 
@@ -48,24 +52,44 @@ type Manager struct {
 	health   map[string]*health
 	counters sync.Map // name -> *counters
 	sched    *schedule
+	loader   *loader
+
+	hooks TestHooks
 }
 
-type cached struct {
-	entry    *Entry
-	settings *Settings
+// TestHooks let tests stop an operation at a chosen point, to make a race
+// happen every time instead of once in a thousand runs. Unset in
+// production.
+type TestHooks struct {
+	// BeforeLock runs before an operation (read, refresh, proactive,
+	// update, delete, exchange, flush) waits for name's lock.
+	BeforeLock func(op, name string)
+	// BeforeVendorCall runs before a vendor request is sent.
+	BeforeVendorCall func(name string)
+	// AfterStorageRead runs after a cache miss read storage, before the
+	// result may fill the cache.
+	AfterStorageRead func(name string)
 }
+
+// SetTestHooks installs hooks; call it before the manager is used.
+func (m *Manager) SetTestHooks(h TestHooks) { m.hooks = h }
 
 // NewManager returns a Manager that logs to logger and calls vendors with
 // client.
 func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
+	life, stop := context.WithCancel(context.Background())
 	return &Manager{
 		logger:  logger,
 		client:  client,
 		now:     time.Now,
-		locks:   locksutil.CreateLocks(),
+		life:    life,
+		stop:    stop,
+		locks:   newNameLocks(),
+		cache:   newEntryCache(),
 		pending: map[string]*Entry{},
 		health:  map[string]*health{},
 		sched:   newSchedule(),
+		loader:  &loader{retryDelay: time.Second},
 	}
 }
 
@@ -78,14 +102,34 @@ func storageKey(name string) string { return StoragePrefix + name }
 // underneath it (Vault calls this on nodes that replicate storage).
 func (m *Manager) Invalidate(key string) {
 	if name, ok := strings.CutPrefix(key, StoragePrefix); ok {
-		m.cache.Delete(name)
+		m.cache.drop(name)
 	}
 }
 
-// Reset forgets every cached entry, for when the backend is torn down.
-func (m *Manager) Reset() {
-	m.cache.Range(func(k, _ any) bool { m.cache.Delete(k); return true })
+// Close ends the backend's lifetime: vendor calls in flight are cancelled,
+// none is started any more, and background work stops. It waits for the
+// work in flight to notice, briefly. Rotated refresh tokens still waiting
+// for a storage write are logged, since they are lost with the process.
+func (m *Manager) Close() {
+	m.stop()
+	select {
+	case <-m.inflight.close():
+	case <-time.After(5 * time.Second):
+		m.logger.Warn("vendor calls still in flight when the backend closed; their results will not be stored")
+	}
+	m.pendingMu.Lock()
+	for name := range m.pending {
+		m.logger.Error("the backend closed with a rotated refresh token that could not be stored; the credential needs a new refresh token if the vendor has killed the old one", "name", name)
+	}
+	m.pendingMu.Unlock()
+	m.cache.clear()
 	m.sched.reset()
+}
+
+// detached returns a context for work that must not end with the request
+// that started it, but must end with the backend.
+func (m *Manager) detached(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(m.life, timeout)
 }
 
 // Get returns the credential called name, or nil. The entry is shared: the
@@ -99,18 +143,19 @@ func (m *Manager) Get(ctx context.Context, s logical.Storage, name string) (*Ent
 }
 
 func (m *Manager) get(ctx context.Context, s logical.Storage, name string) (*cached, error) {
-	if v, ok := m.cache.Load(name); ok {
-		return v.(*cached), nil
+	if c, ok := m.cache.load(name); ok {
+		return c, nil
 	}
+	gen := m.cache.generation(name)
 	e, err := readEntry(ctx, s, name)
+	if h := m.hooks.AfterStorageRead; h != nil {
+		h(name)
+	}
 	if err != nil || e == nil {
 		return nil, err
 	}
-	c := &cached{entry: e}
-	// A stored config that no longer resolves (a preset changed) is still
-	// returned so it can be read and fixed; token reads report the problem.
-	c.settings, _ = e.Config.Resolve()
-	m.cache.Store(name, c)
+	c := newCached(e)
+	m.cache.fill(name, gen, c)
 	return c, nil
 }
 
@@ -145,6 +190,7 @@ func upgrade(e *Entry) error {
 	return nil
 }
 
+// writeEntry stores e for name; the caller holds name's lock.
 func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string, e *Entry) error {
 	e.Version = SchemaVersion
 	raw, err := json.Marshal(e)
@@ -152,65 +198,125 @@ func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string
 		return fmt.Errorf("%s %q: %w", errPersistEntry, name, err)
 	}
 	if err := s.Put(ctx, &logical.StorageEntry{Key: storageKey(name), Value: raw, SealWrap: true}); err != nil {
-		return fmt.Errorf("%s %q: %w", errPersistEntry, name, err)
+		// What is cached may no longer be what is stored: a failed
+		// write can still have reached storage.
+		m.cache.drop(name)
+		return fmt.Errorf("%s %q: %w: %w", errPersistEntry, name, ErrStorageWrite, err)
 	}
-	settings, _ := e.Config.Resolve()
-	m.cache.Store(name, &cached{entry: e, settings: settings})
-	m.sched.set(name, proactiveAt(e, settings))
+	c := newCached(e)
+	m.cache.put(name, c)
+	m.sched.set(name, proactiveAt(e, c.settings))
 	return nil
 }
 
-// lockedEntry takes name's lock and reads the entry under it, so that a
-// caller decides on what is stored now, not on what it saw before waiting
-// (another request may have refreshed meanwhile). The caller must call
-// unlock, also when err is not nil.
-func (m *Manager) lockedEntry(ctx context.Context, s logical.Storage, name string) (e *Entry, settings *Settings, unlock func(), err error) {
-	lock := locksutil.LockForKey(m.locks, name)
-	lock.Lock()
-	e, err = m.current(ctx, s, name)
+// lockName takes name's lock for op.
+func (m *Manager) lockName(ctx context.Context, op, name string) (func(), error) {
+	if h := m.hooks.BeforeLock; h != nil {
+		h(op, name)
+	}
+	return m.locks.lock(ctx, name)
+}
+
+// lockedEntry takes name's lock, waiting no longer than wait allows, and
+// reads the entry under it, so that a caller decides on what is stored
+// now, not on what it saw before waiting (another request may have
+// refreshed meanwhile). On success the caller must call unlock.
+func (m *Manager) lockedEntry(ctx, wait context.Context, s logical.Storage, op, name string) (_ *Entry, _ *Settings, _ func(), err error) {
+	unlock, err := m.lockName(wait, op, name)
 	if err != nil {
-		return nil, nil, lock.Unlock, err
+		return nil, nil, nil, err
+	}
+	// Released here unless handed to the caller, panics included: a lock
+	// left held would stall every later operation on the name.
+	handed := false
+	defer func() {
+		if !handed {
+			unlock()
+		}
+	}()
+	e, err := m.current(ctx, s, name)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if e == nil {
-		return nil, nil, lock.Unlock, ErrNotFound
+		return nil, nil, nil, ErrNotFound
 	}
-	settings, err = e.Config.Resolve()
+	settings, err := e.Config.Resolve()
 	if err != nil {
-		return nil, nil, lock.Unlock, &ConfigError{Name: name, Err: err}
+		return nil, nil, nil, &ConfigError{Name: name, Err: err}
 	}
-	return e, settings, lock.Unlock, nil
+	handed = true
+	return e, settings, unlock, nil
 }
 
 // current returns the authoritative entry for name; the caller holds the
 // name's lock. A pending entry (rotated but not yet stored) wins over
-// storage and is written now.
+// storage and is written now; if that write fails too, current fails, so
+// nothing decides on the older stored entry.
 func (m *Manager) current(ctx context.Context, s logical.Storage, name string) (*Entry, error) {
 	m.pendingMu.Lock()
 	p := m.pending[name]
 	m.pendingMu.Unlock()
-	if p != nil {
-		if err := m.writeEntry(ctx, s, name, p); err != nil {
-			return nil, err
-		}
-		m.pendingMu.Lock()
-		delete(m.pending, name)
-		m.pendingMu.Unlock()
-		m.logger.Info("stored the rotated refresh token held since a failed write", "name", name)
-		return p.Clone(), nil
+	if p == nil {
+		return readEntry(ctx, s, name)
 	}
-	return readEntry(ctx, s, name)
+	if err := m.writeEntry(ctx, s, name, p); err != nil {
+		return nil, err
+	}
+	m.pendingMu.Lock()
+	if m.pending[name] == p {
+		delete(m.pending, name)
+	}
+	m.pendingMu.Unlock()
+	m.logger.Info("stored the rotated refresh token held since a failed write", "name", name)
+	return p.Clone(), nil
+}
+
+// persist writes an entry that holds a refresh token the vendor just
+// issued, which exists nowhere else. A failed write is retried briefly;
+// if it still fails the entry is held in memory and written by the next
+// tick or operation on the name. The caller holds name's lock.
+func (m *Manager) persist(ctx context.Context, s logical.Storage, name string, e *Entry, log hclog.Logger) error {
+	err := m.writeEntry(ctx, s, name, e)
+	for _, delay := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 900 * time.Millisecond} {
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+			err = m.writeEntry(ctx, s, name, e)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	m.pendingMu.Lock()
+	m.pending[name] = e
+	m.pendingMu.Unlock()
+	log.Error("storing a refresh token the vendor just issued failed; holding it in memory and retrying on every tick and the next operation", "error", err)
+	return &HeldError{Name: name, Err: err}
 }
 
 // Update changes the credential called name under its lock. fn gets a
 // private copy of the current entry (nil when there is none) and returns
-// the entry to store; an error from fn stores nothing.
+// the entry to store; an error from fn stores nothing. The credential's
+// backoff and unknown-outcome guard are reset only when what is sent to
+// the vendor changed.
 func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn func(*Entry) (*Entry, error)) (*Entry, error) {
-	lock := locksutil.LockForKey(m.locks, name)
-	lock.Lock()
-	defer lock.Unlock()
+	unlock, err := m.lockName(ctx, "update", name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	cur, err := m.current(ctx, s, name)
 	if err != nil {
 		return nil, err
+	}
+	var before *Config
+	if cur != nil {
+		c := cur.Config
+		before = &c
 	}
 	next, err := fn(cur)
 	if err != nil {
@@ -219,20 +325,24 @@ func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn
 	if err := m.writeEntry(ctx, s, name, next); err != nil {
 		return nil, err
 	}
-	// New settings deserve a fresh attempt at the vendor.
-	m.resetHealth(name)
+	if before == nil || !before.SameRequest(&next.Config) {
+		// New settings deserve a fresh attempt at the vendor.
+		m.resetHealth(name)
+	}
 	return next, nil
 }
 
 // Delete removes the credential called name.
 func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) error {
-	lock := locksutil.LockForKey(m.locks, name)
-	lock.Lock()
-	defer lock.Unlock()
-	if err := s.Delete(ctx, storageKey(name)); err != nil {
-		return fmt.Errorf("deleting credential %q: %w", name, err)
+	unlock, err := m.lockName(ctx, "delete", name)
+	if err != nil {
+		return err
 	}
-	m.cache.Delete(name)
+	defer unlock()
+	if err := s.Delete(ctx, storageKey(name)); err != nil {
+		return fmt.Errorf("%s %q: %w", errDeleteEntry, name, err)
+	}
+	m.cache.drop(name)
 	m.pendingMu.Lock()
 	delete(m.pending, name)
 	m.pendingMu.Unlock()
@@ -250,22 +360,6 @@ func (m *Manager) List(ctx context.Context, s logical.Storage) ([]string, error)
 	}
 	return names, nil
 }
-
-// ConfigError is a stored config that does not resolve; the operator must
-// fix it.
-type ConfigError struct {
-	Name string
-	Err  error
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("credential %q is misconfigured: %v; fix it with vault write vendoroauth/config/%s", e.Name, e.Err, e.Name)
-}
-
-func (e *ConfigError) Unwrap() error { return e.Err }
-
-// IsNotFound reports whether err means the credential does not exist.
-func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // NextRefresh is when the periodic tick will refresh name, or zero.
 func (m *Manager) NextRefresh(name string) time.Time { return m.sched.next(name) }

@@ -3,11 +3,10 @@ package backend
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
@@ -25,6 +24,16 @@ const (
 	exerciseAfter = 24 * time.Hour
 	// tickParallelism bounds vendor calls made by one tick.
 	tickParallelism = 4
+	// tickStartWindow is how long after it began a tick may start vendor
+	// calls. Vault gives a periodic function 90 seconds and skips the next
+	// call while one runs; a call started at the end of the window
+	// finishes within the token client's 30 s timeout, so the tick ends
+	// well inside Vault's limit and before the next one is due.
+	tickStartWindow = 30 * time.Second
+	// tickMargin is kept free before the deadline Vault set on the tick.
+	tickMargin = 5 * time.Second
+	// callTimeout matches the token client's own timeout.
+	callTimeout = 30 * time.Second
 )
 
 // proactiveAt is when the periodic tick should refresh e, or zero for
@@ -46,88 +55,140 @@ func proactiveAt(e *Entry, s *Settings) time.Time {
 	return at
 }
 
-// Tick refreshes the credentials that are due, so readers rarely wait on a
-// vendor. Its cost grows with the number due, not the number configured:
-// only the first tick after start reads every entry, to build the schedule.
+// Tick is the periodic work: it stores rotated refresh tokens whose write
+// failed, keeps building the schedule after a restart, and refreshes the
+// credentials that are due, so readers rarely wait on a vendor. Its cost
+// grows with the number due, not the number configured. It starts no
+// vendor call once its context is done, its start window has passed, or
+// the backend is closed, and it returns before Vault's deadline for it.
 func (m *Manager) Tick(ctx context.Context, s logical.Storage, writable bool) error {
 	if !writable {
 		return nil
 	}
-	if err := m.loadSchedule(ctx, s); err != nil {
-		return err
+	ctx, cancel := m.tickContext(ctx)
+	defer cancel()
+	m.flushPending(ctx, s)
+	m.loader.resume(m, s)
+	return m.runDue(ctx, s)
+}
+
+// tickContext bounds a tick: it ends when Vault's context does, when the
+// backend closes, or when the tick would run too close to Vault's deadline.
+func (m *Manager) tickContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	// Real time, not m.now: context deadlines run on the wall clock.
+	end := time.Now().Add(tickStartWindow)
+	if dl, ok := ctx.Deadline(); ok {
+		if last := dl.Add(-callTimeout - tickMargin); last.Before(end) {
+			end = last
+		}
 	}
+	ctx, cancel := context.WithDeadline(ctx, end)
+	stop := context.AfterFunc(m.life, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// runDue refreshes the names that are due, tickParallelism at a time.
+// Names it could not start before ctx ended go back on the schedule.
+func (m *Manager) runDue(ctx context.Context, s logical.Storage) error {
 	due := m.sched.popDue(m.now())
 	if len(due) == 0 {
 		return nil
 	}
-	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
-	g.SetLimit(tickParallelism)
-	for _, name := range due {
-		g.Go(func() error {
-			_, err, _ := m.flights.Do(name, func() (any, error) {
-				cctx, cancel := context.WithTimeout(gctx, grantTimeout)
-				defer cancel()
-				return m.proactive(cctx, s, name)
-			})
-			if err != nil {
-				m.logger.Warn("proactive refresh failed; readers will still try", "name", name, "error", err)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
-}
-
-func (m *Manager) loadSchedule(ctx context.Context, s logical.Storage) error {
-	m.sched.mu.Lock()
-	loaded := m.sched.loaded
-	m.sched.mu.Unlock()
-	if loaded {
-		return nil
-	}
-	names, err := m.List(ctx, s)
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		c, err := m.get(ctx, s, name)
-		if err != nil || c == nil {
-			continue
+	// A failed storage write ends the tick: the node may have lost
+	// leadership without the tick's context saying so.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	sem := make(chan struct{}, tickParallelism)
+	var wg sync.WaitGroup
+	for i, name := range due {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
 		}
-		m.sched.set(name, proactiveAt(c.entry, c.settings))
+		if ctx.Err() != nil {
+			m.requeue(due[i:])
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			m.proactive(ctx, stop, s, name)
+		}()
 	}
-	m.sched.mu.Lock()
-	m.sched.loaded = true
-	m.sched.mu.Unlock()
+	wg.Wait()
 	return nil
 }
 
-// proactive refreshes name if it is still due once its lock is held.
-func (m *Manager) proactive(ctx context.Context, s logical.Storage, name string) (*Result, error) {
-	lock := locksutil.LockForKey(m.locks, name)
-	lock.Lock()
-	e, err := m.current(ctx, s, name)
-	lock.Unlock()
-	if err != nil || e == nil {
-		return nil, err
-	}
-	settings, err := e.Config.Resolve()
-	if err != nil {
-		return nil, nil
-	}
+// requeue puts names whose refresh did not start back on the schedule, for
+// the next tick.
+func (m *Manager) requeue(names []string) {
 	now := m.now()
-	at := proactiveAt(e, settings)
-	if at.IsZero() || at.After(now) {
-		// Someone refreshed it meanwhile; writeEntry rescheduled it.
-		m.sched.set(name, at)
-		return nil, nil
-	}
-	if err := m.blocked(name, e, settings, now); err != nil {
-		var be *BackoffError
-		if errors.As(err, &be) {
-			m.sched.set(name, be.RetryAt)
+	for _, name := range names {
+		if m.sched.next(name).IsZero() {
+			m.sched.set(name, now)
 		}
-		return nil, nil
 	}
-	return m.refreshLocked(ctx, s, name, true)
+}
+
+// proactive refreshes name if it is still due once its lock is held. Its
+// vendor call runs under the backend's lifetime, not the tick's: a call
+// the tick started is let finish so a rotated refresh token in its answer
+// is stored, and the tick's start window leaves room for that.
+func (m *Manager) proactive(ctx context.Context, stopTick func(), s logical.Storage, name string) {
+	defer m.recoverBackground("proactive refresh", name)
+	gctx, cancel := m.detached(grantTimeout)
+	defer cancel()
+	if _, err := m.refreshLocked(gctx, ctx, s, name, modeProactive); err != nil {
+		if IsNotFound(err) {
+			return // deleted since it was scheduled
+		}
+		if errors.Is(err, ErrStorageWrite) {
+			stopTick()
+			m.logger.Error("a storage write failed during the periodic refresh; stopping this tick so no more refresh tokens are rotated that cannot be stored", "name", name, "error", err)
+			m.requeue([]string{name})
+			return
+		}
+		if ctx.Err() != nil {
+			m.requeue([]string{name})
+			return
+		}
+		m.logger.Warn("proactive refresh failed; readers will still try", "name", name, "error", err)
+	}
+}
+
+// flushPending retries the storage writes of rotated refresh tokens that
+// are held in memory.
+func (m *Manager) flushPending(ctx context.Context, s logical.Storage) {
+	m.pendingMu.Lock()
+	names := make([]string, 0, len(m.pending))
+	for name := range m.pending {
+		names = append(names, name)
+	}
+	m.pendingMu.Unlock()
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return
+		}
+		m.flushOne(ctx, s, name)
+	}
+}
+
+func (m *Manager) flushOne(ctx context.Context, s logical.Storage, name string) {
+	unlock, err := m.lockName(ctx, "flush", name)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if _, err := m.current(ctx, s, name); err != nil {
+		m.logger.Error("storing a held refresh token failed again; retrying on the next tick", "name", name, "error", err)
+	}
+}
+
+// recoverBackground turns a panic in background work into an error log:
+// one process serves every mount, and a panic would end them all.
+func (m *Manager) recoverBackground(what, name string) {
+	if r := recover(); r != nil {
+		m.logger.Error("internal error in background work; it was stopped", "work", what, "name", name, "panic", r)
+	}
 }

@@ -9,10 +9,9 @@ import (
 // schedule orders credentials by when they next need a proactive refresh,
 // so a periodic tick touches only the ones that are due.
 type schedule struct {
-	mu     sync.Mutex
-	due    map[string]time.Time
-	heap   dueHeap
-	loaded bool
+	mu   sync.Mutex
+	due  map[string]time.Time
+	heap dueHeap
 }
 
 type dueItem struct {
@@ -33,12 +32,31 @@ func (h *dueHeap) Pop() any {
 	return it
 }
 
-func newSchedule() *schedule { return &schedule{due: map[string]time.Time{}} }
+func newSchedule() *schedule {
+	return &schedule{due: map[string]time.Time{}}
+}
 
 // set makes name due at at; a zero time removes it.
 func (s *schedule) set(name string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setLocked(name, at)
+}
+
+// setIfUnset schedules name unless it is scheduled already: a load that
+// read an entry before a write must not move the write's time. (If the
+// write unscheduled it, the refresh finds nothing due under the name's
+// lock and unschedules it again.)
+func (s *schedule) setIfUnset(name string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.due[name]; ok {
+		return
+	}
+	s.setLocked(name, at)
+}
+
+func (s *schedule) setLocked(name string, at time.Time) {
 	if at.IsZero() {
 		delete(s.due, name)
 		return
@@ -78,5 +96,4 @@ func (s *schedule) reset() {
 	defer s.mu.Unlock()
 	s.due = map[string]time.Time{}
 	s.heap = nil
-	s.loaded = false
 }

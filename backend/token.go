@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
@@ -14,63 +15,36 @@ import (
 
 // Result is a token ready to hand out.
 type Result struct {
-	Token    Token
-	TTL      time.Duration // lease TTL: remaining life minus skew, capped by max_ttl
-	Cached   bool          // served without calling the vendor
-	Warnings []string
+	Token  Token
+	TTL    time.Duration // lease TTL: remaining life minus skew, capped by max_ttl
+	Cached bool          // served without calling the vendor
+	// Stale is why a token past its hand-out end is served (a refresh
+	// failed or may not be tried), or nil.
+	Stale error
 }
 
-// effectiveSkew is the skew actually applied to tok: at most a tenth of its
-// life, since a skew near the token's life would make almost every read a
-// grant, and for short-lived tokens a long skew multiplies vendor calls.
-func effectiveSkew(tok *Token, s *Settings) time.Duration {
-	lifetime := tok.ExpiresAt.Sub(tok.ObtainedAt)
-	if s.ExpirySkew > lifetime/10 {
-		return lifetime / 10
-	}
-	return s.ExpirySkew
-}
+// errNoResult stands for a refresh that ended without a result or an
+// error: a bug, reported as our failure rather than dereferenced.
+var errNoResult = errors.New("internal error: a token refresh ended without a result")
 
-// handoutShare is the share of a token's full lease below which it stops
-// being handed out: a fifth, because Vault Agent re-reads a non-renewable
-// secret at 85-95% of its lease, so at most 15% of any lease it got is
-// left then, and the re-read must get a fresh token. With a tenth, the
-// e2e Agent test saw every such re-read get the old token with 3-5 s left,
-// and Agent replace the file under a second before the vendor's expiry.
-const handoutShare = 5
+// errNotStarted wraps the reason a vendor call was not sent.
+var errNotStarted = errors.New("not calling the vendor")
 
-// Lease returns how long tok may be handed out for at now, and whether it
-// may be handed out at all. A token stops being handed out once its lease
-// would be shorter than a fifth of its full lease (handoutShare). A static
-// token cannot be replaced, so it is handed out to the last second.
-func Lease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
-	if tok == nil || s == nil {
-		return 0, false
-	}
-	skew := effectiveSkew(tok, s)
-	ttl := tok.ExpiresAt.Sub(now) - skew
-	minLease := (tok.ExpiresAt.Sub(tok.ObtainedAt) - skew) / handoutShare
-	if minLease < time.Second || s.Static() {
-		minLease = time.Second
-	}
-	if ttl < minLease {
-		return 0, false
-	}
-	if s.MaxTTL > 0 && ttl > s.MaxTTL {
-		ttl = s.MaxTTL
-	}
-	return ttl.Truncate(time.Second), true
-}
+// mode says who asks for a refresh, which decides what may be skipped.
+type mode int
 
-// handoutEnd is when tok stops being handed out.
-func handoutEnd(tok *Token, s *Settings) time.Time {
-	skew := effectiveSkew(tok, s)
-	minLease := (tok.ExpiresAt.Sub(tok.ObtainedAt) - skew) / handoutShare
-	if minLease < time.Second {
-		minLease = time.Second
-	}
-	return tok.ExpiresAt.Add(-skew - minLease)
-}
+const (
+	// modeRead: a reader whose cached token may no longer be handed out.
+	// The entry is re-read under the lock and may turn out fresh.
+	modeRead mode = iota
+	// modeForce: an operator asked for a new token, whatever the cache
+	// and the backoff say.
+	modeForce
+	// modeProactive: the periodic tick, for a credential that was due
+	// when it was scheduled. It calls the vendor only if the credential is
+	// still due and not blocked once its lock is held.
+	modeProactive
+)
 
 // Token returns a token for the credential called name: the cached one
 // while it may be handed out, else a new one from the vendor. writable says
@@ -100,7 +74,7 @@ func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, wri
 	if !writable() {
 		return nil, logical.ErrReadOnly
 	}
-	return m.refresh(ctx, s, name, false)
+	return m.refresh(ctx, s, name, modeRead)
 }
 
 // blocked says why no vendor call may be made for a credential now, or nil.
@@ -112,11 +86,8 @@ func (m *Manager) blocked(name string, e *Entry, s *Settings, now time.Time) err
 	if s.Static() {
 		return staticExpired(name, e, s)
 	}
-	if e.Status.NeedsReauthorization {
-		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: e.Status.LastError, Hint: reauthHint(s, name)}
-	}
-	if s.GrantType == providers.GrantRefreshToken && e.Config.RefreshToken == "" {
-		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: "it has no refresh token yet", Hint: reauthHint(s, name)}
+	if err := needsReauth(name, e, s); err != nil {
+		return err
 	}
 	h := m.healthOf(name)
 	if h.unknownOutcome && e.Status.RotationSeen {
@@ -124,6 +95,18 @@ func (m *Manager) blocked(name string, e *Entry, s *Settings, now time.Time) err
 	}
 	if now.Before(h.retryAt) && h.lastErr != nil {
 		return &BackoffError{Last: h.lastErr, RetryAt: h.retryAt}
+	}
+	return nil
+}
+
+// needsReauth is the error for a credential whose refresh token is dead or
+// missing, or nil.
+func needsReauth(name string, e *Entry, s *Settings) error {
+	switch {
+	case e.Status.NeedsReauthorization:
+		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: e.Status.LastError, CanConnect: s.AuthorizeURL != ""}
+	case s.GrantType == providers.GrantRefreshToken && e.Config.RefreshToken == "":
+		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: "it has no refresh token yet", CanConnect: s.AuthorizeURL != ""}
 	}
 	return nil
 }
@@ -139,116 +122,234 @@ func (m *Manager) Refresh(ctx context.Context, s logical.Storage, name string, w
 		return nil, ErrNotFound
 	}
 	if c.settings != nil && c.settings.Static() {
-		return nil, &InputError{Msg: fmt.Sprintf("credential %q holds a static token, which cannot be refreshed: %s", name, c.settings.Preset.StaticHint)}
+		return nil, &StaticRefreshError{Name: name, Hint: c.settings.Preset.StaticHint}
 	}
 	if !writable {
 		return nil, logical.ErrReadOnly
 	}
-	return m.refresh(ctx, s, name, true)
+	return m.refresh(ctx, s, name, modeForce)
 }
 
 // refresh collapses concurrent callers for one name into one vendor call.
-func (m *Manager) refresh(ctx context.Context, s logical.Storage, name string, force bool) (*Result, error) {
+func (m *Manager) refresh(ctx context.Context, s logical.Storage, name string, md mode) (*Result, error) {
 	key := name
-	if force {
+	if md == modeForce {
 		// A forced refresh must not be satisfied by a regular one that
 		// started before it and may return the old token.
 		key = "force:" + name
 	}
-	v, err, _ := m.flights.Do(key, func() (any, error) {
-		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantTimeout)
+	v, err, _ := m.flights.Do(key, func() (r any, err error) {
+		// A panic here would reach every caller sharing the flight.
+		defer func() {
+			if p := recover(); p != nil {
+				m.logger.Error("internal error: a refresh panicked", "name", name, "panic", fmt.Sprint(p))
+				r, err = nil, errNoResult
+			}
+		}()
+		gctx, cancel := m.detached(grantTimeout)
 		defer cancel()
-		return m.refreshLocked(gctx, s, name, force)
+		res, err := m.refreshLocked(gctx, gctx, s, name, md)
+		if res == nil && err == nil {
+			return nil, errNoResult
+		}
+		return res, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	r := *v.(*Result)
-	r.Warnings = append([]string(nil), r.Warnings...)
-	return &r, nil
+	r, _ := v.(*Result)
+	if r == nil {
+		return nil, errNoResult
+	}
+	// Callers share the flight's result; each gets its own copy.
+	out := *r
+	return &out, nil
 }
 
-func (m *Manager) refreshLocked(ctx context.Context, s logical.Storage, name string, force bool) (*Result, error) {
-	e, settings, unlock, err := m.lockedEntry(ctx, s, name)
-	defer unlock()
+// refreshLocked decides under name's lock whether to call the vendor and
+// does. ctx bounds the whole refresh, storage writes included; start
+// bounds only what may begin: waiting for the lock and sending a request.
+// In modeProactive it returns (nil, nil) when nothing was due any more;
+// every other mode returns a result or an error.
+func (m *Manager) refreshLocked(ctx, start context.Context, s logical.Storage, name string, md mode) (*Result, error) {
+	e, settings, unlock, err := m.lockedEntry(ctx, start, s, lockOp(md), name)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	now := m.now()
-	if !force {
+	switch md {
+	case modeRead:
 		if ttl, ok := Lease(e.Token, settings, now); ok {
 			return &Result{Token: *e.Token, TTL: ttl, Cached: true}, nil
 		}
 		if err := m.blocked(name, e, settings, now); err != nil {
 			return m.serveStale(e, settings, err)
 		}
-	} else if e.Status.NeedsReauthorization || (settings.GrantType == providers.GrantRefreshToken && e.Config.RefreshToken == "") {
-		return nil, m.blocked(name, e, settings, now)
+	case modeForce:
+		if err := needsReauth(name, e, settings); err != nil {
+			return nil, err
+		}
+	case modeProactive:
+		at := proactiveAt(e, settings)
+		if at.IsZero() || at.After(now) {
+			// Someone refreshed it, or it changed, meanwhile.
+			m.sched.set(name, at)
+			return nil, nil
+		}
+		if err := m.blocked(name, e, settings, now); err != nil {
+			var be *BackoffError
+			if errors.As(err, &be) {
+				m.sched.set(name, be.RetryAt)
+			}
+			return nil, nil
+		}
+		// Prove this node can still write before the vendor rotates a
+		// refresh token that only a write can keep.
+		if err := m.probeWrite(ctx, s); err != nil {
+			return nil, err
+		}
 	}
+	return m.grant(ctx, start, s, name, e, settings)
+}
 
+// probeKey is written before each background vendor call.
+const probeKey = "probe/tick"
+
+// probeWrite writes a small entry to prove the node can still write. A
+// node that lost leadership (a partition, a quorum loss) keeps running its
+// tick until the tick returns, and Vault cancels nothing until then: each
+// refresh it started would rotate a refresh token it cannot store.
+func (m *Manager) probeWrite(ctx context.Context, s logical.Storage) error {
+	err := s.Put(ctx, &logical.StorageEntry{Key: probeKey, Value: []byte(m.now().UTC().Format(time.RFC3339Nano))})
+	if err != nil {
+		return fmt.Errorf("this node cannot write storage (it may have lost leadership), so the tick calls no vendor: %w: %w", ErrStorageWrite, err)
+	}
+	return nil
+}
+
+func lockOp(md mode) string {
+	switch md {
+	case modeForce:
+		return "refresh"
+	case modeProactive:
+		return "proactive"
+	}
+	return "read"
+}
+
+// grant asks the vendor for a new token for e and stores it; the caller
+// holds name's lock.
+func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name string, e *Entry, settings *Settings) (*Result, error) {
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
 	cnt := m.countersOf(name)
-	start := now
-	tok, err := m.client.Exchange(ctx, e.Config.Request(settings))
-	if err != nil {
-		gerr := &GrantError{
-			Name:   name,
-			Vendor: settings.Preset.DisplayName,
-			Err:    err,
-			Hint:   hintFor(settings.Preset, name, settings.GrantType, err),
-		}
-		cnt.fail(gerr.VendorCode())
-		retryAt := m.noteFailure(name, gerr, m.now())
-		log.Warn("token request failed", "grant_type", settings.GrantType, "error", gerr.Err.Error(), "retry_after", retryAt.Sub(m.now()).Round(time.Second))
-		next := e.Clone()
-		next.Status.LastError = gerr.Err.Error()
-		next.Status.LastErrorCode = gerr.VendorCode()
-		next.Status.LastErrorAt = m.now()
-		if settings.GrantType == providers.GrantRefreshToken && gerr.VendorCode() == "invalid_grant" {
-			next.Status.NeedsReauthorization = true
-			log.Error("the vendor refused the refresh token; the credential needs reauthorization and the plugin stops calling the vendor for it")
-		}
-		var te *tokenclient.TransportError
-		if errors.As(err, &te) && te.Sent && settings.GrantType == providers.GrantRefreshToken && e.Status.RotationSeen {
-			log.Error("a refresh was sent but no answer came back; the vendor may have rotated the refresh token, so it is not retried automatically")
-		}
-		if werr := m.writeEntry(ctx, s, name, next); werr != nil {
-			log.Warn("recording the failure in the credential's status failed", "error", werr)
-		}
-		if next.Status.NeedsReauthorization {
-			return m.serveStale(next, settings, &ReauthError{Name: name, Vendor: settings.Preset.DisplayName, Reason: gerr.Err.Error(), Hint: reauthHint(settings, name)})
-		}
-		return m.serveStale(e, settings, gerr)
+	req := e.Config.Request(settings)
+	sentAt := m.now()
+	tok, err := m.callVendor(ctx, start, name, req)
+	if err != nil && settings.retriesLostAnswer(e) && isLostAnswer(err) {
+		// The vendor may have rotated the refresh token in the answer we
+		// lost. Without a grace period the old one is dead already (a
+		// retry gets invalid_grant, the same as waiting); with rotation
+		// leeway it still works for a short while, so only a prompt
+		// retry can save the chain.
+		log.Warn("a refresh was sent but no answer came back; retrying once at once, while the vendor may still accept the refresh token", "error", err.Error())
+		sentAt = m.now()
+		tok, err = m.callVendor(ctx, start, name, req)
 	}
-	log.Debug("token request succeeded", "grant_type", settings.GrantType, "duration", m.now().Sub(start))
+	if err != nil {
+		return m.failed(ctx, s, name, e, settings, err, log)
+	}
+	log.Debug("token request succeeded", "grant_type", settings.GrantType, "duration", m.now().Sub(sentAt).String())
 	cnt.grants.Add(1)
 	m.resetHealth(name)
 
 	next := e.Clone()
-	rotated := next.applyToken(tok, settings, m.now())
+	rotated := next.applyToken(tok, settings, sentAt)
 	// Persist before handing out: if the vendor rotated the refresh token,
 	// the old one is dead and this write is the only thing keeping the
 	// credential alive.
-	if err := m.writeEntry(ctx, s, name, next); err != nil {
-		if rotated {
-			m.pendingMu.Lock()
-			m.pending[name] = next
-			m.pendingMu.Unlock()
-			log.Error("the vendor rotated the refresh token but storing it failed; holding it in memory and storing it on the next operation", "error", err)
-		} else {
-			log.Error("storing a new token failed", "error", err)
-		}
-		return nil, err
-	}
 	if rotated {
+		if err := m.persist(ctx, s, name, next, log); err != nil {
+			return nil, err
+		}
 		log.Info("stored rotated refresh token")
+	} else if err := m.writeEntry(ctx, s, name, next); err != nil {
+		log.Error("storing a new token failed", "error", err)
+		return nil, err
 	}
 	return m.handOut(name, next, settings)
 }
 
+// callVendor sends req unless the backend is closed or start or ctx is
+// done, so nothing reaches a vendor from a backend that was unmounted or
+// lost leadership, or from a tick whose time is up. The request runs under
+// ctx.
+func (m *Manager) callVendor(ctx, start context.Context, name string, req tokenclient.Request) (*tokenclient.Token, error) {
+	if !m.inflight.start() {
+		return nil, ErrClosed
+	}
+	defer m.inflight.done()
+	if err := start.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errNotStarted, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errNotStarted, err)
+	}
+	if h := m.hooks.BeforeVendorCall; h != nil {
+		h(name)
+	}
+	return m.client.Exchange(ctx, req)
+}
+
+func isLostAnswer(err error) bool {
+	var te *tokenclient.TransportError
+	return errors.As(err, &te) && te.Sent
+}
+
+// failed records a failed grant in the credential's health and status and
+// decides what the caller gets; the caller holds name's lock.
+func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e *Entry, settings *Settings, err error, log hclog.Logger) (*Result, error) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, errNotStarted) || (ctx.Err() != nil && !isLostAnswer(err)) {
+		// Nothing was asked of the vendor: nothing to record.
+		return nil, err
+	}
+	gerr := &GrantError{Name: name, Vendor: settings.Preset.DisplayName, Preset: settings.Preset, Grant: settings.GrantType, Err: err}
+	m.countersOf(name).fail(gerr.VendorCode())
+	retryAt := m.noteFailure(name, gerr, m.now())
+	log.Warn("token request failed", "grant_type", settings.GrantType, "error", gerr.Err.Error(), "retry_after", retryAt.Sub(m.now()).Round(time.Second).String())
+	next := e.Clone()
+	next.Status.LastError = gerr.Err.Error()
+	next.Status.LastErrorCode = gerr.VendorCode()
+	next.Status.LastErrorAt = m.now()
+	if settings.GrantType == providers.GrantRefreshToken && gerr.VendorCode() == "invalid_grant" {
+		next.Status.NeedsReauthorization = true
+		log.Error("the vendor refused the refresh token; the credential needs reauthorization and the plugin stops calling the vendor for it")
+	}
+	if gerr.lostAnswer() && settings.GrantType == providers.GrantRefreshToken && e.Status.RotationSeen {
+		log.Error("a refresh was sent but no answer came back; the vendor may have rotated the refresh token, so it is not retried automatically again")
+	}
+	if werr := m.writeEntry(ctx, s, name, next); werr != nil {
+		log.Warn("recording the failure in the credential's status failed", "error", werr)
+	}
+	if next.Status.NeedsReauthorization {
+		rerr := &ReauthError{Name: name, Vendor: settings.Preset.DisplayName, Reason: gerr.Err.Error(), CanConnect: settings.AuthorizeURL != ""}
+		if e.Status.RotationSeen {
+			// A rotating vendor that refuses a refresh token has most
+			// likely detected its reuse and revoked the whole chain, the
+			// access token we hold included: serving it would hand out a
+			// dead token.
+			return nil, rerr
+		}
+		return m.serveStale(next, settings, rerr)
+	}
+	return m.serveStale(e, settings, gerr)
+}
+
 // applyToken puts a vendor's token response into the entry and reports
-// whether it rotated the refresh token.
-func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, now time.Time) bool {
+// whether it rotated the refresh token. sentAt is when the request was
+// sent: the vendor's expires_in counts from about then, so an expiry
+// counted from the answer's arrival would be late by the round trip.
+func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, sentAt time.Time) bool {
 	lifetime := tok.ExpiresIn
 	if lifetime <= 0 {
 		lifetime = s.DefaultTTL
@@ -257,8 +358,8 @@ func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, now time.Time) b
 		AccessToken: tok.AccessToken,
 		TokenType:   tok.TokenType,
 		Scope:       tok.Scope,
-		ObtainedAt:  now,
-		ExpiresAt:   now.Add(lifetime),
+		ObtainedAt:  sentAt,
+		ExpiresAt:   sentAt.Add(lifetime),
 	}
 	rotated := false
 	// Only a refresh-token credential keeps a refresh token: Bold Penguin,
@@ -268,7 +369,7 @@ func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, now time.Time) b
 		e.Status.RotationSeen = true
 		rotated = true
 	}
-	e.Status.LastRefreshedAt = now
+	e.Status.LastRefreshedAt = sentAt
 	e.Status.LastError, e.Status.LastErrorCode, e.Status.LastErrorAt = "", "", time.Time{}
 	e.Status.NeedsReauthorization = false
 	return rotated
@@ -277,48 +378,28 @@ func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, now time.Time) b
 func (m *Manager) handOut(name string, e *Entry, s *Settings) (*Result, error) {
 	ttl, ok := Lease(e.Token, s, m.now())
 	if !ok {
-		return nil, &GrantError{
-			Name:   name,
-			Vendor: s.Preset.DisplayName,
-			Err:    fmt.Errorf("the new token lives %s, too short to hand out", e.Token.ExpiresAt.Sub(e.Token.ObtainedAt)),
-			Hint:   "lower expiry_skew in vendoroauth config/" + name,
-		}
+		return nil, &ShortTokenError{Name: name, Lifetime: e.Token.ExpiresAt.Sub(e.Token.ObtainedAt)}
 	}
 	return &Result{Token: *e.Token, TTL: ttl}, nil
 }
 
 // serveStale hands out the previous token after a failed or refused refresh
-// while it is still valid for a little longer, with a warning, so a vendor
-// hiccup does not become an outage for readers.
+// while it is still valid for a little longer, so a vendor hiccup does not
+// become an outage for readers; the caller warns with the cause.
 func (m *Manager) serveStale(e *Entry, s *Settings, cause error) (*Result, error) {
-	if e.Token == nil || s == nil || s.Static() {
+	if s == nil || s.Static() {
 		return nil, cause
 	}
-	left := e.Token.ExpiresAt.Sub(m.now()) - time.Second
-	if left < time.Second {
+	ttl, ok := staleLease(e.Token, s, m.now())
+	if !ok {
 		return nil, cause
 	}
-	if s.MaxTTL > 0 && left > s.MaxTTL {
-		left = s.MaxTTL
-	}
-	return &Result{
-		Token:    *e.Token,
-		TTL:      left.Truncate(time.Second),
-		Cached:   true,
-		Warnings: []string{fmt.Sprintf("%s; serving the cached token, which expires at %s", cause.Error(), e.Token.ExpiresAt.UTC().Format(time.RFC3339))},
-	}, nil
+	return &Result{Token: *e.Token, TTL: ttl, Cached: true, Stale: cause}, nil
 }
 
 func staticExpired(name string, e *Entry, s *Settings) error {
 	if e.Token == nil {
-		return &InputError{Msg: fmt.Sprintf("credential %q has grant_type=static but no access_token; %s", name, s.Preset.StaticHint)}
+		return &StaticExpiredError{Name: name, Hint: s.Preset.StaticHint}
 	}
 	return &StaticExpiredError{Name: name, ExpiredAt: e.Token.ExpiresAt, Hint: s.Preset.StaticHint}
-}
-
-func reauthHint(s *Settings, name string) string {
-	if s.AuthorizeURL != "" {
-		return fmt.Sprintf("connect the account again: vault write vendoroauth/authorize/%s redirect_uri=<your callback>, have the user consent, then vault write vendoroauth/exchange/%s code=<code> state=<state>; or write a new refresh_token to vendoroauth/config/%s", name, name, name)
-	}
-	return fmt.Sprintf("write a new refresh_token to vendoroauth/config/%s", name)
 }

@@ -1,0 +1,194 @@
+package vendoroauth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+)
+
+// The words a user reads about a failure, with the next step spelled out
+// against the mount the request came through (a plugin mounted at
+// oauth/prod/ must not tell its users to write to vendoroauth/). backend
+// returns typed errors with the facts; this file turns them into advice.
+
+// mountOf is the request's mount path with its trailing slash, for
+// commands in messages.
+func mountOf(req *logical.Request) string {
+	if req == nil || req.MountPoint == "" {
+		return "vendoroauth/"
+	}
+	return req.MountPoint
+}
+
+// describe is err's message with what to do about it, naming paths under
+// mount.
+func describe(mount string, err error) string {
+	var (
+		gerr *backend.GrantError
+		berr *backend.BackoffError
+		rerr *backend.ReauthError
+		serr *backend.StaticExpiredError
+		uerr *backend.UnknownOutcomeError
+		cerr *backend.ConfigError
+		terr *backend.StateError
+		kerr *backend.ShortTokenError
+		herr *backend.HeldError
+		xerr *backend.StaticRefreshError
+	)
+	switch {
+	case errors.As(err, &berr):
+		return fmt.Sprintf("%s (not calling the vendor again before %s)", describe(mount, berr.Last), berr.RetryAt.UTC().Format(time.RFC3339))
+	case errors.As(err, &rerr):
+		return rerr.Error() + "; to fix: " + reauthHint(mount, rerr.Name, rerr.CanConnect)
+	case errors.As(err, &serr):
+		return fmt.Sprintf("%s; to mint a new one: %s (vault write %sconfig/%s access_token=... ttl=...)", serr.Error(), serr.Hint, mount, serr.Name)
+	case errors.As(err, &xerr):
+		return xerr.Error()
+	case errors.As(err, &uerr):
+		return fmt.Sprintf("%s: run vault write -f %srefresh/%s to try once, or write a new refresh_token to %sconfig/%s", uerr.Error(), mount, uerr.Name, mount, uerr.Name)
+	case errors.As(err, &cerr):
+		return fmt.Sprintf("%s; fix it with vault write %sconfig/%s", cerr.Error(), mount, cerr.Name)
+	case errors.As(err, &terr):
+		return fmt.Sprintf("%s; start again with vault write %sauthorize/%s", terr.Error(), mount, terr.Name)
+	case errors.As(err, &kerr):
+		return fmt.Sprintf("%s; lower expiry_skew in %sconfig/%s", kerr.Error(), mount, kerr.Name)
+	case errors.As(err, &herr):
+		return herr.Error()
+	case errors.As(err, &gerr):
+		if h := grantHint(mount, gerr); h != "" {
+			return gerr.Error() + "; to fix: " + h
+		}
+		return gerr.Error()
+	case backend.IsNotFound(err):
+		return "no such credential"
+	}
+	return err.Error()
+}
+
+func reauthHint(mount, name string, canConnect bool) string {
+	if canConnect {
+		return fmt.Sprintf("connect the account again: vault write %[1]sauthorize/%[2]s redirect_uri=<your callback>, have the user consent, then vault write %[1]sexchange/%[2]s code=<code> state=<state>; or write a new refresh_token to %[1]sconfig/%[2]s", mount, name)
+	}
+	return fmt.Sprintf("write a new refresh_token to %sconfig/%s", mount, name)
+}
+
+// grantHint says what to fix for a failed grant: the preset's own advice
+// first, then advice that holds for any OAuth2 server.
+func grantHint(mount string, e *backend.GrantError) string {
+	cfg := mount + "config/" + e.Name
+	if e.Grant == backend.GrantAuthorizationCode {
+		if errors.Is(e.Err, backend.ErrNoRefreshToken) {
+			return "ask for the offline_access scope (or the vendor's equivalent) in " + mount + "authorize/" + e.Name
+		}
+		return "a code works once and only for the redirect_uri it was issued for; if the user already connected or the code is old, start again with " + mount + "authorize/" + e.Name
+	}
+	var ve *tokenclient.Error
+	if !errors.As(e.Err, &ve) {
+		var re *tokenclient.ResponseError
+		if errors.As(e.Err, &re) {
+			return "check that token_url in " + cfg + " points at the vendor's token endpoint"
+		}
+		var te *tokenclient.TransportError
+		if errors.As(e.Err, &te) {
+			return "check that token_url in " + cfg + " is reachable from the Vault server; the plugin will try again on the next read"
+		}
+		return ""
+	}
+	if e.Preset != nil {
+		if h := e.Preset.Hint(ve.Code, ve.StatusCode); h != "" {
+			return h
+		}
+	}
+	if h := codeHint(cfg, e.Grant, ve.Code); h != "" || ve.Code != "" {
+		return h
+	}
+	return statusHint(cfg, ve.StatusCode)
+}
+
+func codeHint(cfg, grant, code string) string {
+	switch code {
+	case "invalid_client":
+		return "check client_id and client_secret in " + cfg + "; if they are right, try auth_style=body or basic_encoding=raw"
+	case "invalid_grant":
+		if grant == providers.GrantRefreshToken {
+			return "the refresh token was refused (expired, revoked or already used): write a new refresh_token to " + cfg
+		}
+		return "the server refused the grant: check client_id, client_secret and scopes in " + cfg
+	case "invalid_scope":
+		return "remove the scopes the client is not allowed from " + cfg + ", or grant them at the vendor"
+	case "unauthorized_client":
+		return "the client is not allowed grant_type=" + grant + " at the vendor: check grant_type in " + cfg
+	case "unsupported_grant_type":
+		return "the server does not take grant_type=" + grant + " as sent: check grant_type and grant_type_in_query in " + cfg
+	case "invalid_request":
+		return "check auth_style, body_format, grant_type_in_query, extra_params and extra_headers in " + cfg + " against the vendor's docs"
+	}
+	return ""
+}
+
+func statusHint(cfg string, status int) string {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return "the token endpoint refused the client's credentials or headers: check client_secret, api_key and extra_headers in " + cfg
+	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
+		return "check token_url in " + cfg
+	case status == http.StatusTooManyRequests:
+		return "the vendor is rate-limiting token requests; reads will succeed again after it allows"
+	case status >= 500:
+		return "the vendor's token endpoint is failing; reads will try again"
+	case status >= 300 && status < 400:
+		return "set token_url in " + cfg + " to the endpoint the vendor redirects to, if you trust it"
+	}
+	return ""
+}
+
+// tokenError turns a failure to get a token into what Vault returns: the
+// operator's mistakes as 400s that say what to fix, the vendor's failures
+// as 502s, and our own as errors.
+func tokenError(mount, name string, err error) (*logical.Response, error) {
+	var (
+		gerr *backend.GrantError
+		cerr *backend.ConfigError
+		ierr *backend.InputError
+		rerr *backend.ReauthError
+		serr *backend.StaticExpiredError
+		xerr *backend.StaticRefreshError
+		terr *backend.StateError
+		uerr *backend.UnknownOutcomeError
+		kerr *backend.ShortTokenError
+	)
+	msg := describe(mount, err)
+	switch {
+	case errors.As(err, &ierr), errors.As(err, &rerr), errors.As(err, &serr), errors.As(err, &xerr), errors.As(err, &terr), errors.As(err, &cerr):
+		return logical.ErrorResponse(msg), nil
+	case errors.As(err, &uerr), errors.As(err, &kerr):
+		return nil, logical.CodedError(http.StatusBadGateway, msg)
+	case errors.Is(err, logical.ErrReadOnly):
+		return nil, err
+	case backend.IsNotFound(err):
+		return nil, logical.CodedError(http.StatusNotFound,
+			fmt.Sprintf("no credential named %q; write it first with vault write %sconfig/%s", name, mount, name))
+	case errors.As(err, &gerr) && gerr.IsRateLimited():
+		return nil, fmt.Errorf("%s: %w", msg, logical.ErrUpstreamRateLimited)
+	case errors.As(err, &gerr) && gerr.IsClientError():
+		return logical.ErrorResponse(msg), nil
+	case errors.As(err, &gerr):
+		return nil, logical.CodedError(http.StatusBadGateway, msg)
+	}
+	return nil, err
+}
+
+// staleWarning is the warning on a token served after a refresh failed.
+func staleWarning(mount string, res *backend.Result) []string {
+	if res.Stale == nil {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s; serving the cached token, which expires at %s", describe(mount, res.Stale), res.Token.ExpiresAt.UTC().Format(time.RFC3339))}
+}
