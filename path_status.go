@@ -19,9 +19,11 @@ func pathStatus(b *vendorBackend) []*framework.Path {
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
-				Callback:     b.handleStatus,
-				Summary:      "Per-credential health and counters (no secrets).",
-				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"},
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				Callback:                    b.handleStatus,
+				Summary:                     "Per-credential health and counters (no secrets).",
+				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "read"},
 			},
 		},
 		HelpSynopsis:    pathStatusHelpSyn,
