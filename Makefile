@@ -13,7 +13,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 GO_TEST  ?= go test
 
-.PHONY: all build dev dev-stop test unit fuzz e2e e2e-cluster bench release fmt lint vet tidy-check clean vault
+.PHONY: all build dev dev-stop test unit fuzz e2e e2e-cluster bench release fmt lint vet tidy-check clean vault bao
 
 all: build
 
@@ -38,6 +38,7 @@ fuzz:
 	$(GO_TEST) -run='^$$' -fuzz='^FuzzParseResponse$$' -fuzztime=$(FUZZTIME) ./backend/tokenclient/
 	$(GO_TEST) -run='^$$' -fuzz='^FuzzConfigWrite$$' -fuzztime=$(FUZZTIME) .
 
+# Against Vault, then against OpenBao if BAO_BIN is set or bao is on PATH.
 e2e:
 	scripts/e2e.sh
 
@@ -55,6 +56,10 @@ release:
 
 vault:
 	@scripts/vault.sh
+
+# The OpenBao binary `make e2e` also runs against when BAO_BIN is set.
+bao:
+	@scripts/bao.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -98,8 +98,9 @@ func TestAgentKeepsTokenFileFresh(t *testing.T) {
 	var agentLog bytes.Buffer
 	cmd := exec.Command(bin, "agent", "-config=agent.hcl")
 	cmd.Dir = dir
-	// VAULT_ADDR overrides the config's address, as the shipped file says.
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+vault.Addr, "VAULT_TOKEN=", "VAULT_AGENT_ADDR=")
+	// VAULT_ADDR (BAO_ADDR for bao agent) overrides the config's address,
+	// as the shipped file says.
+	cmd.Env = vaulttest.CLIEnv("ADDR", vault.Addr, "TOKEN", "", "AGENT_ADDR", "")
 	logw := &lockedWriter{w: &agentLog}
 	cmd.Stdout, cmd.Stderr = logw, logw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -84,7 +84,7 @@ func TestOpenAPIAndPathHelp(t *testing.T) {
 	}
 	for _, p := range []string{"config/x", "token/x", "authorize/x", "exchange/x", "refresh/x", "status"} {
 		cmd := exec.Command(bin, "path-help", mount+"/"+p)
-		cmd.Env = append(cmd.Environ(), "VAULT_ADDR="+vault.Addr, "VAULT_TOKEN="+vaulttest.RootToken)
+		cmd.Env = vaulttest.CLIEnv("ADDR", vault.Addr, "TOKEN", vaulttest.RootToken)
 		out, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "## DESCRIPTION") {
 			t.Errorf("vault path-help %s: %v\n%s", p, err, out)

@@ -217,7 +217,7 @@ func expectRunning(t *testing.T, path, version, sha string) {
 func vaultCLI(t *testing.T, bin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+vault.Addr, "VAULT_TOKEN="+vaulttest.RootToken)
+	cmd.Env = vaulttest.CLIEnv("ADDR", vault.Addr, "TOKEN", vaulttest.RootToken)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {

@@ -4,6 +4,7 @@
 # plugin by sha256 and version, enables it at vendoroauth/, configures one
 # demo credential per vendor against the stand-in, and prints a token for
 # each. The servers keep running; `scripts/dev.sh stop` ends them.
+# VAULT_BIN may point at OpenBao's `bao` instead of `vault`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
@@ -12,6 +13,9 @@ VERSION="${VERSION:-v0.1.0-dev}"
 PLUGIN=vault-plugin-secrets-vendoroauth
 export VAULT_ADDR="http://127.0.0.1:$VAULT_PORT"
 export VAULT_TOKEN=root
+# bao prefers these to VAULT_ADDR and VAULT_TOKEN: a BAO_ADDR from the
+# caller's shell must not send the demo's commands elsewhere.
+export BAO_ADDR="$VAULT_ADDR" BAO_TOKEN="$VAULT_TOKEN"
 
 stop() {
   for svc in vault standin; do
@@ -41,6 +45,11 @@ start() {
   stop
   mkdir -p "$DEV_DIR/plugins"
   VAULT_BIN="$("$ROOT/scripts/vault.sh")"
+  # What to call the server and its CLI in what this prints.
+  local server=Vault cli=vault addr_var=VAULT_ADDR token_var=VAULT_TOKEN
+  if "$VAULT_BIN" version 2>/dev/null | grep -q '^OpenBao '; then
+    server=OpenBao cli=bao addr_var=BAO_ADDR token_var=BAO_TOKEN
+  fi
   echo "dev: building the plugin ($VERSION) and the vendor stand-in"
   (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$VERSION" -o "$DEV_DIR/plugins/$PLUGIN" "./cmd/$PLUGIN")
   (cd "$ROOT" && go build -o "$DEV_DIR/vendor-standin" ./cmd/vendor-standin)
@@ -57,7 +66,7 @@ start() {
     -dev-listen-address="127.0.0.1:$VAULT_PORT" -config="$DEV_DIR/vault.hcl" \
     >"$DEV_DIR/vault.log" 2>&1 </dev/null &
   echo $! >"$DEV_DIR/vault.pid"
-  wait_for "Vault on $VAULT_ADDR (is the port taken? set VAULT_PORT)" 60 "$VAULT_BIN" status
+  wait_for "$server on $VAULT_ADDR (is the port taken? set VAULT_PORT)" 60 "$VAULT_BIN" status
 
   local sha
   sha="$(sha256sum "$DEV_DIR/plugins/$PLUGIN" | cut -d' ' -f1)"
@@ -82,18 +91,18 @@ start() {
 
   for name in penbox-demo eshopbox-demo officernd-demo boldpenguin-demo; do
     echo
-    echo "\$ vault read vendoroauth/token/$name"
+    echo "\$ $cli read vendoroauth/token/$name"
     "$VAULT_BIN" read "vendoroauth/token/$name"
   done
 
   cat <<MSG
 
-Vault is running at $VAULT_ADDR (root token: root); the vendor stand-in at $STANDIN.
+$server is running at $VAULT_ADDR (root token: root); the vendor stand-in at $STANDIN.
 Use it from this shell:
 
-  export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=root
-  alias vault=$VAULT_BIN   # if vault is not on your PATH
-  vault read vendoroauth/config/officernd-demo
+  export $addr_var=$VAULT_ADDR $token_var=root
+  alias $cli=$VAULT_BIN   # if $cli is not on your PATH
+  $cli read vendoroauth/config/officernd-demo
 
 Logs are in $DEV_DIR. Stop everything with: make dev-stop
 MSG

@@ -55,6 +55,9 @@ type Cluster struct {
 
 	opts  ClusterOptions
 	nodes []*Node
+	// mounted is set once the plugin is enabled: from then on
+	// WaitHealthy also waits for every node to route the mount.
+	mounted bool
 }
 
 // Node is one server of a Cluster.
@@ -262,7 +265,7 @@ func (c *Cluster) launch(n *Node) error {
 	// Its own process group, so that Stop can sweep up plugin processes
 	// a killed server leaves behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "VAULT_ADDR=", "VAULT_TOKEN=", "VAULT_NAMESPACE=")
+	cmd.Env = CLIEnv("ADDR", "", "TOKEN", "", "NAMESPACE", "")
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("starting %s: %w", n.ID, err)
@@ -431,9 +434,10 @@ func (c *Cluster) WaitLeader(exclude ...int) (int, error) {
 func isSealedLeader(l *api.LeaderResponse) bool { return l.LeaderAddress == "" }
 
 // WaitHealthy waits until every node is running, unsealed and a Raft
-// voter, there is an active node that all agree on, and every standby has
-// an open forwarding connection to it (an echo since it started and within
-// the last few seconds): what a client needs to be served by any node.
+// voter, there is an active node that all agree on, every standby has an
+// open forwarding connection to it (an echo since it started and within
+// the last few seconds), and, once the plugin is enabled, every node routes
+// its mount (WaitMounted): what a client needs to be served by any node.
 //
 // It deliberately does not wait for autopilot's "healthy" verdict: after a
 // leader change autopilot judges a follower by heartbeats that are only
@@ -443,6 +447,16 @@ func (c *Cluster) WaitHealthy() error {
 	if _, err := c.WaitLeader(); err != nil {
 		return err
 	}
+	if err := c.waitVoters(); err != nil {
+		return err
+	}
+	if c.mounted {
+		return c.WaitMounted()
+	}
+	return nil
+}
+
+func (c *Cluster) waitVoters() error {
 	return c.poll("every node to be an unsealed voter that reaches the active node", func() (bool, error) {
 		for i, n := range c.nodes {
 			if !c.Running(i) {
@@ -542,7 +556,34 @@ func (c *Cluster) enablePlugin() error {
 	}); err != nil {
 		return fmt.Errorf("enabling the plugin: %w", err)
 	}
-	return nil
+	c.mounted = true
+	return c.WaitMounted()
+}
+
+// WaitMounted waits until every running node routes requests for the
+// plugin's mount. Vault's standbys forward every request, but OpenBao's
+// answer reads themselves and set up a new mount only once its mount table
+// entry has reached them: for a moment after the mount is created (or a
+// node has restarted) they answer 404 "no handler for route".
+func (c *Cluster) WaitMounted() error {
+	path := c.opts.Mount + "/config"
+	return c.poll("every node to route "+c.opts.Mount+"/", func() (bool, error) {
+		for i, n := range c.nodes {
+			if !c.Running(i) {
+				continue
+			}
+			status, body, err := RawWith(context.Background(), n.client, "LIST", path, nil)
+			switch {
+			case status == 0:
+				return false, fmt.Errorf("%s: LIST %s: %v", n.ID, path, err)
+			case status == 404 && strings.Contains(string(body), "no handler for route"):
+				return false, fmt.Errorf("%s: LIST %s: no handler for route yet", n.ID, path)
+			case status != 200 && status != 404: // 404 is an empty list
+				return false, fmt.Errorf("%s: LIST %s: HTTP %d %s", n.ID, path, status, strings.TrimSpace(string(body)))
+			}
+		}
+		return true, nil
+	})
 }
 
 // StopNode sends node i's server SIGTERM, as `systemctl stop vault` does

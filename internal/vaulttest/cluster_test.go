@@ -24,7 +24,7 @@ func TestClusterLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := StartCluster(ClusterOptions{Dir: dir, PluginDir: plugins, PluginVersion: "v0.1.0-cluster", PluginSHA256: sha})
+	c, err := StartCluster(ClusterOptions{Dir: dir, PluginDir: plugins, PluginVersion: "v0.1.0-cluster", PluginSHA256: sha, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}

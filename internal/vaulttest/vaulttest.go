@@ -55,7 +55,16 @@ type Options struct {
 	// RawStorage enables sys/raw, so a test can write storage entries as
 	// an older plugin left them.
 	RawStorage bool
+	// AuditFile, if set, is the file a file audit device at "file/" writes
+	// to, with the device's default options (HMAC included). Start returns
+	// only once the device is enabled. Vault enables it through the API;
+	// OpenBao refuses that ("cannot enable audit device via API") and
+	// gets it declared in its config file instead.
+	AuditFile string
 }
+
+// AuditPath is where Options.AuditFile's audit device is mounted.
+const AuditPath = "file"
 
 // VaultBin returns the vault binary the tests use: $VAULT_BIN, or the one
 // scripts/vault.sh provides (building it if needed).
@@ -146,6 +155,15 @@ func Start(opts Options) (*Vault, error) {
 	if opts.RawStorage {
 		hcl += "raw_storage_endpoint = true\n"
 	}
+	flavor, err := ServerFlavor()
+	if err != nil {
+		return nil, err
+	}
+	if opts.AuditFile != "" && flavor == FlavorOpenBao {
+		// https://openbao.org/docs/configuration/audit: declared devices
+		// are created on the active node when it unseals.
+		hcl += fmt.Sprintf("audit %q %q {\n  options {\n    file_path = %q\n  }\n}\n", "file", AuditPath, opts.AuditFile)
+	}
 	if err := os.WriteFile(cfg, []byte(hcl), 0o600); err != nil {
 		return nil, err
 	}
@@ -165,7 +183,7 @@ func Start(opts Options) (*Vault, error) {
 	// Its own process group, so stopping it also stops its plugin
 	// processes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(os.Environ(), "VAULT_ADDR=", "VAULT_TOKEN=")
+	cmd.Env = CLIEnv("ADDR", "", "TOKEN", "")
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting vault: %w", err)
@@ -187,7 +205,42 @@ func Start(opts Options) (*Vault, error) {
 		v.Stop()
 		return nil, err
 	}
+	if opts.AuditFile != "" {
+		if err := v.enableAudit(flavor, opts.AuditFile); err != nil {
+			v.Stop()
+			return nil, err
+		}
+	}
 	return v, nil
+}
+
+// enableAudit enables (Vault) or waits for (OpenBao, declared in the
+// config) the file audit device, and checks that it writes to path.
+func (v *Vault) enableAudit(flavor Flavor, path string) error {
+	if flavor != FlavorOpenBao {
+		if err := v.Client.Sys().EnableAuditWithOptions(AuditPath, &api.EnableAuditOptions{
+			Type:    "file",
+			Options: map[string]string{"file_path": path},
+		}); err != nil {
+			return fmt.Errorf("enabling the file audit device: %w", err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		audits, err := v.Client.Sys().ListAudit()
+		if err == nil {
+			if a, ok := audits[AuditPath+"/"]; ok {
+				if a.Type != "file" || a.Options["file_path"] != path {
+					return fmt.Errorf("the audit device at %s/ is %s writing to %q, not file writing to %q", AuditPath, a.Type, a.Options["file_path"], path)
+				}
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no audit device at %s/ within 30s (%v); log:\n%s", AuditPath, err, v.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (v *Vault) waitReady(limit time.Duration) error {
