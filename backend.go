@@ -28,6 +28,8 @@ type vendorBackend struct {
 	*framework.Backend
 	creds   *backend.Manager
 	started time.Time
+	// storage is the mount's storage, for the last write Close tries.
+	storage logical.Storage
 }
 
 // Factory returns a logical.Factory for the plugin reporting version as its
@@ -44,7 +46,7 @@ func Factory(version string) logical.Factory {
 }
 
 func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
-	b := &vendorBackend{started: time.Now()}
+	b := &vendorBackend{started: time.Now(), storage: conf.StorageView}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -84,7 +86,7 @@ func (b *vendorBackend) periodic(ctx context.Context, req *logical.Request) erro
 // clean ends the backend's lifetime (unmount, seal, step-down): vendor
 // calls in flight are cancelled and no new one starts.
 func (b *vendorBackend) clean(context.Context) {
-	b.creds.Close()
+	b.creds.Close(b.storage)
 }
 
 // HandleRequest serves one request. One plugin process serves every mount

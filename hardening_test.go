@@ -2,6 +2,7 @@ package vendoroauth
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 )
 
@@ -700,4 +702,185 @@ func newTestEnvOver(t *testing.T, env *testEnv) *testEnv {
 	other.storage = env.storage
 	other.vendors, other.url = env.vendors, env.url
 	return other
+}
+
+// Routing headers would send every secret of the request to another
+// tenant behind the same front end without changing token_url.
+func TestRoutingHeadersAreRefused(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.officernd(t, "o", nil)
+	for _, h := range []string{"Host", "host", "X-Forwarded-Host", "Forwarded"} {
+		resp, err := env.request(t, logical.UpdateOperation, "config/o", map[string]interface{}{"extra_headers": h + "=attacker.example"})
+		mustErr(t, resp, err, "was not changed", "would change where the request goes")
+	}
+}
+
+// A reload, seal or unmount while the vendor is answering a rotation must
+// still store the refresh token in that answer.
+func TestCloseLetsARotationInFlightFinish(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	clk := env.useClock()
+	v := rotating(t, env, "pb", standin.Behavior{Lifetime: time.Hour})
+	clk.add(time.Hour)
+	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour, LateAnswer: 400 * time.Millisecond})
+	inCall := make(chan struct{})
+	signal := signalOnce(inCall)
+	env.b.creds.SetTestHooks(backend.TestHooks{BeforeVendorCall: func(string) { signal() }})
+	done := make(chan struct{})
+	go func() { defer close(done); env.request(t, logical.ReadOperation, "token/pb", nil) }()
+	waitFor(t, "the refresh to be sent", inCall)
+	time.Sleep(100 * time.Millisecond) // the vendor has rotated; its answer is on the way
+	env.b.clean(context.Background())
+	<-done
+	fresh := newTestEnvOver(t, env)
+	fresh.b.creds.SetClock(clk.now)
+	if _, err := fresh.b.creds.Refresh(context.Background(), env.storage, "pb", true); err != nil {
+		t.Fatalf("after the reload the stored refresh token was refused: %v", err)
+	}
+	if st := v.Stats(); st.ReuseDetections != 0 {
+		t.Errorf("the reload lost the rotation: %d reuse detections", st.ReuseDetections)
+	}
+}
+
+// A preset without refresh tokens cannot connect an account, and a stored
+// config that no longer resolves can still be fixed without a panic.
+func TestConnectingNeedsRefreshTokensAndBrokenConfigsCanBeFixed(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.officernd(t, "o", map[string]interface{}{"authorize_url": "https://auth.example/authorize"})
+	resp, err := env.request(t, logical.UpdateOperation, "authorize/o", map[string]interface{}{"redirect_uri": "https://cb.example/cb"})
+	mustErr(t, resp, err, "does not take refresh tokens")
+
+	// As an exchange on such a preset used to leave it.
+	e, err := env.b.creds.Get(context.Background(), env.storage, "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := *e
+	broken.Config.GrantType = "refresh_token"
+	raw, _ := json.Marshal(&broken)
+	if err := env.storage.InmemStorage.Put(context.Background(), &logical.StorageEntry{Key: backend.StoragePrefix + "o", Value: raw}); err != nil {
+		t.Fatal(err)
+	}
+	env.b.invalidate(context.Background(), backend.StoragePrefix+"o")
+	resp, err = env.request(t, logical.UpdateOperation, "config/o", map[string]interface{}{"grant_type": "client_credentials"})
+	if err != nil {
+		t.Fatalf("fixing a config that does not resolve: %v", err)
+	}
+	_ = resp
+}
+
+// The stop after a lost answer holds across a restart: it lives in
+// storage, not only in the node's memory.
+func TestUnknownOutcomeSurvivesARestart(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	clk := env.useClock()
+	v := rotating(t, env, "pb", standin.Behavior{Lifetime: time.Hour})
+	env.write(t, "pb", map[string]interface{}{"retry_lost_refresh": "false"})
+	clk.add(time.Hour)
+	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour, LoseNext: 1})
+	resp, err := env.request(t, logical.ReadOperation, "token/pb", nil)
+	mustErr(t, resp, err, "outcome unknown")
+	before := v.Stats().Requests
+	fresh := newTestEnvOver(t, env)
+	fresh.b.creds.SetClock(clk.now)
+	resp, err = fresh.request(t, logical.ReadOperation, "token/pb", nil)
+	mustErr(t, resp, err, "does not retry on its own", "refresh/pb to try once")
+	if v.Stats().Requests != before {
+		t.Errorf("after a restart the plugin presented a refresh token whose outcome was unknown")
+	}
+	// One deliberate try is one request, and its answer clears the stop.
+	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour, RotationGrace: time.Minute})
+	if _, err := fresh.b.creds.Refresh(context.Background(), env.storage, "pb", true); err != nil {
+		t.Errorf("the deliberate try, within the vendor's grace: %v", err)
+	}
+	if got := v.Stats().Requests - before; got != 1 {
+		t.Errorf("a forced refresh made %d requests, want 1", got)
+	}
+}
+
+// A tick's refresh whose answer timed out is retried once at once, even
+// when the tick's start window has passed meanwhile.
+func TestTickRetriesATimedOutRefresh(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	clk := env.useClock()
+	v := rotating(t, env, "pb", standin.Behavior{Lifetime: time.Hour, RotationGrace: 30 * time.Second})
+	env.readToken(t, "pb") // a cache hit: in use
+	env.b.creds.SetClient(tokenclient.New(tokenclient.WithTimeout(300 * time.Millisecond)))
+	clk.add(55 * time.Minute)
+	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour, RotationGrace: 30 * time.Second, LateAnswer: time.Second})
+	before := v.Stats().Requests
+	// Leaves a start window of 200 ms: enough to start one call, not to
+	// wait for its 300 ms timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 65*time.Second+200*time.Millisecond)
+	defer cancel()
+	go func() {
+		time.Sleep(350 * time.Millisecond)
+		v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour, RotationGrace: 30 * time.Second})
+	}()
+	if err := env.b.creds.Tick(ctx, env.storage, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.Stats().Requests - before; got != 2 {
+		t.Errorf("the tick made %d vendor calls, want the call and its retry", got)
+	}
+	if st := v.Stats(); st.ReuseDetections != 0 || st.GraceReuses != 1 {
+		t.Errorf("reuse detections %d, grace reuses %d; want 0, 1", st.ReuseDetections, st.GraceReuses)
+	}
+}
+
+// A reader whose request ended does not wait for a slow vendor; the
+// refresh goes on without it.
+func TestReaderStopsWaitingWhenItsRequestEnds(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.officernd(t, "o", nil)
+	inCall, release := make(chan struct{}), make(chan struct{})
+	signal := signalOnce(inCall)
+	env.b.creds.SetTestHooks(backend.TestHooks{BeforeVendorCall: func(string) { signal(); <-release }})
+	defer close(release)
+	go env.request(t, logical.ReadOperation, "token/o", nil)
+	waitFor(t, "the vendor call", inCall)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := env.b.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "token/o", Storage: env.storage, MountPoint: "vendoroauth/"})
+		if err == nil {
+			t.Errorf("want the request's own deadline error")
+		}
+	}()
+	waitFor(t, "the reader to give up with its request", done)
+}
+
+// refresh/<name> after a lost answer is one deliberate try: one request.
+func TestForcedRefreshIsOneRequest(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := rotating(t, env, "pb", standin.Behavior{Lifetime: time.Hour})
+	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour, LoseNext: 2})
+	before := v.Stats().Requests
+	env.request(t, logical.UpdateOperation, "refresh/pb", nil)
+	if n := v.Stats().Requests - before; n != 1 {
+		t.Errorf("a forced refresh made %d requests, want 1", n)
+	}
+}
+
+// When a vendor seen to rotate refresh tokens refuses one, it has most
+// likely revoked the whole chain: the access token that came with it is
+// not handed out any more, stale or not.
+func TestRefusedRotatingChainStopsHandingOutItsToken(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := rotating(t, env, "pb", standin.Behavior{Lifetime: time.Hour})
+	v.RevokeRefreshToken(storedRefreshToken(t, env, "pb"))
+	resp, err := env.request(t, logical.UpdateOperation, "refresh/pb", nil)
+	mustErr(t, resp, err, "needs reauthorization")
+	resp, err = env.request(t, logical.ReadOperation, "token/pb", nil)
+	mustErr(t, resp, err, "needs reauthorization", "vault write vendoroauth/authorize/pb")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -344,8 +343,8 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 // its secrets must not be able to point them at a host of their choosing.
 // A secret set to "" in the same write counts as given (it is cleared).
 func checkDestination(before, after *backend.Config, req *logical.Request) error {
-	was, now := before.Destinations(), after.Destinations()
-	if slices.Equal(was, now) {
+	changed := before.DestinationChanges(after)
+	if len(changed) == 0 {
 		return nil
 	}
 	var missing []string
@@ -356,12 +355,6 @@ func checkDestination(before, after *backend.Config, req *logical.Request) error
 	}
 	if len(missing) == 0 {
 		return nil
-	}
-	var changed []string
-	for i := range was {
-		if was[i] != now[i] {
-			changed = append(changed, fmt.Sprintf("%s (was %s)", now[i], strings.SplitN(was[i], "=", 2)[1]))
-		}
 	}
 	return &userError{msg: fmt.Sprintf("this write changes where the credential's secrets are sent: %s; give %s again in the same write (or set them to \"\" to clear them)",
 		strings.Join(changed, ", "), strings.Join(missing, ", "))}

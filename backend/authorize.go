@@ -72,6 +72,9 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 		if settings.Static() {
 			return nil, &InputError{Msg: fmt.Sprintf("credential %q has grant_type=static; set grant_type=refresh_token to connect an account", name)}
 		}
+		if err := canConnect(name, settings); err != nil {
+			return nil, err
+		}
 		now := m.now()
 		for k, a := range e.Authorizations {
 			if now.After(a.ExpiresAt) {
@@ -149,6 +152,9 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	if !ok {
 		return nil, &StateError{Name: name}
 	}
+	if err := canConnect(name, settings); err != nil {
+		return nil, err
+	}
 	if m.now().After(a.ExpiresAt) {
 		return nil, &StateError{Name: name, ExpiredAt: a.ExpiresAt}
 	}
@@ -161,6 +167,10 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 		req.Params["code_verifier"] = a.CodeVerifier
 	}
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
+	if !m.inflight.start() {
+		return nil, ErrClosed
+	}
+	defer m.inflight.done()
 	sentAt := m.now()
 	tok, err := m.callVendor(ctx, ctx, name, req)
 	if err == nil && tok.RefreshToken == "" {
@@ -185,12 +195,24 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	next.Status = Status{LastRefreshedAt: next.Status.LastRefreshedAt}
 	// The vendor issued a refresh token that exists nowhere else: a failed
 	// write holds it like a rotated one instead of dropping it.
-	if err := m.persist(ctx, s, name, next, log); err != nil {
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer wcancel()
+	if err := m.persist(wctx, s, name, next, log); err != nil {
 		return nil, err
 	}
 	m.resetHealth(name)
 	log.Info("connected an account with an authorization code")
 	return m.handOut(name, next, settings)
+}
+
+// canConnect refuses an authorization flow for a vendor whose preset takes
+// no refresh tokens: the exchange would store a credential that cannot
+// resolve.
+func canConnect(name string, s *Settings) error {
+	if !s.Preset.SupportsGrant(providers.GrantRefreshToken) {
+		return &InputError{Msg: fmt.Sprintf("provider %s does not take refresh tokens, so credential %q cannot connect an account; use provider=generic with authorize_url", s.Preset.Name, name)}
+	}
+	return nil
 }
 
 func validateRedirect(raw string) error {

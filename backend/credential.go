@@ -93,14 +93,28 @@ func equalBoolPtr(a, b *bool) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
-// Destinations are the endpoints the config sends its secrets and users
-// to, as resolved; a config that does not resolve gives its raw fields, so
-// any change still shows.
-func (c *Config) Destinations() []string {
-	if s, err := c.Resolve(); err == nil {
-		return []string{"token_url=" + s.TokenURL, "authorize_url=" + s.AuthorizeURL}
+// DestinationChanges lists where a config sends its secrets and users that
+// differs between c and o, as "field=new (was old)": the resolved token
+// and authorization endpoints when both configs resolve, else the raw
+// fields that choose them, so any change still shows.
+func (c *Config) DestinationChanges(o *Config) []string {
+	type pair struct{ field, was, now string }
+	var fields []pair
+	cs, cerr := c.Resolve()
+	os, oerr := o.Resolve()
+	if cerr == nil && oerr == nil {
+		fields = []pair{{"token_url", cs.TokenURL, os.TokenURL}, {"authorize_url", cs.AuthorizeURL, os.AuthorizeURL}}
+	} else {
+		fields = []pair{{"provider", c.Provider, o.Provider}, {"environment", c.Environment, o.Environment},
+			{"token_url", c.TokenURL, o.TokenURL}, {"authorize_url", c.AuthorizeURL, o.AuthorizeURL}}
 	}
-	return []string{"provider=" + c.Provider, "environment=" + c.Environment, "token_url=" + c.TokenURL, "authorize_url=" + c.AuthorizeURL}
+	var out []string
+	for _, f := range fields {
+		if f.was != f.now {
+			out = append(out, fmt.Sprintf("%s=%s (was %s)", f.field, f.now, f.was))
+		}
+	}
+	return out
 }
 
 // SecretsSet names the write-only fields that hold a value.
@@ -145,6 +159,11 @@ type Status struct {
 	// refresh token, so a refresh whose outcome is unknown may have killed
 	// the stored one.
 	RotationSeen bool `json:"rotation_seen,omitempty"`
+	// OutcomeUnknownAt is when a refresh of a rotating credential was sent
+	// and no answer came back (after the one prompt retry, if any): the
+	// stored refresh token may be dead, and the plugin does not call the
+	// vendor on its own until an operator acts or an answer clears it.
+	OutcomeUnknownAt time.Time `json:"outcome_unknown_at,omitempty"`
 }
 
 // Authorization is an authorization-code flow started with authorize/<name>
@@ -328,6 +347,11 @@ func (c *Config) Resolve() (*Settings, error) {
 			return nil, fmt.Errorf("extra_headers has an invalid header name %q", k)
 		}
 		switch http.CanonicalHeaderKey(k) {
+		case "Host", "X-Forwarded-Host", "Forwarded", "X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Host":
+			// A shared front end (a CDN, an ingress) routes by these: one
+			// would send every secret of the request to another tenant
+			// behind the same address without changing token_url.
+			return nil, fmt.Errorf("extra_headers cannot set %s: it would change where the request goes; set token_url instead", http.CanonicalHeaderKey(k))
 		case "Content-Type", "Content-Length", "Transfer-Encoding":
 			// The body_format decides these; overriding them would make
 			// the vendor misread every request.

@@ -144,3 +144,20 @@ func TestResolveFillsPresetDefaults(t *testing.T) {
 		t.Errorf("overrides ignored: %+v", s)
 	}
 }
+
+// A name rescheduled many times between pops must not grow the heap without
+// bound (a credential refreshed every minute used to leave an item each).
+func TestScheduleHeapStaysProportional(t *testing.T) {
+	t.Parallel()
+	s := newSchedule()
+	now := time.Now()
+	for i := range 1440 {
+		s.set("x", now.Add(time.Duration(i)*time.Minute+exerciseAfter))
+	}
+	if len(s.heap) > 2*len(s.due)+65 {
+		t.Errorf("%d heap items for %d scheduled names", len(s.heap), len(s.due))
+	}
+	if got := s.popDue(now.Add(1440*time.Minute + exerciseAfter)); len(got) != 1 || got[0] != "x" {
+		t.Errorf("popDue = %v", got)
+	}
+}

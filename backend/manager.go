@@ -106,16 +106,28 @@ func (m *Manager) Invalidate(key string) {
 	}
 }
 
-// Close ends the backend's lifetime: vendor calls in flight are cancelled,
-// none is started any more, and background work stops. It waits for the
-// work in flight to notice, briefly. Rotated refresh tokens still waiting
-// for a storage write are logged, since they are lost with the process.
-func (m *Manager) Close() {
-	m.stop()
+// closeWait bounds how long Close waits for vendor calls and the storage
+// writes of their answers.
+const closeWait = 5 * time.Second
+
+// Close ends the backend's lifetime: nothing new starts (no vendor call,
+// no background work), and the work in flight is given closeWait to
+// finish, so a reload or seal in the middle of a refresh still stores the
+// refresh token the vendor just issued; then whatever remains is
+// cancelled. Refresh tokens still held after a failed write get one last
+// try at s, and are logged if that fails too, since they are lost with the
+// backend.
+func (m *Manager) Close(s logical.Storage) {
 	select {
 	case <-m.inflight.close():
-	case <-time.After(5 * time.Second):
-		m.logger.Warn("vendor calls still in flight when the backend closed; their results will not be stored")
+	case <-time.After(closeWait):
+		m.logger.Warn("vendor calls still in flight when the backend closed; they are cancelled and their results are not stored")
+	}
+	m.stop()
+	if s != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+		m.flushPending(ctx, s)
+		cancel()
 	}
 	m.pendingMu.Lock()
 	for name := range m.pending {

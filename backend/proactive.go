@@ -27,9 +27,10 @@ const (
 	// tickStartWindow is how long after it began a tick may start vendor
 	// calls. Vault gives a periodic function 90 seconds and skips the next
 	// call while one runs; a call started at the end of the window
-	// finishes within the token client's 30 s timeout, so the tick ends
-	// well inside Vault's limit and before the next one is due.
-	tickStartWindow = 30 * time.Second
+	// finishes within the token client's 30 s timeout, and its one retry
+	// after a lost answer within another, so the tick ends inside Vault's
+	// limit.
+	tickStartWindow = 25 * time.Second
 	// tickMargin is kept free before the deadline Vault set on the tick.
 	tickMargin = 5 * time.Second
 	// callTimeout matches the token client's own timeout.
@@ -78,7 +79,7 @@ func (m *Manager) tickContext(ctx context.Context) (context.Context, context.Can
 	// Real time, not m.now: context deadlines run on the wall clock.
 	end := time.Now().Add(tickStartWindow)
 	if dl, ok := ctx.Deadline(); ok {
-		if last := dl.Add(-callTimeout - tickMargin); last.Before(end) {
+		if last := dl.Add(-2*callTimeout - tickMargin); last.Before(end) {
 			end = last
 		}
 	}

@@ -66,8 +66,16 @@ func (s *schedule) setLocked(name string, at time.Time) {
 	}
 	s.due[name] = at
 	// The old heap item stays behind and is skipped when popped: cheaper
-	// than finding it.
+	// than finding it. When stale items outnumber live ones the heap is
+	// rebuilt, so it stays proportional to the names scheduled.
 	heap.Push(&s.heap, dueItem{name: name, at: at})
+	if len(s.heap) > 2*len(s.due)+64 {
+		s.heap = s.heap[:0]
+		for n, t := range s.due {
+			s.heap = append(s.heap, dueItem{name: n, at: t})
+		}
+		heap.Init(&s.heap)
+	}
 }
 
 func (s *schedule) next(name string) time.Time {

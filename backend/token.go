@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
@@ -90,7 +91,7 @@ func (m *Manager) blocked(name string, e *Entry, s *Settings, now time.Time) err
 		return err
 	}
 	h := m.healthOf(name)
-	if h.unknownOutcome && e.Status.RotationSeen {
+	if (h.unknownOutcome || !e.Status.OutcomeUnknownAt.IsZero()) && e.Status.RotationSeen {
 		return &UnknownOutcomeError{Name: name, Vendor: s.Preset.DisplayName}
 	}
 	if now.Before(h.retryAt) && h.lastErr != nil {
@@ -138,7 +139,7 @@ func (m *Manager) refresh(ctx context.Context, s logical.Storage, name string, m
 		// started before it and may return the old token.
 		key = "force:" + name
 	}
-	v, err, _ := m.flights.Do(key, func() (r any, err error) {
+	ch := m.flights.DoChan(key, func() (r any, err error) {
 		// A panic here would reach every caller sharing the flight.
 		defer func() {
 			if p := recover(); p != nil {
@@ -154,10 +155,18 @@ func (m *Manager) refresh(ctx context.Context, s logical.Storage, name string, m
 		}
 		return res, err
 	})
-	if err != nil {
-		return nil, err
+	// The flight goes on without a caller who gave up (it may be storing
+	// a rotated refresh token); the caller does not wait for it.
+	var fr singleflight.Result
+	select {
+	case fr = <-ch:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	r, _ := v.(*Result)
+	if fr.Err != nil {
+		return nil, fr.Err
+	}
+	r, _ := fr.Val.(*Result)
 	if r == nil {
 		return nil, errNoResult
 	}
@@ -210,7 +219,7 @@ func (m *Manager) refreshLocked(ctx, start context.Context, s logical.Storage, n
 			return nil, err
 		}
 	}
-	return m.grant(ctx, start, s, name, e, settings)
+	return m.grant(ctx, start, s, name, e, settings, md)
 }
 
 // probeKey is written before each background vendor call.
@@ -238,26 +247,47 @@ func lockOp(md mode) string {
 	return "read"
 }
 
+// storeTimeout bounds the storage writes that follow a vendor's answer.
+// They run detached from the request and from the backend's lifetime: the
+// answer may hold a refresh token that exists nowhere else, and a reload
+// or seal that closes the backend meanwhile must not cancel its write.
+const storeTimeout = 15 * time.Second
+
 // grant asks the vendor for a new token for e and stores it; the caller
-// holds name's lock.
-func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name string, e *Entry, settings *Settings) (*Result, error) {
+// holds name's lock. From the vendor call to the storage write it counts
+// as work in flight, which Close waits for.
+func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name string, e *Entry, settings *Settings, md mode) (*Result, error) {
+	if !m.inflight.start() {
+		return nil, ErrClosed
+	}
+	defer m.inflight.done()
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
 	cnt := m.countersOf(name)
 	req := e.Config.Request(settings)
 	sentAt := m.now()
 	tok, err := m.callVendor(ctx, start, name, req)
-	if err != nil && settings.retriesLostAnswer(e) && isLostAnswer(err) {
+	// An operator's forced refresh makes exactly one request.
+	if err != nil && md != modeForce && settings.retriesLostAnswer(e) && isLostAnswer(err) {
 		// The vendor may have rotated the refresh token in the answer we
 		// lost. Without a grace period the old one is dead already (a
 		// retry gets invalid_grant, the same as waiting); with rotation
 		// leeway it still works for a short while, so only a prompt
-		// retry can save the chain.
+		// retry can save the chain. It continues a call already made, so
+		// a tick's start window does not hold it back.
 		log.Warn("a refresh was sent but no answer came back; retrying once at once, while the vendor may still accept the refresh token", "error", err.Error())
-		sentAt = m.now()
-		tok, err = m.callVendor(ctx, start, name, req)
+		retrySentAt := m.now()
+		tok2, err2 := m.callVendor(ctx, ctx, name, req)
+		if !errors.Is(err2, errNotStarted) {
+			tok, err, sentAt = tok2, err2, retrySentAt
+		}
 	}
+	if err != nil && ctx.Err() != nil && !isLostAnswer(err) {
+		return nil, err // cancelled before anything reached the vendor
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
 	if err != nil {
-		return m.failed(ctx, s, name, e, settings, err, log)
+		return m.failed(wctx, s, name, e, settings, err, log)
 	}
 	log.Debug("token request succeeded", "grant_type", settings.GrantType, "duration", m.now().Sub(sentAt).String())
 	cnt.grants.Add(1)
@@ -269,26 +299,22 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 	// the old one is dead and this write is the only thing keeping the
 	// credential alive.
 	if rotated {
-		if err := m.persist(ctx, s, name, next, log); err != nil {
+		if err := m.persist(wctx, s, name, next, log); err != nil {
 			return nil, err
 		}
 		log.Info("stored rotated refresh token")
-	} else if err := m.writeEntry(ctx, s, name, next); err != nil {
+	} else if err := m.writeEntry(wctx, s, name, next); err != nil {
 		log.Error("storing a new token failed", "error", err)
 		return nil, err
 	}
 	return m.handOut(name, next, settings)
 }
 
-// callVendor sends req unless the backend is closed or start or ctx is
-// done, so nothing reaches a vendor from a backend that was unmounted or
-// lost leadership, or from a tick whose time is up. The request runs under
-// ctx.
+// callVendor sends req unless start or ctx is done, so nothing reaches a
+// vendor from a backend that was unmounted or lost leadership, or from a
+// tick whose time is up. The request runs under ctx. The caller counts as
+// work in flight.
 func (m *Manager) callVendor(ctx, start context.Context, name string, req tokenclient.Request) (*tokenclient.Token, error) {
-	if !m.inflight.start() {
-		return nil, ErrClosed
-	}
-	defer m.inflight.done()
 	if err := start.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errNotStarted, err)
 	}
@@ -309,7 +335,7 @@ func isLostAnswer(err error) bool {
 // failed records a failed grant in the credential's health and status and
 // decides what the caller gets; the caller holds name's lock.
 func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e *Entry, settings *Settings, err error, log hclog.Logger) (*Result, error) {
-	if errors.Is(err, ErrClosed) || errors.Is(err, errNotStarted) || (ctx.Err() != nil && !isLostAnswer(err)) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, errNotStarted) {
 		// Nothing was asked of the vendor: nothing to record.
 		return nil, err
 	}
@@ -323,24 +349,26 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 	next.Status.LastErrorAt = m.now()
 	if settings.GrantType == providers.GrantRefreshToken && gerr.VendorCode() == "invalid_grant" {
 		next.Status.NeedsReauthorization = true
+		if e.Status.RotationSeen {
+			// A rotating vendor that refuses a refresh token has most
+			// likely detected its reuse and revoked the whole chain, the
+			// access token we hold included: it is no longer handed out.
+			next.Token = nil
+		}
 		log.Error("the vendor refused the refresh token; the credential needs reauthorization and the plugin stops calling the vendor for it")
 	}
+	// A lost answer is remembered in storage, so the guard holds across a
+	// restart or a failover; any answer clears it.
+	next.Status.OutcomeUnknownAt = time.Time{}
 	if gerr.lostAnswer() && settings.GrantType == providers.GrantRefreshToken && e.Status.RotationSeen {
+		next.Status.OutcomeUnknownAt = m.now()
 		log.Error("a refresh was sent but no answer came back; the vendor may have rotated the refresh token, so it is not retried automatically again")
 	}
 	if werr := m.writeEntry(ctx, s, name, next); werr != nil {
 		log.Warn("recording the failure in the credential's status failed", "error", werr)
 	}
 	if next.Status.NeedsReauthorization {
-		rerr := &ReauthError{Name: name, Vendor: settings.Preset.DisplayName, Reason: gerr.Err.Error(), CanConnect: settings.AuthorizeURL != ""}
-		if e.Status.RotationSeen {
-			// A rotating vendor that refuses a refresh token has most
-			// likely detected its reuse and revoked the whole chain, the
-			// access token we hold included: serving it would hand out a
-			// dead token.
-			return nil, rerr
-		}
-		return m.serveStale(next, settings, rerr)
+		return m.serveStale(next, settings, &ReauthError{Name: name, Vendor: settings.Preset.DisplayName, Reason: gerr.Err.Error(), CanConnect: settings.AuthorizeURL != ""})
 	}
 	return m.serveStale(e, settings, gerr)
 }
@@ -372,6 +400,7 @@ func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, sentAt time.Time
 	e.Status.LastRefreshedAt = sentAt
 	e.Status.LastError, e.Status.LastErrorCode, e.Status.LastErrorAt = "", "", time.Time{}
 	e.Status.NeedsReauthorization = false
+	e.Status.OutcomeUnknownAt = time.Time{}
 	return rotated
 }
 

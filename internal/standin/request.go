@@ -539,10 +539,18 @@ func (v *Vendor) serveToken(w http.ResponseWriter, r *http.Request) {
 		v.behavior.LoseNext--
 		v.stats.Lost++
 	}
+	late := v.behavior.LateAnswer
 	v.mu.Unlock()
 	if lose {
 		loseAnswer(w)
 		return
+	}
+	if late > 0 {
+		select {
+		case <-time.After(late):
+		case <-r.Context().Done():
+			return
+		}
 	}
 	v.finish(w, res, e)
 }

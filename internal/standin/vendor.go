@@ -47,6 +47,10 @@ type Behavior struct {
 	// response: the answer is lost on the way back. Each decrements it;
 	// they count in Stats.Lost.
 	LoseNext int
+	// LateAnswer is slept after a token request was processed (a rotation
+	// happened) and before it is answered; a client that leaves meanwhile
+	// loses the answer.
+	LateAnswer time.Duration
 	// Delay is slept before answering a token request. A client that goes
 	// away meanwhile gets no answer; it counts as Failures["client_gone"].
 	Delay time.Duration
