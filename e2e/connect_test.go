@@ -91,11 +91,17 @@ func TestPenboxConnectFlow(t *testing.T) {
 		t.Errorf("reused code: HTTP %d %v", status, r.Errors)
 	}
 
-	// refresh/<name> makes exactly one upstream request.
+	// refresh/<name> makes exactly one upstream request. The reused code
+	// made Penbox revoke what was issued from it (RFC 6749 4.1.2), so that
+	// request is refused, and the plugin does not hand out the access
+	// token revoked with the chain.
 	n := len(v.Requests())
-	status, _, _ = call(t, "POST", mount+"/refresh/"+name, nil)
-	if got := len(v.Requests()) - n; status != 200 || got != 1 {
-		t.Errorf("refresh: HTTP %d, %d upstream requests", status, got)
+	status, r, _ = call(t, "POST", mount+"/refresh/"+name, nil)
+	if got := len(v.Requests()) - n; status != 400 || got != 1 || !strings.Contains(strings.Join(r.Errors, " "), "needs reauthorization") {
+		t.Errorf("refresh after the chain was revoked: HTTP %d %v, %d upstream requests; want a 400 saying it needs reauthorization, after 1 request", status, r.Errors, got)
+	}
+	if status, r, _ := call(t, "GET", mount+"/token/"+name, nil); status != 400 {
+		t.Errorf("token read after the chain was revoked: HTTP %d %v; want a 400", status, r.Data["access_token"] != nil)
 	}
 
 	// The config read shows the credential's health, without secrets.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
 
 // TestRotationStress has 64 readers read one refresh-token credential for
@@ -25,6 +26,7 @@ import (
 // vendor must never see a refresh token twice, and the readers' load must
 // not turn into more vendor calls than one per token hand-out life.
 func TestRotationStress(t *testing.T) {
+	vaulttest.SkipOn(t, vaulttest.FlavorOpenBao, "a soak that exercises the plugin, not the server: it runs against Vault only, to keep CI within its time (README, Works with OpenBao)")
 	const (
 		readers  = 64
 		duration = 60 * time.Second
