@@ -3,10 +3,7 @@ package tokenclient
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptrace"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -30,6 +27,14 @@ type Client struct {
 	// base is WithHTTPClient's client, kept until New has seen every
 	// Option, so that their order does not matter.
 	base *http.Client
+
+	// transport is the transport TLS configs are cloned from: the given
+	// client's, or nil for a fresh pooled one.
+	transport http.RoundTripper
+	// tls caches an http.Client per distinct TLSConfig.
+	tls     *transportCache
+	maxTLS  int
+	nowFunc func() time.Time
 }
 
 // Option configures a Client made by New.
@@ -53,6 +58,13 @@ func WithUserAgent(ua string) Option {
 // DefaultTimeout.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.base = hc }
+}
+
+// WithMaxTLSConfigs bounds how many distinct TLS configurations keep a
+// cached transport (and its idle connections); the least recently used is
+// dropped first. Zero or less means DefaultMaxTLSConfigs.
+func WithMaxTLSConfigs(n int) Option {
+	return func(c *Client) { c.maxTLS = n }
 }
 
 // New makes a Client on a pooled go-cleanhttp client: its own transport,
@@ -82,8 +94,18 @@ func New(opts ...Option) *Client {
 	if c.userAgent == "" {
 		c.userAgent = defaultUserAgent
 	}
+	c.transport = hc.Transport
+	c.tls = newTransportCache(c.maxTLS)
 	c.http, c.timeout, c.base = &hc, hc.Timeout, nil
 	return c
+}
+
+// now is the Client's clock, for assertions' iat and exp.
+func (c *Client) now() time.Time {
+	if c.nowFunc != nil {
+		return c.nowFunc()
+	}
+	return time.Now()
 }
 
 // Exchange posts the request to its token endpoint and parses the answer.
@@ -97,36 +119,19 @@ func (c *Client) Exchange(ctx context.Context, r Request) (*Token, error) {
 	if c == nil || c.http == nil {
 		return nil, errors.New("tokenclient: the Client was not made with New")
 	}
-	req, u, basic, err := r.build(ctx, c.userAgent)
+	b, err := r.buildCall(ctx, c.userAgent, r.tokenCall(), c.now())
 	if err != nil {
 		return nil, err
 	}
-	// The Basic credentials are what a vendor's "malformed header" error
-	// would echo.
-	secrets := expandSecrets(append(r.Secrets(), basic))
-	endpoint := displayEndpoint(u)
-
-	// WroteRequest is the line between "the server never saw it" and "the
-	// server may have acted on it": a refresh token may be rotated even
-	// though the answer is lost.
-	var wrote atomic.Bool
-	trace := &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
-	}
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
-	limit := c.limit(ctx)
-
-	resp, err := c.http.Do(req)
+	// The Basic credentials and the assertion are what a vendor's
+	// "malformed header" or "bad assertion" error would echo.
+	secrets := b.secrets(r, nil)
+	a, err := c.roundTrip(ctx, b, "token endpoint", r.TLS, secrets, MaxBodyBytes)
 	if err != nil {
-		return nil, newTransportError(err, endpoint, wrote.Load(), false, limit, secrets)
+		return nil, err
 	}
-	defer resp.Body.Close()
-	// One byte over the limit tells an oversize body from one that fits.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
-	if err != nil {
-		return nil, newTransportError(err, endpoint, true, true, limit, secrets)
-	}
-	return parseResponse(resp.StatusCode, resp.Status, resp.Header, body, u, secrets)
+	tok, err := parseResponseKeep(a.status, a.statusText, a.header, a.body, b.u, secrets, r.ResponseFields)
+	return tok, a.annotate(err)
 }
 
 // limit is the time a request made now has: the client's timeout or the

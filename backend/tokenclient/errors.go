@@ -35,11 +35,35 @@ type Error struct {
 	// Location is, for a 3xx answer, the redirect target as
 	// scheme://host/path: the query is left out because it may hold keys.
 	Location string
+	// Endpoint names the endpoint that refused ("revocation endpoint"),
+	// "" for the token endpoint.
+	Endpoint string
+	// ClientCertificateNotRequested is set when a client certificate was
+	// configured, the server refused the client, and its TLS handshake had
+	// not asked for the certificate: the URL is probably not the vendor's
+	// mutual-TLS endpoint (RFC 8705 section 5, mtls_endpoint_aliases).
+	ClientCertificateNotRequested bool
+}
+
+// noun is the endpoint's name in messages.
+func (e *Error) noun() string {
+	if e.Endpoint == "" {
+		return "token endpoint"
+	}
+	return e.Endpoint
 }
 
 // Error describes the refusal in one line, for example
 // "vendor error invalid_grant: refresh token expired (HTTP 400 Bad Request)".
 func (e *Error) Error() string {
+	msg := e.message()
+	if e.ClientCertificateNotRequested {
+		msg += "; the server did not ask for the client certificate during the TLS handshake: use the vendor's mutual-TLS endpoint (its mtls_endpoint_aliases)"
+	}
+	return msg
+}
+
+func (e *Error) message() string {
 	status := e.Status
 	if status == "" {
 		status = statusLine(e.StatusCode)
@@ -50,8 +74,12 @@ func (e *Error) Error() string {
 		if e.Location != "" {
 			to = " to " + e.Location
 		}
-		return "token endpoint redirected (HTTP " + status + ")" + to +
-			"; redirects are not followed: set token_url to the endpoint itself"
+		fix := "set token_url to the endpoint itself"
+		if e.Endpoint != "" {
+			fix = "set the " + e.Endpoint + " URL to the endpoint itself"
+		}
+		return e.noun() + " redirected (HTTP " + status + ")" + to +
+			"; redirects are not followed: " + fix
 	case e.Code != "":
 		msg := "vendor error " + e.Code
 		if e.Description != "" {
@@ -59,7 +87,7 @@ func (e *Error) Error() string {
 		}
 		return msg + " (HTTP " + status + ")"
 	default:
-		msg := "token endpoint answered HTTP " + status
+		msg := e.noun() + " answered HTTP " + status
 		if e.StatusCode >= 200 && e.StatusCode < 300 {
 			// Without this a 200 would read like a success.
 			msg += " with an error"
@@ -75,10 +103,16 @@ func (e *Error) Error() string {
 type ResponseError struct {
 	// Reason says what was wrong with the response, without echoing it.
 	Reason string
+	// Endpoint names the endpoint ("device authorization endpoint"), ""
+	// for the token endpoint.
+	Endpoint string
 }
 
 // Error describes what was wrong with the response.
 func (e *ResponseError) Error() string {
+	if e.Endpoint != "" {
+		return e.Endpoint + " answered with an unusable response: " + e.Reason
+	}
 	return "token endpoint answered with an unusable token response: " + e.Reason
 }
 
@@ -94,6 +128,11 @@ type TransportError struct {
 	Timeout bool
 	// Err is the underlying network error.
 	Err error
+	// TLSFailure says which TLS handshake failure it was, "" for none or
+	// one this package does not recognise. A client-certificate failure
+	// is reported as not Sent: the server refused the connection before
+	// it read the request.
+	TLSFailure TLSFailure
 
 	// msg is built, and redacted, where the error is made: that is where
 	// the endpoint and the secrets are known. Keeping the secrets in the
@@ -130,6 +169,18 @@ func (e *TransportError) Unwrap() error { return e.Err }
 // newTransportError classifies a failure of http.Client.Do or of reading
 // the body. limit is the time the request had, for the message.
 func newTransportError(err error, endpoint string, sent, reading bool, limit time.Duration, secrets []string) *TransportError {
+	return newTransportErrorAt("token endpoint", err, endpoint, sent, reading, limit, secrets, classifyTLS(err, false, nil))
+}
+
+// newTransportErrorAt is newTransportError for the endpoint named by noun,
+// with the TLS failure already classified.
+func newTransportErrorAt(noun string, err error, endpoint string, sent, reading bool, limit time.Duration, secrets []string, tlsFailure TLSFailure) *TransportError {
+	switch tlsFailure {
+	case TLSClientCertificateRequired, TLSClientCertificateRejected:
+		// With TLS 1.3 the alert arrives after the request was written,
+		// but the server refused the connection without reading it.
+		sent, reading = false, false
+	}
 	endpoint = Redact(endpoint, secrets...)
 	inner := err
 	var ue *url.Error
@@ -140,7 +191,7 @@ func newTransportError(err error, endpoint string, sent, reading bool, limit tim
 	}
 	var te interface{ Timeout() bool }
 	timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout())
-	e := &TransportError{Sent: sent, Timeout: timeout, Err: inner}
+	e := &TransportError{Sent: sent, Timeout: timeout, Err: inner, TLSFailure: tlsFailure}
 
 	within := ""
 	if limit > 0 {
@@ -159,21 +210,24 @@ func newTransportError(err error, endpoint string, sent, reading bool, limit tim
 	var msg string
 	switch {
 	case timeout && reading:
-		msg = fmt.Sprintf("no complete answer from token endpoint %s%s (timeout)", endpoint, within)
+		msg = fmt.Sprintf("no complete answer from %s %s%s (timeout)", noun, endpoint, within)
 	case timeout && sent:
-		msg = fmt.Sprintf("no answer from token endpoint %s%s (timeout)", endpoint, within)
+		msg = fmt.Sprintf("no answer from %s %s%s (timeout)", noun, endpoint, within)
 	case timeout:
-		msg = fmt.Sprintf("cannot reach token endpoint %s%s (timeout)", endpoint, within)
+		msg = fmt.Sprintf("cannot reach %s %s%s (timeout)", noun, endpoint, within)
 	case errors.Is(err, context.Canceled) && sent:
-		msg = fmt.Sprintf("request to token endpoint %s was canceled after it was sent", endpoint)
+		msg = fmt.Sprintf("request to %s %s was canceled after it was sent", noun, endpoint)
 	case errors.Is(err, context.Canceled):
-		msg = fmt.Sprintf("request to token endpoint %s was canceled before it was sent", endpoint)
+		msg = fmt.Sprintf("request to %s %s was canceled before it was sent", noun, endpoint)
 	case reading:
-		msg = fmt.Sprintf("reading the answer from token endpoint %s failed: %s", endpoint, cause)
+		msg = fmt.Sprintf("reading the answer from %s %s failed: %s", noun, endpoint, cause)
 	case sent:
-		msg = fmt.Sprintf("lost the connection to token endpoint %s after sending the request (outcome unknown): %s", endpoint, cause)
+		msg = fmt.Sprintf("lost the connection to %s %s after sending the request (outcome unknown): %s", noun, endpoint, cause)
 	default:
-		msg = fmt.Sprintf("cannot reach token endpoint %s: %s", endpoint, cause)
+		msg = fmt.Sprintf("cannot reach %s %s: %s", noun, endpoint, cause)
+	}
+	if advice := tlsFailure.advice(); advice != "" {
+		msg += "; " + advice
 	}
 	e.msg = msg
 	return e

@@ -3,6 +3,7 @@ package tokenclient
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 )
 
 // AuthStyle says how the client authenticates to the token endpoint.
@@ -22,7 +24,39 @@ const (
 	AuthBasic AuthStyle = "basic"
 	// AuthBody sends client_id and client_secret as body parameters.
 	AuthBody AuthStyle = "body"
+	// AuthNone sends only client_id in the body, for public clients (RFC
+	// 8414's "none"); a ClientSecret is refused rather than dropped.
+	AuthNone AuthStyle = "none"
+	// AuthPrivateKeyJWT sends a client assertion JWT signed by Signer
+	// (RFC 7523 section 2.2, OpenID Connect Core section 9).
+	AuthPrivateKeyJWT AuthStyle = "private_key_jwt"
+	// AuthClientSecretJWT sends a client assertion JWT signed with HMAC
+	// keyed by the client secret (OpenID Connect Core section 9).
+	AuthClientSecretJWT AuthStyle = "client_secret_jwt"
+	// AuthTLSClient authenticates with a client certificate from a CA the
+	// server trusts (RFC 8705 section 2.1): client_id in the body, TLS
+	// with a client certificate.
+	AuthTLSClient AuthStyle = "tls_client_auth"
+	// AuthSelfSignedTLSClient authenticates with a self-signed client
+	// certificate the server has registered (RFC 8705 section 2.2). On the
+	// wire it is AuthTLSClient.
+	AuthSelfSignedTLSClient AuthStyle = "self_signed_tls_client_auth"
 )
+
+// AuthStyles lists every AuthStyle, for validation and help texts.
+func AuthStyles() []AuthStyle {
+	return []AuthStyle{AuthBasic, AuthBody, AuthNone, AuthPrivateKeyJWT, AuthClientSecretJWT, AuthTLSClient, AuthSelfSignedTLSClient}
+}
+
+// sendsClientIDInBody reports whether the style puts client_id in the
+// body: every style but Basic, where the header carries it.
+func (s AuthStyle) sendsClientIDInBody() bool { return s != AuthBasic }
+
+// isJWT reports whether the style sends a client assertion.
+func (s AuthStyle) isJWT() bool { return s == AuthPrivateKeyJWT || s == AuthClientSecretJWT }
+
+// isTLS reports whether the style authenticates by client certificate.
+func (s AuthStyle) isTLS() bool { return s == AuthTLSClient || s == AuthSelfSignedTLSClient }
 
 // BasicEncoding says how the client id and secret are encoded before they
 // are joined and base64-encoded for Basic auth.
@@ -57,6 +91,16 @@ const (
 	paramClientSecret = "client_secret"
 	paramScope        = "scope"
 )
+
+// Parameters of a client assertion (RFC 7521 section 4.2).
+const (
+	paramClientAssertionType = "client_assertion_type"
+	paramClientAssertion     = "client_assertion"
+)
+
+// assertionParams may not come from Params or ExtraParams when the
+// Request sends an assertion of its own.
+var assertionParams = map[string]bool{paramClientAssertionType: true, paramClientAssertion: true}
 
 // reservedParams may not come from Params or ExtraParams: letting them
 // would undo the choices the Request's fields express (an ExtraParams
@@ -103,8 +147,42 @@ type Request struct {
 	// x-api-key, for one). They are applied last, so they may replace
 	// Accept, Content-Type or User-Agent; "Host" sets the Host the server
 	// sees. An Authorization header is refused with AuthBasic, which it
-	// would silently replace.
+	// would silently replace, and with the assertion and certificate
+	// styles, where it would be a second authentication method.
 	Headers map[string]string
+
+	// The fields below are optional: left zero, a request is built exactly
+	// as without them.
+
+	// Signer signs the client assertion of AuthPrivateKeyJWT. The private
+	// key never leaves it: only signatures are made.
+	Signer crypto.Signer
+	// SigningAlgorithm is the assertion's JWS alg. Empty means the one the
+	// key implies: RS256 for RSA, ES256/ES384/ES512 for the P-256/P-384/
+	// P-521 curves, EdDSA for Ed25519, and HS256 for AuthClientSecretJWT.
+	// An RSA key may also sign RS384, RS512, PS256, PS384 or PS512.
+	SigningAlgorithm string
+	// KeyID is the assertion's kid header. Empty means, for
+	// AuthPrivateKeyJWT, the RFC 7638 SHA-256 thumbprint of the Signer's
+	// public key (what backend/keys derives too), and no kid for
+	// AuthClientSecretJWT.
+	KeyID string
+	// Audience is the assertion's aud. Empty means TokenURL without its
+	// query and fragment, as OpenID Connect Core section 9 says: for
+	// revocation and device requests too, unless TokenURL is empty, when
+	// it is the endpoint being called.
+	Audience string
+	// AssertionLifetime is how long an assertion is valid (exp - iat).
+	// Zero means DefaultAssertionLifetime; more than MaxAssertionLifetime
+	// is refused.
+	AssertionLifetime time.Duration
+	// TLS is the request's TLS beyond the defaults: a client certificate
+	// (RFC 8705) and the CAs trusted for the server. Nil means the Client's
+	// own transport, unchanged.
+	TLS *TLSConfig
+	// ResponseFields names token response fields to keep in Token.Extra
+	// (instance_url, uid, id_token, ...). refresh_token cannot be named.
+	ResponseFields []string
 }
 
 // Secrets returns every secret value the request carries: the client
@@ -126,97 +204,201 @@ func (r Request) Secrets() []string {
 	for _, k := range sortedKeys(r.Headers) {
 		add(r.Headers[k])
 	}
+	if r.TLS != nil {
+		add(r.TLS.ClientKeyPEM)
+	}
 	return out
 }
 
 // String describes the request without its secrets, so that a Request
 // that ends up in a log line or a test failure leaks nothing.
 func (r Request) String() string {
-	return fmt.Sprintf("tokenclient.Request{TokenURL: %s, GrantType: %q, ClientID: %q, AuthStyle: %q, BodyFormat: %q, Params: %v, Headers: %v}",
+	s := fmt.Sprintf("tokenclient.Request{TokenURL: %s, GrantType: %q, ClientID: %q, AuthStyle: %q, BodyFormat: %q, Params: %v, Headers: %v",
 		displayURL(r.TokenURL), r.GrantType, r.ClientID, r.AuthStyle, r.BodyFormat, sortedKeys(r.Params), sortedKeys(r.Headers))
+	// The optional fields show only when set, and never a key: a Signer
+	// is named by its kid, a TLS config by what it holds.
+	if r.Signer != nil {
+		s += fmt.Sprintf(", Signer: %s", redacted)
+	}
+	if r.KeyID != "" {
+		s += fmt.Sprintf(", KeyID: %q", r.KeyID)
+	}
+	if r.TLS != nil {
+		s += ", TLS: " + r.TLS.String()
+	}
+	if len(r.ResponseFields) > 0 {
+		s += fmt.Sprintf(", ResponseFields: %v", r.ResponseFields)
+	}
+	return s + "}"
 }
 
 // GoString is String, so that %#v does not print the secrets either.
 func (r Request) GoString() string { return r.String() }
 
-// build turns r into an HTTP request. basic is the base64 credential of an
-// Authorization: Basic header, "" for AuthBody. Its errors describe a bad
+// call says what a request is for: the token endpoint (a grant), or one
+// of the other endpoints that take the same client authentication.
+type call struct {
+	// noun names the endpoint in messages: "token endpoint".
+	noun string
+	// urlNoun names its URL in messages: "token URL".
+	urlNoun string
+	// endpoint is the URL to post to.
+	endpoint string
+	// grant sends grant_type (and GrantTypeInQuery applies).
+	grant bool
+	// params are the call's own parameters (secret values); nil means the
+	// Request's Params.
+	params map[string]string
+	// extra sends ExtraParams; scopes sends Scopes.
+	extra, scopes bool
+}
+
+// tokenCall is a grant at the token endpoint: what Exchange sends.
+func (r Request) tokenCall() call {
+	return call{noun: "token endpoint", urlNoun: "token URL", endpoint: r.TokenURL, grant: true, extra: true, scopes: true}
+}
+
+// built is a request ready to send, with what redaction needs to know.
+type built struct {
+	req *http.Request
+	u   *url.URL
+	// basic is the base64 credential of an Authorization: Basic header,
+	// "" when there is none.
+	basic string
+	// assertion is the client assertion JWT, "" when there is none.
+	assertion string
+}
+
+// secrets is every secret the built request carries: the Request's, its
+// Basic credential and its assertion (whole and by part, since a vendor
+// may echo only the part it could not parse).
+func (b *built) secrets(r Request, own map[string]string) []string {
+	out := append(r.Secrets(), b.basic)
+	for _, k := range sortedKeys(own) {
+		out = append(out, own[k])
+	}
+	if b.assertion != "" {
+		out = append(out, b.assertion)
+		if i := strings.LastIndexByte(b.assertion, '.'); i > 0 {
+			out = append(out, b.assertion[:i], b.assertion[i+1:])
+		}
+	}
+	return expandSecrets(out)
+}
+
+// buildCall turns r into an HTTP request for c. Its errors describe a bad
 // Request and never hold a secret value.
-func (r Request) build(ctx context.Context, userAgent string) (req *http.Request, u *url.URL, basic string, err error) {
-	u, err = parseTokenURL(r.TokenURL)
+func (r Request) buildCall(ctx context.Context, userAgent string, c call, now time.Time) (*built, error) {
+	u, err := parseEndpointURL(c.urlNoun, c.endpoint)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
 	style := r.AuthStyle
 	if style == "" {
 		style = AuthBasic
 	}
-	if style != AuthBasic && style != AuthBody {
-		return nil, nil, "", fmt.Errorf("unknown auth style %q: use %q or %q", style, AuthBasic, AuthBody)
+	known := false
+	for _, s := range AuthStyles() {
+		known = known || s == style
+	}
+	if !known {
+		return nil, fmt.Errorf("unknown auth style %q: use %q or %q", style, AuthBasic, AuthBody)
 	}
 	enc := r.BasicEncoding
 	if enc == "" {
 		enc = EncodingRFC6749
 	}
 	if enc != EncodingRFC6749 && enc != EncodingRaw {
-		return nil, nil, "", fmt.Errorf("unknown basic encoding %q: use %q or %q", enc, EncodingRFC6749, EncodingRaw)
+		return nil, fmt.Errorf("unknown basic encoding %q: use %q or %q", enc, EncodingRFC6749, EncodingRaw)
 	}
 	format := r.BodyFormat
 	if format == "" {
 		format = FormatForm
 	}
 	if format != FormatForm && format != FormatJSON {
-		return nil, nil, "", fmt.Errorf("unknown body format %q: use %q or %q", format, FormatForm, FormatJSON)
+		return nil, fmt.Errorf("unknown body format %q: use %q or %q", format, FormatForm, FormatJSON)
 	}
-	if r.GrantType == "" {
-		return nil, nil, "", errors.New("the request has no grant type")
+	if c.grant && r.GrantType == "" {
+		return nil, errors.New("the request has no grant type")
 	}
-	for k := range r.Params {
+	own := c.params
+	if own == nil {
+		own = r.Params
+	}
+	for k := range own {
 		if k == "" {
-			return nil, nil, "", errors.New("a grant parameter has an empty name")
+			return nil, errors.New("a grant parameter has an empty name")
 		}
-		if reservedParams[k] {
-			return nil, nil, "", fmt.Errorf("grant parameters cannot set %q: it comes from the request's own field", k)
+		if reservedParams[k] || (style.isJWT() && assertionParams[k]) {
+			return nil, fmt.Errorf("grant parameters cannot set %q: it comes from the request's own field", k)
 		}
 	}
 	for k, v := range r.Headers {
 		if !validHeaderName(k) {
-			return nil, nil, "", fmt.Errorf("extra header name %q is not a valid HTTP header name", k)
+			return nil, fmt.Errorf("extra header name %q is not a valid HTTP header name", k)
 		}
 		// The value is secret: name the header, never show the value.
 		if !validHeaderValue(v) {
-			return nil, nil, "", fmt.Errorf("extra header %q has a value with control characters", k)
+			return nil, fmt.Errorf("extra header %q has a value with control characters", k)
 		}
-		if style == AuthBasic && http.CanonicalHeaderKey(k) == "Authorization" {
-			return nil, nil, "", errors.New("an extra Authorization header would replace the Basic client authentication: use auth style body")
+		if http.CanonicalHeaderKey(k) == "Authorization" {
+			switch {
+			case style == AuthBasic:
+				return nil, errors.New("an extra Authorization header would replace the Basic client authentication: use auth style body")
+			case style.isJWT() || style.isTLS():
+				return nil, fmt.Errorf("an extra Authorization header would be a second client authentication beside %s", style)
+			}
 		}
+	}
+	if err := r.checkClientAuth(style); err != nil {
+		return nil, err
+	}
+	if err := checkResponseFields(r.ResponseFields); err != nil {
+		return nil, err
 	}
 
-	params := make(map[string]string, len(r.ExtraParams)+len(r.Params)+4)
-	for k, v := range r.ExtraParams {
-		if _, grant := r.Params[k]; k == "" || reservedParams[k] || grant {
-			continue
+	params := make(map[string]string, len(r.ExtraParams)+len(own)+6)
+	if c.extra {
+		for k, v := range r.ExtraParams {
+			if _, grant := own[k]; k == "" || reservedParams[k] || grant || (style.isJWT() && assertionParams[k]) {
+				continue
+			}
+			params[k] = v
 		}
+	}
+	for k, v := range own {
 		params[k] = v
 	}
-	for k, v := range r.Params {
-		params[k] = v
-	}
-	if scope := joinScopes(r.Scopes); scope != "" {
-		params[paramScope] = scope
-	}
-	if r.GrantTypeInQuery {
-		addGrantTypeToQuery(u, r.GrantType)
-	} else {
-		params[paramGrantType] = r.GrantType
-	}
-	if style == AuthBody {
-		if r.ClientID != "" {
-			params[paramClientID] = r.ClientID
+	if c.scopes {
+		if scope := joinScopes(r.Scopes); scope != "" {
+			params[paramScope] = scope
 		}
-		if r.ClientSecret != "" {
-			params[paramClientSecret] = r.ClientSecret
+	}
+	if c.grant {
+		if r.GrantTypeInQuery {
+			addGrantTypeToQuery(u, r.GrantType)
+		} else {
+			params[paramGrantType] = r.GrantType
 		}
+	}
+	if style.sendsClientIDInBody() && r.ClientID != "" {
+		params[paramClientID] = r.ClientID
+	}
+	if style == AuthBody && r.ClientSecret != "" {
+		params[paramClientSecret] = r.ClientSecret
+	}
+	b := &built{u: u}
+	if style.isJWT() {
+		aud := r.Audience
+		if aud == "" {
+			aud = defaultAudience(r.TokenURL, u)
+		}
+		b.assertion, err = r.clientAssertion(style, aud, now)
+		if err != nil {
+			return nil, err
+		}
+		params[paramClientAssertionType] = ClientAssertionType
+		params[paramClientAssertion] = b.assertion
 	}
 
 	var body []byte
@@ -230,7 +412,7 @@ func (r Request) build(ctx context.Context, userAgent string) (req *http.Request
 		// but needlessly different from what the operator configured.
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(params); err != nil {
-			return nil, nil, "", fmt.Errorf("encoding the JSON body: %w", err)
+			return nil, fmt.Errorf("encoding the JSON body: %w", err)
 		}
 		body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	default:
@@ -242,17 +424,17 @@ func (r Request) build(ctx context.Context, userAgent string) (req *http.Request
 		body = []byte(values.Encode())
 	}
 
-	req, err = http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		// Not wrapped: net/http's message would repeat the whole URL.
-		return nil, nil, "", fmt.Errorf("building the request to %s failed", displayEndpoint(u))
+		return nil, fmt.Errorf("building the request to %s failed", displayEndpoint(u))
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", userAgent)
 	if style == AuthBasic {
-		basic = basicCredentials(r.ClientID, r.ClientSecret, enc)
-		req.Header.Set("Authorization", "Basic "+basic)
+		b.basic = basicCredentials(r.ClientID, r.ClientSecret, enc)
+		req.Header.Set("Authorization", "Basic "+b.basic)
 	}
 	for _, k := range sortedKeys(r.Headers) {
 		if http.CanonicalHeaderKey(k) == "Host" {
@@ -262,27 +444,71 @@ func (r Request) build(ctx context.Context, userAgent string) (req *http.Request
 		}
 		req.Header.Set(k, r.Headers[k])
 	}
-	return req, u, basic, nil
+	b.req = req
+	return b, nil
 }
 
-// parseTokenURL accepts only absolute http(s) URLs without user info. Its
-// errors do not wrap url.Parse's, which quote the whole URL: an operator
-// may have put a key in its query string.
-func parseTokenURL(raw string) (*url.URL, error) {
+// checkClientAuth refuses a Request whose fields cannot make the client
+// authentication its style asks for, before anything is signed or sent.
+func (r Request) checkClientAuth(style AuthStyle) error {
+	switch {
+	case style == AuthNone && r.ClientSecret != "":
+		return errors.New("auth style none sends no client secret: clear the secret or use a style that sends it")
+	case style == AuthNone && r.ClientID == "":
+		return errors.New("auth style none needs a client id")
+	case style.isJWT() && r.ClientID == "":
+		return fmt.Errorf("%s needs a client id: it is the assertion's issuer and subject", style)
+	case style == AuthPrivateKeyJWT && r.Signer == nil:
+		return errors.New("private_key_jwt needs a signing key")
+	case style == AuthClientSecretJWT && r.ClientSecret == "":
+		return errors.New("client_secret_jwt needs a client secret: it keys the assertion's HMAC")
+	case style.isTLS() && r.ClientID == "":
+		return fmt.Errorf("%s needs a client id: RFC 8705 sends it in the body", style)
+	case style.isTLS() && (r.TLS == nil || r.TLS.ClientCertificatePEM == ""):
+		return fmt.Errorf("%s needs a client certificate and key", style)
+	case style.isTLS() && r.ClientSecret != "":
+		return fmt.Errorf("%s sends no client secret: clear the secret, or use basic or body for a secret", style)
+	case (style.isJWT() || style.isTLS()) && r.BodyFormat == FormatJSON:
+		// RFC 7523 and 8705 define form parameters; no server we know of
+		// takes an assertion in JSON.
+		return fmt.Errorf("%s takes a form body, not %s", style, FormatJSON)
+	}
+	if r.AssertionLifetime < 0 || r.AssertionLifetime > MaxAssertionLifetime {
+		return fmt.Errorf("the assertion lifetime %s is not between 0 and %s", r.AssertionLifetime, MaxAssertionLifetime)
+	}
+	return nil
+}
+
+// defaultAudience is the token endpoint without its query and fragment,
+// or, without a token URL, the endpoint being called.
+func defaultAudience(tokenURL string, called *url.URL) string {
+	if tokenURL != "" {
+		if u, err := url.Parse(tokenURL); err == nil && u.Host != "" {
+			return u.Scheme + "://" + u.Host + u.EscapedPath()
+		}
+	}
+	return called.Scheme + "://" + called.Host + called.EscapedPath()
+}
+
+// parseEndpointURL accepts only absolute http(s) URLs without user info;
+// noun names the URL in messages ("token URL", "revocation endpoint URL").
+// Its errors do not wrap url.Parse's, which quote the whole URL: an
+// operator may have put a key in its query string.
+func parseEndpointURL(noun, raw string) (*url.URL, error) {
 	if raw == "" {
-		return nil, errors.New("the request has no token URL")
+		return nil, fmt.Errorf("the request has no %s", noun)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, errors.New("the token URL is not a valid URL")
+		return nil, fmt.Errorf("the %s is not a valid URL", noun)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
-		return nil, fmt.Errorf("the token URL %s is not an absolute http or https URL", displayEndpoint(u))
+		return nil, fmt.Errorf("the %s %s is not an absolute http or https URL", noun, displayEndpoint(u))
 	}
 	if u.User != nil {
 		// net/http would turn user info into Basic auth, silently replacing
 		// or adding to the client authentication the Request asks for.
-		return nil, fmt.Errorf("the token URL %s carries user info: put credentials in the client id and secret", displayEndpoint(u))
+		return nil, fmt.Errorf("the %s %s carries user info: put credentials in the client id and secret", noun, displayEndpoint(u))
 	}
 	u.Fragment, u.RawFragment = "", ""
 	return u, nil

@@ -46,13 +46,22 @@ type Token struct {
 	// ExpiresIn is the token's lifetime, whole seconds, or 0 when the
 	// response has no expires_in (the caller applies its default).
 	ExpiresIn time.Duration
+	// Extra holds the response fields the Request named in
+	// ResponseFields; nil when it named none. It is a pointer so that
+	// Token stays comparable with ==.
+	Extra *ExtraFields
 }
 
 // String describes the token without its secrets, so that a Token that
 // ends up in a log line leaks nothing.
 func (t Token) String() string {
-	return fmt.Sprintf("tokenclient.Token{TokenType: %q, Scope: %q, ExpiresIn: %s, AccessToken: %s, RefreshToken: %s, IDToken: %s}",
+	s := fmt.Sprintf("tokenclient.Token{TokenType: %q, Scope: %q, ExpiresIn: %s, AccessToken: %s, RefreshToken: %s, IDToken: %s",
 		t.TokenType, t.Scope, t.ExpiresIn, present(t.AccessToken), present(t.RefreshToken), present(t.IDToken))
+	if t.Extra != nil && len(t.Extra.Values) > 0 {
+		// Names only: an extra field may be an id_token.
+		s += fmt.Sprintf(", Extra: %v", sortedKeys(t.Extra.Values))
+	}
+	return s + "}"
 }
 
 // GoString is String, so that %#v does not print the tokens either.
@@ -78,6 +87,12 @@ func ParseResponse(statusCode int, status string, header http.Header, body []byt
 }
 
 func parseResponse(statusCode int, status string, header http.Header, body []byte, base *url.URL, secrets []string) (*Token, error) {
+	return parseResponseKeep(statusCode, status, header, body, base, secrets, nil)
+}
+
+// parseResponseKeep is parseResponse that also keeps the named fields of a
+// successful response in Token.Extra.
+func parseResponseKeep(statusCode int, status string, header http.Header, body []byte, base *url.URL, secrets []string, keep []string) (*Token, error) {
 	ok := statusCode >= 200 && statusCode < 300
 	if len(body) > MaxBodyBytes {
 		if ok {
@@ -113,6 +128,7 @@ func parseResponse(statusCode int, status string, header http.Header, body []byt
 	if reason != "" {
 		return nil, &ResponseError{Reason: reason}
 	}
+	tok.Extra = extraFields(fields, keep)
 	return tok, nil
 }
 

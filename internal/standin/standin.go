@@ -11,6 +11,11 @@
 //
 // One Server holds every vendor, each under its own path prefix
 // ("/officernd/...", "/penbox/..."), on one listener.
+//
+// AuthServer (authserver.go) is separate: a standards-only authorization
+// server (RFC 7523 client assertions, RFC 8705 mutual TLS on its own TLS
+// listeners, RFC 8414 metadata, RFC 7009 revocation, the RFC 8628 device
+// flow), with TestCA to mint the certificates its tests need.
 package standin
 
 import (

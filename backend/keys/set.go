@@ -1,0 +1,297 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// SchemaVersion is the storable form's version. A Set written by a newer
+// plugin is refused, not misread.
+const SchemaVersion = 1
+
+// MaxPrevious bounds how many previous keys a Set keeps: rotating in a
+// loop must not grow the stored entry or the JWKS without limit. The
+// oldest go first.
+const MaxPrevious = 8
+
+// Set is a credential's keys. The zero Set has no key; Current is nil
+// until a key is added.
+type Set struct {
+	// Current signs assertions.
+	Current *Key
+	// Next is a staged key: published, not yet signing. Rotate promotes
+	// it.
+	Next *Key
+	// Previous are former current keys, public halves only, newest first,
+	// each published until its RetireAt.
+	Previous []*Key
+}
+
+// String lists the keys by id and algorithm only.
+func (s Set) String() string {
+	var b strings.Builder
+	b.WriteString("keys.Set{Current: ")
+	b.WriteString(s.Current.String())
+	if s.Next != nil {
+		b.WriteString(", Next: " + s.Next.String())
+	}
+	for _, k := range s.Previous {
+		b.WriteString(", Previous: " + k.String())
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// GoString is String, so that %#v does not print a private key.
+func (s Set) GoString() string { return s.String() }
+
+// Stage makes k the next key: it is published at once and signs after
+// the next Rotate. A key already staged is dropped (it never signed).
+func (s *Set) Stage(k *Key) error {
+	if k == nil || k.signer == nil {
+		return errors.New("a staged key needs its private half")
+	}
+	if s.has(k.id) {
+		return fmt.Errorf("the set already has a key with id %q", k.id)
+	}
+	s.Next = k
+	return nil
+}
+
+// Rotate makes next the current key, or the staged key when next is nil.
+// The old current key's public half stays published for overlap after
+// now, so that assertions it signed a moment ago, and vendors that cached
+// the JWKS before, still verify. An overlap of zero retires it at once.
+func (s *Set) Rotate(next *Key, now time.Time, overlap time.Duration) error {
+	if overlap < 0 {
+		return errors.New("the overlap cannot be negative")
+	}
+	if next == nil {
+		next = s.Next
+	}
+	if next == nil {
+		return errors.New("no key to rotate to: give one or stage one")
+	}
+	if next.signer == nil {
+		return errors.New("the new current key needs its private half")
+	}
+	if next != s.Next && s.has(next.id) {
+		return fmt.Errorf("the set already has a key with id %q", next.id)
+	}
+	if s.Current != nil {
+		old := s.Current.publicOnly()
+		old.retireAt = now.Add(overlap).UTC().Truncate(time.Second)
+		if overlap > 0 {
+			s.Previous = append([]*Key{old}, s.Previous...)
+		}
+	}
+	if next == s.Next {
+		s.Next = nil
+	}
+	next.retireAt = time.Time{}
+	s.Current = next
+	s.Prune(now)
+	if len(s.Previous) > MaxPrevious {
+		s.Previous = s.Previous[:MaxPrevious]
+	}
+	return nil
+}
+
+// Prune drops previous keys whose overlap has ended, and reports whether
+// it dropped any (the caller stores the Set again).
+func (s *Set) Prune(now time.Time) bool {
+	kept := s.Previous[:0]
+	for _, k := range s.Previous {
+		if now.Before(k.retireAt) {
+			kept = append(kept, k)
+		}
+	}
+	dropped := len(kept) != len(s.Previous)
+	for i := len(kept); i < len(s.Previous); i++ {
+		s.Previous[i] = nil
+	}
+	s.Previous = kept
+	return dropped
+}
+
+// Published is every key in the JWKS at now: current, staged, then the
+// previous keys still in their overlap.
+func (s Set) Published(now time.Time) []*Key {
+	var out []*Key
+	if s.Current != nil {
+		out = append(out, s.Current)
+	}
+	if s.Next != nil {
+		out = append(out, s.Next)
+	}
+	for _, k := range s.Previous {
+		if now.Before(k.retireAt) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// NextRetirement is the earliest RetireAt among the previous keys, zero
+// when none, so a caller can prune on time.
+func (s Set) NextRetirement() time.Time {
+	var t time.Time
+	for _, k := range s.Previous {
+		if t.IsZero() || k.retireAt.Before(t) {
+			t = k.retireAt
+		}
+	}
+	return t
+}
+
+func (s Set) has(kid string) bool {
+	if (s.Current != nil && s.Current.id == kid) || (s.Next != nil && s.Next.id == kid) {
+		return true
+	}
+	for _, k := range s.Previous {
+		if k.id == kid {
+			return true
+		}
+	}
+	return false
+}
+
+// stored is the storable form of a Set.
+type stored struct {
+	Version  int         `json:"version"`
+	Current  *storedKey  `json:"current,omitempty"`
+	Next     *storedKey  `json:"next,omitempty"`
+	Previous []storedKey `json:"previous,omitempty"`
+}
+
+type storedKey struct {
+	ID       string    `json:"kid"`
+	Alg      Algorithm `json:"alg"`
+	Created  time.Time `json:"created"`
+	Imported bool      `json:"imported,omitempty"`
+	RetireAt time.Time `json:"retire_at,omitzero"`
+	// PrivatePKCS8 is the private key, PKCS #8 DER; only current and
+	// staged keys have one.
+	PrivatePKCS8 []byte `json:"private_pkcs8,omitempty"`
+	// PublicPKIX is the public key, PKIX DER; only previous keys have one
+	// (the others' is in the private key).
+	PublicPKIX []byte `json:"public_pkix,omitempty"`
+}
+
+// MarshalJSON is the storable form. It holds the private keys of the
+// current and staged keys: store it seal-wrapped, never return it. It has
+// a value receiver so that a Set held by value in a stored struct is
+// encoded in full, not as its (unexported) fields.
+func (s Set) MarshalJSON() ([]byte, error) {
+	st := stored{Version: SchemaVersion}
+	var err error
+	if s.Current != nil {
+		if st.Current, err = storeKey(s.Current, true); err != nil {
+			return nil, err
+		}
+	}
+	if s.Next != nil {
+		if st.Next, err = storeKey(s.Next, true); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range s.Previous {
+		sk, err := storeKey(k, false)
+		if err != nil {
+			return nil, err
+		}
+		st.Previous = append(st.Previous, *sk)
+	}
+	return json.Marshal(st)
+}
+
+func storeKey(k *Key, private bool) (*storedKey, error) {
+	sk := &storedKey{ID: k.id, Alg: k.alg, Created: k.created, Imported: k.imported, RetireAt: k.retireAt}
+	var err error
+	if private {
+		if k.signer == nil {
+			return nil, fmt.Errorf("key %q has no private half to store", k.id)
+		}
+		sk.PrivatePKCS8, err = x509.MarshalPKCS8PrivateKey(k.signer)
+	} else {
+		sk.PublicPKIX, err = x509.MarshalPKIXPublicKey(k.public)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key %q cannot be encoded for storage", k.id)
+	}
+	return sk, nil
+}
+
+// UnmarshalJSON reads the storable form, checking every key: a Set that
+// does not parse in full is refused rather than half used.
+func (s *Set) UnmarshalJSON(data []byte) error {
+	var st stored
+	if err := json.Unmarshal(data, &st); err != nil {
+		return errors.New("the stored key set does not parse")
+	}
+	switch {
+	case st.Version > SchemaVersion:
+		return fmt.Errorf("the stored key set has schema version %d; this plugin reads up to %d: upgrade the plugin", st.Version, SchemaVersion)
+	case st.Version < 1:
+		return errors.New("the stored key set has no schema version")
+	}
+	out := Set{}
+	var err error
+	if st.Current != nil {
+		if out.Current, err = loadKey(st.Current, true); err != nil {
+			return err
+		}
+	}
+	if st.Next != nil {
+		if out.Next, err = loadKey(st.Next, true); err != nil {
+			return err
+		}
+	}
+	for i := range st.Previous {
+		k, err := loadKey(&st.Previous[i], false)
+		if err != nil {
+			return err
+		}
+		out.Previous = append(out.Previous, k)
+	}
+	sort.SliceStable(out.Previous, func(i, j int) bool { return out.Previous[i].retireAt.After(out.Previous[j].retireAt) })
+	*s = out
+	return nil
+}
+
+func loadKey(sk *storedKey, private bool) (*Key, error) {
+	if sk.ID == "" {
+		return nil, errors.New("a stored key has no id")
+	}
+	k := &Key{id: sk.ID, alg: sk.Alg, created: sk.Created, imported: sk.Imported, retireAt: sk.RetireAt}
+	if private {
+		raw, err := x509.ParsePKCS8PrivateKey(sk.PrivatePKCS8)
+		if err != nil {
+			return nil, fmt.Errorf("stored key %q has no readable private key", sk.ID)
+		}
+		signer, ok := raw.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("stored key %q cannot sign", sk.ID)
+		}
+		k.signer, k.public = signer, signer.Public()
+	} else {
+		pub, err := x509.ParsePKIXPublicKey(sk.PublicPKIX)
+		if err != nil {
+			return nil, fmt.Errorf("stored key %q has no readable public key", sk.ID)
+		}
+		k.public = pub
+	}
+	if err := checkKeyType(k.public); err != nil {
+		return nil, fmt.Errorf("stored key %q: %w", sk.ID, err)
+	}
+	if err := checkAlgorithm(k.public, k.alg); err != nil {
+		return nil, fmt.Errorf("stored key %q: %w", sk.ID, err)
+	}
+	return k, nil
+}
