@@ -145,3 +145,13 @@ func (c *Client) limit(ctx context.Context) time.Duration {
 	}
 	return limit
 }
+
+// CloseIdleConnections closes the idle connections of every transport the
+// client holds, for a backend that is closing: they would otherwise stay
+// open, with their goroutines, until the idle timeout.
+func (c *Client) CloseIdleConnections() {
+	c.http.CloseIdleConnections()
+	if c.tls != nil {
+		c.tls.closeIdle()
+	}
+}

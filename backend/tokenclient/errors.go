@@ -106,6 +106,15 @@ type ResponseError struct {
 	// Endpoint names the endpoint ("device authorization endpoint"), ""
 	// for the token endpoint.
 	Endpoint string
+	// IssuedRefreshToken is a refresh token found in an otherwise unusable
+	// successful answer: the vendor may have rotated, so the caller must
+	// keep it. It is a secret: never part of Error or GoString.
+	IssuedRefreshToken string
+}
+
+// GoString keeps IssuedRefreshToken out of %#v.
+func (e *ResponseError) GoString() string {
+	return fmt.Sprintf("&tokenclient.ResponseError{Reason:%q, Endpoint:%q, IssuedRefreshToken:%t}", e.Reason, e.Endpoint, e.IssuedRefreshToken != "")
 }
 
 // Error describes what was wrong with the response.

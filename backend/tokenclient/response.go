@@ -126,7 +126,10 @@ func parseResponseKeep(statusCode int, status string, header http.Header, body [
 	}
 	tok, reason := tokenFrom(fields, secrets)
 	if reason != "" {
-		return nil, &ResponseError{Reason: reason}
+		// A vendor that rotates has already killed the refresh token it
+		// was sent: the one in this answer must not be lost with it.
+		rt, _ := fields["refresh_token"].(string)
+		return nil, &ResponseError{Reason: reason, IssuedRefreshToken: rt}
 	}
 	tok.Extra = extraFields(fields, keep)
 	return tok, nil

@@ -514,3 +514,12 @@ func withProbe(ctx context.Context) (context.Context, *tlsProbe) {
 	p := &tlsProbe{}
 	return context.WithValue(ctx, probeKey{}, p), p
 }
+
+// closeIdle closes the idle connections of every cached transport.
+func (tc *transportCache) closeIdle() {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	for el := tc.order.Front(); el != nil; el = el.Next() {
+		el.Value.(*cachedClient).transport.CloseIdleConnections()
+	}
+}

@@ -163,6 +163,9 @@ func (v *Vendor) genericToken(req *tokenRequest) (*grantResult, *oauthError) {
 		res.fields["expires_in"] = strconv.FormatInt(n, 10)
 	case "missing":
 		delete(res.fields, "expires_in")
+	case "duration":
+		// Not a number: a broken vendor's answer, sent after rotating.
+		res.fields["expires_in"] = strconv.FormatInt(n, 10) + "s"
 	}
 	return res, nil
 }

@@ -67,7 +67,8 @@ type Behavior struct {
 	RateLimit  int
 	RateWindow time.Duration
 	// ExpiresInFormat (generic only): how expires_in is written: "int"
-	// (default), "float" (3599.0), "string" ("3599") or "missing".
+	// (default), "float" (3599.0), "string" ("3599"), "missing", or
+	// "duration" ("3599s", which no client can read).
 	ExpiresInFormat string
 	// ResponseFormat (generic only): "json" (default) or "form"
 	// (application/x-www-form-urlencoded, errors too).
@@ -254,7 +255,7 @@ func (v *Vendor) RevokeRefreshToken(tok string) {
 // the stand-in does not know.
 func (v *Vendor) SetBehavior(b Behavior) {
 	switch b.ExpiresInFormat {
-	case "", "int", "float", "string", "missing":
+	case "", "int", "float", "string", "missing", "duration":
 	default:
 		panic(fmt.Sprintf("standin: unknown ExpiresInFormat %q", b.ExpiresInFormat))
 	}
