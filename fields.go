@@ -31,6 +31,7 @@ const (
 	fieldMaxTTL           = "max_ttl"
 	fieldExpirySkew       = "expiry_skew"
 	fieldRetryLostRefresh = "retry_lost_refresh"
+	fieldKeepAlive        = "keepalive_interval"
 
 	fieldAuthorizeURL = "authorize_url"
 	fieldUsePKCE      = "use_pkce"

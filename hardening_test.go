@@ -66,8 +66,8 @@ func TestTickWithNothingDueNeverReachesReaders(t *testing.T) {
 	clk := env.useClock()
 	v := env.officernd(t, "o", nil)
 	env.readToken(t, "o")
-	clk.add(53 * time.Minute) // due for a proactive refresh, past its hand-out end soon after
-	clk.add(2 * time.Minute)
+	env.readToken(t, "o")       // in use
+	clk.add(3450 * time.Second) // due for a proactive refresh (H - 15 s - jitter), before H
 
 	tickWaiting, readerWaiting := make(chan struct{}), make(chan struct{})
 	tickSignal, readerSignal := signalOnce(tickWaiting), signalOnce(readerWaiting)
@@ -94,8 +94,8 @@ func TestTickWithNothingDueNeverReachesReaders(t *testing.T) {
 	}()
 	waitFor(t, "the write to hold the lock", inWrite)
 	tickDone := make(chan error, 1)
-	go func() { tickDone <- env.b.creds.Tick(context.Background(), env.storage, true) }()
-	waitFor(t, "the tick to wait for the lock", tickWaiting)
+	go func() { tickDone <- env.b.creds.RefreshDue(context.Background(), env.storage) }()
+	waitFor(t, "the refresher to wait for the lock", tickWaiting)
 
 	type read struct {
 		res *backend.Result
@@ -152,55 +152,57 @@ func officerndDue(t *testing.T, env *testEnv, clk *clock, n int) *standin.Vendor
 	for i := range n {
 		v = env.officernd(t, fmt.Sprintf("o%d", i), nil)
 		env.readToken(t, fmt.Sprintf("o%d", i))
+		env.readToken(t, fmt.Sprintf("o%d", i)) // in use
 	}
-	clk.add(53 * time.Minute)
+	// Past every refresh time (H - 15 s - under 10 s), before H = 3461 s.
+	clk.add(3450 * time.Second)
 	return v
 }
 
-// A tick whose context ends, and a backend that is closed (unmounted,
-// sealed, stepped down), start no vendor call: an old active node that
-// keeps refreshing sends refresh tokens it cannot store.
-func TestTickStopsCallingVendorsWhenItsTimeIsUp(t *testing.T) {
+// Background refreshes whose context ends, and a backend that is closed
+// (unmounted, sealed, stepped down), start no vendor call: an old active
+// node that keeps refreshing sends refresh tokens it cannot store.
+func TestBackgroundRefreshesStopWhenTheirTimeIsUp(t *testing.T) {
 	t.Parallel()
-	t.Run("deadline too close for a call", func(t *testing.T) {
+	t.Run("context already done", func(t *testing.T) {
 		t.Parallel()
 		env := newTestEnv(t)
 		v := officerndDue(t, env, env.useClock(), 40)
 		before := v.Stats().Requests
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		if err := env.b.creds.Tick(ctx, env.storage, true); err != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := env.b.creds.RefreshDue(ctx, env.storage); err != nil {
 			t.Fatal(err)
 		}
 		env.b.clean(context.Background())
 		time.Sleep(300 * time.Millisecond) // let any stray call arrive
 		if got := v.Stats().Requests - before; got != 0 {
-			t.Errorf("%d vendor calls with 100 ms left of the tick's time, want 0", got)
+			t.Errorf("%d vendor calls after the context ended, want 0", got)
 		}
 	})
 	t.Run("storage no longer writable", func(t *testing.T) {
 		t.Parallel()
-		// A node that lost leadership to a partition keeps its tick's
-		// context until the tick returns; its failing writes must stop it.
+		// A node that lost leadership to a partition is not told so; its
+		// failing writes must stop it.
 		env := newTestEnv(t)
 		v := officerndDue(t, env, env.useClock(), 10)
 		before := v.Stats().Requests
 		env.storage.FailPut(true)
-		if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
-			t.Fatal(err)
+		if err := env.b.creds.RefreshDue(context.Background(), env.storage); err == nil {
+			t.Errorf("a failed write did not stop the background refreshes")
 		}
 		if got := v.Stats().Requests - before; got != 0 {
 			t.Errorf("%d vendor calls from a node that cannot write, want 0", got)
 		}
 		env.storage.FailPut(false)
-		if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+		if err := env.b.creds.RefreshDue(context.Background(), env.storage); err != nil {
 			t.Fatal(err)
 		}
 		if got := v.Stats().Requests - before; got != 10 {
 			t.Errorf("%d vendor calls once writes work again, want the 10 requeued", got)
 		}
 	})
-	t.Run("cancelled mid-tick, then closed", func(t *testing.T) {
+	t.Run("cancelled midway, then closed", func(t *testing.T) {
 		t.Parallel()
 		env := newTestEnv(t)
 		v := officerndDue(t, env, env.useClock(), 40)
@@ -208,15 +210,15 @@ func TestTickStopsCallingVendorsWhenItsTimeIsUp(t *testing.T) {
 		before := v.Stats().Requests
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(100*time.Millisecond, cancel)
-		if err := env.b.creds.Tick(ctx, env.storage, true); err != nil {
+		if err := env.b.creds.RefreshDue(ctx, env.storage); err != nil {
 			t.Fatal(err)
 		}
 		env.b.clean(context.Background())
 		time.Sleep(500 * time.Millisecond)
+		// One token endpoint: at most 4 at a time, 10 a second.
 		if got := v.Stats().Requests - before; got > 4 {
-			t.Errorf("%d vendor calls after the tick was cancelled at 100 ms and the backend closed; want at most the 4 in flight", got)
+			t.Errorf("%d vendor calls after being cancelled at 100 ms and closed; want at most the 4 in flight", got)
 		}
-		// A closed backend serves what it has and calls no vendor.
 		if _, err := env.b.creds.Refresh(context.Background(), env.storage, "o1", true); err == nil {
 			t.Errorf("a closed backend refreshed a token")
 		}
@@ -294,9 +296,13 @@ func TestDestinationChangeNeedsTheSecretsAgain(t *testing.T) {
 func TestScheduleLoadResumesAfterFailedReads(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
+	// Refresh-token credentials: after a start their keep-alives are what
+	// the schedule must hold.
+	v := env.penbox(t, "o0", nil)
 	for i := range 10 {
-		env.officernd(t, fmt.Sprintf("o%d", i), nil)
-		env.readToken(t, fmt.Sprintf("o%d", i))
+		name := fmt.Sprintf("o%d", i)
+		env.penbox(t, name, map[string]interface{}{"refresh_token": v.IssueRefreshToken("pb-id")})
+		env.readToken(t, name)
 	}
 	// A new backend over the same storage, as after a restart.
 	fresh := newTestEnvOver(t, env)
@@ -802,8 +808,8 @@ func TestUnknownOutcomeSurvivesARestart(t *testing.T) {
 	}
 }
 
-// A tick's refresh whose answer timed out is retried once at once, even
-// when the tick's start window has passed meanwhile.
+// A background refresh whose answer timed out is retried once at once,
+// even when the background work was told to start nothing more meanwhile.
 func TestTickRetriesATimedOutRefresh(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
@@ -811,22 +817,22 @@ func TestTickRetriesATimedOutRefresh(t *testing.T) {
 	v := rotating(t, env, "pb", standin.Behavior{Lifetime: time.Hour, RotationGrace: 30 * time.Second})
 	env.readToken(t, "pb") // a cache hit: in use
 	env.b.creds.SetClient(tokenclient.New(tokenclient.WithTimeout(300 * time.Millisecond)))
-	clk.add(55 * time.Minute)
+	clk.add(3450 * time.Second)
 	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour, RotationGrace: 30 * time.Second, LateAnswer: time.Second})
 	before := v.Stats().Requests
-	// Leaves a start window of 200 ms: enough to start one call, not to
-	// wait for its 300 ms timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), 65*time.Second+200*time.Millisecond)
+	// Stops new calls after 200 ms: enough to start one call, not to wait
+	// for its 300 ms timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	go func() {
 		time.Sleep(350 * time.Millisecond)
 		v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour, RotationGrace: 30 * time.Second})
 	}()
-	if err := env.b.creds.Tick(ctx, env.storage, true); err != nil {
+	if err := env.b.creds.RefreshDue(ctx, env.storage); err != nil {
 		t.Fatal(err)
 	}
 	if got := v.Stats().Requests - before; got != 2 {
-		t.Errorf("the tick made %d vendor calls, want the call and its retry", got)
+		t.Errorf("%d vendor calls, want the call and its retry", got)
 	}
 	if st := v.Stats(); st.ReuseDetections != 0 || st.GraceReuses != 1 {
 		t.Errorf("reuse detections %d, grace reuses %d; want 0, 1", st.ReuseDetections, st.GraceReuses)
@@ -883,4 +889,29 @@ func TestRefusedRotatingChainStopsHandingOutItsToken(t *testing.T) {
 	mustErr(t, resp, err, "needs reauthorization")
 	resp, err = env.request(t, logical.ReadOperation, "token/pb", nil)
 	mustErr(t, resp, err, "needs reauthorization", "vault write vendoroauth/authorize/pb")
+}
+
+// An answer with a new refresh token but an unusable field (here a
+// malformed expires_in) still rotated the refresh token at the vendor:
+// the new one is kept.
+func TestUnusableAnswerKeepsItsRefreshToken(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	clk := env.useClock()
+	v := env.vendors.Vendor("generic")
+	v.AddClient(standin.Client{ID: "g-id", Secret: "g-secret"})
+	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour})
+	env.write(t, "g", map[string]interface{}{"token_url": env.url + v.TokenPath(), "client_id": "g-id", "client_secret": "g-secret",
+		"grant_type": "refresh_token", "refresh_token": v.IssueRefreshToken("g-id")})
+	env.readToken(t, "g")
+	clk.add(time.Hour)
+	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour, ExpiresInFormat: "duration"})
+	resp, err := env.request(t, logical.ReadOperation, "token/g", nil)
+	msg := mustErr(t, resp, err, "unusable")
+	assertNoSecrets(t, "the error", msg, storedRefreshToken(t, env, "g"))
+	v.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: time.Hour})
+	clk.add(10 * time.Minute) // past the backoff
+	if tok := env.readToken(t, "g").Data["access_token"].(string); !v.Valid(tok) || v.Stats().ReuseDetections != 0 {
+		t.Errorf("the refresh token from the unusable answer was lost")
+	}
 }

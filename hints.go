@@ -41,6 +41,7 @@ func describe(mount string, err error) string {
 		kerr *backend.ShortTokenError
 		herr *backend.HeldError
 		xerr *backend.StaticRefreshError
+		lerr *backend.LeaseEndedError
 	)
 	switch {
 	case errors.As(err, &berr):
@@ -61,6 +62,8 @@ func describe(mount string, err error) string {
 		return fmt.Sprintf("%s; lower expiry_skew in %sconfig/%s", kerr.Error(), mount, kerr.Name)
 	case errors.As(err, &herr):
 		return herr.Error()
+	case errors.As(err, &lerr):
+		return fmt.Sprintf("%s; read %stoken/%s again for the current one", lerr.Error(), mount, lerr.Name)
 	case errors.As(err, &gerr):
 		if h := grantHint(mount, gerr); h != "" {
 			return gerr.Error() + "; to fix: " + h
@@ -163,10 +166,11 @@ func tokenError(mount, name string, err error) (*logical.Response, error) {
 		terr *backend.StateError
 		uerr *backend.UnknownOutcomeError
 		kerr *backend.ShortTokenError
+		lerr *backend.LeaseEndedError
 	)
 	msg := describe(mount, err)
 	switch {
-	case errors.As(err, &ierr), errors.As(err, &rerr), errors.As(err, &serr), errors.As(err, &xerr), errors.As(err, &terr), errors.As(err, &cerr):
+	case errors.As(err, &ierr), errors.As(err, &rerr), errors.As(err, &serr), errors.As(err, &xerr), errors.As(err, &terr), errors.As(err, &cerr), errors.As(err, &lerr):
 		return logical.ErrorResponse(msg), nil
 	case errors.As(err, &uerr), errors.As(err, &kerr):
 		return nil, logical.CodedError(http.StatusBadGateway, msg)

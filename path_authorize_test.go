@@ -308,37 +308,112 @@ func TestUnknownOutcomeIsNotRetriedOnRotatingVendor(t *testing.T) {
 	}
 }
 
+// TestProactiveRefresh: only a token read from the cache (in use) is
+// refreshed ahead, close to its hand-out end; a credential read once and
+// left alone makes no further vendor call.
 func TestProactiveRefresh(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t)
 	clk := env.useClock()
-	v := env.officernd(t, "o", nil)
-	env.officernd(t, "o2", nil)
-	env.readToken(t, "o")
-	env.readToken(t, "o2")
+	v := env.officernd(t, "busy", nil)
+	env.officernd(t, "idle", nil)
+	env.readToken(t, "busy")
+	env.readToken(t, "idle") // read once: the grant, never a cache hit
+	env.readToken(t, "busy") // a cache hit: in use
 	ctx := context.Background()
-	if err := env.b.creds.Tick(ctx, env.storage, true); err != nil {
-		t.Fatal(err)
+	obtained := clk.now()
+	next := env.b.creds.NextRefresh("busy")
+	// A 3599 s token is handed out to 3599 - 30 - 108 s; its refresh comes
+	// 15 s (plus under 10 s of jitter) before that: at no less than 95%.
+	if share := next.Sub(obtained).Seconds() / 3599; share < 0.95 || share > 0.97 {
+		t.Errorf("next refresh at %.1f%% of the token's life, want 95-97%%", share*100)
 	}
-	if v.Stats().Requests != 2 {
-		t.Fatalf("a tick refreshed tokens that were not due")
+	if !env.b.creds.NextRefresh("idle").IsZero() {
+		t.Errorf("a credential nobody read is scheduled for %s", env.b.creds.NextRefresh("idle"))
 	}
-	// A 3599 s token stops being handed out after about 53.5 minutes; the
-	// tick a minute before that refreshes both.
-	clk.add(53 * time.Minute)
+	if err := env.b.creds.RefreshDue(ctx, env.storage); err != nil || v.Stats().Requests != 2 {
+		t.Fatalf("refreshed what was not due (%v, %d requests)", err, v.Stats().Requests)
+	}
+	clk.t = next
 	if err := env.b.creds.Tick(ctx, env.storage, false); err != nil || v.Stats().Requests != 2 {
 		t.Fatalf("a node that cannot write refreshed (%v)", err)
 	}
-	if err := env.b.creds.Tick(ctx, env.storage, true); err != nil {
+	if err := env.b.creds.RefreshDue(ctx, env.storage); err != nil {
 		t.Fatal(err)
 	}
-	if got := v.Stats().Requests; got != 4 {
-		t.Fatalf("vendor requests after the due tick = %d, want 4", got)
+	if got := v.Stats().Requests; got != 3 {
+		t.Fatalf("vendor requests after the due refresh = %d, want 3 (busy refreshed, idle not)", got)
 	}
 	// Readers now get the new token without calling the vendor.
 	clk.add(5 * time.Minute)
-	env.readToken(t, "o")
-	if got := v.Stats().Requests; got != 4 {
+	env.readToken(t, "busy")
+	if got := v.Stats().Requests; got != 3 {
 		t.Errorf("a read after a proactive refresh called the vendor")
 	}
+	// Hours later: the busy credential's second token was read once more,
+	// so it was refreshed ahead once more; its third was never read, and
+	// the idle credential has still made no call.
+	for range 20 {
+		clk.add(30 * time.Minute)
+		if err := env.b.creds.RefreshDue(ctx, env.storage); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := v.Stats().Requests; got != 4 {
+		t.Errorf("vendor requests = %d after 10 more hours, want 4", got)
+	}
+}
+
+// TestKeepAlive: a refresh-token credential nobody reads is refreshed once
+// per keepalive_interval, so vendors that expire idle refresh tokens do
+// not; 0 turns it off; client credentials never need it.
+func TestKeepAlive(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		interval string // "" for the default
+		after    time.Duration
+		want     int // vendor calls after the first
+	}{
+		{"default 72h: not yet after 71h", "", 71 * time.Hour, 0},
+		{"default 72h: once after 72h", "", 72*time.Hour + time.Minute, 1},
+		{"1h interval", "1h", time.Hour + time.Minute, 1},
+		{"turned off", "0", 1000 * time.Hour, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t)
+			clk := env.useClock()
+			v := env.penbox(t, "pb", nil)
+			extra := map[string]interface{}{"refresh_token": v.IssueRefreshToken("pb-id")}
+			if c.interval != "" {
+				extra["keepalive_interval"] = c.interval
+			}
+			env.write(t, "pb", extra)
+			env.readToken(t, "pb")
+			before := v.Stats().Requests
+			// Step through the idle time as the timer would.
+			for step := time.Duration(0); step < c.after; step += 30 * time.Minute {
+				clk.add(min(30*time.Minute, c.after-step))
+				if err := env.b.creds.RefreshDue(context.Background(), env.storage); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := v.Stats().Requests - before; got != c.want {
+				t.Errorf("%d keep-alive calls, want %d", got, c.want)
+			}
+		})
+	}
+	t.Run("client credentials need none", func(t *testing.T) {
+		t.Parallel()
+		env := newTestEnv(t)
+		clk := env.useClock()
+		v := env.officernd(t, "o", nil)
+		env.readToken(t, "o")
+		clk.add(1000 * time.Hour)
+		if err := env.b.creds.RefreshDue(context.Background(), env.storage); err != nil || v.Stats().Requests != 1 {
+			t.Errorf("an idle client-credentials credential was refreshed: %v, %d requests", err, v.Stats().Requests)
+		}
+	})
 }

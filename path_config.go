@@ -257,6 +257,13 @@ func configFields() map[string]*framework.FieldSchema {
 				Name: "TTL",
 			},
 		},
+		fieldKeepAlive: {
+			Type:        framework.TypeDurationSecond,
+			Description: fmt.Sprintf("For grant_type=refresh_token: refresh this often even when nobody reads the token, because vendors expire refresh tokens that go unused. Default %s; 0 turns it off; \"\" returns to the default.", backend.DefaultKeepAlive),
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Keep-alive interval",
+			},
+		},
 		fieldRetryLostRefresh: {
 			Type: framework.TypeBool,
 			Description: "Retry a refresh once, at once, when it was sent and no answer came back, for a vendor seen to rotate refresh tokens. Default true: a vendor with rotation leeway still accepts the old refresh token for a while, so only a prompt retry saves the chain. " +
@@ -424,13 +431,15 @@ func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData
 			*dst = time.Duration(sec) * time.Second
 		}
 	}
-	if v, ok := d.GetOk(fieldExpirySkew); ok {
-		sec := v.(int)
-		if sec < 0 {
-			return &userError{msg: fieldExpirySkew + " cannot be negative"}
+	for field, dst := range map[string]**time.Duration{fieldExpirySkew: &c.ExpirySkew, fieldKeepAlive: &c.KeepAlive} {
+		if v, ok := d.GetOk(field); ok {
+			sec := v.(int)
+			if sec < 0 {
+				return &userError{msg: field + " cannot be negative"}
+			}
+			dur := time.Duration(sec) * time.Second
+			*dst = &dur
 		}
-		skew := time.Duration(sec) * time.Second
-		c.ExpirySkew = &skew
 	}
 	if sentEmpty(req, fieldGrantTypeInQuery) {
 		c.GrantTypeInQuery = nil
@@ -440,6 +449,9 @@ func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData
 	}
 	if sentEmpty(req, fieldRetryLostRefresh) {
 		c.RetryLostRefresh = nil
+	}
+	if sentEmpty(req, fieldKeepAlive) {
+		c.KeepAlive = nil
 	}
 	return nil
 }
@@ -553,6 +565,7 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 		data[fieldGrantTypeInQuery] = s.GrantTypeInQuery
 		data[fieldDefaultTTL] = int64(s.DefaultTTL.Seconds())
 		data[fieldExpirySkew] = int64(s.ExpirySkew.Seconds())
+		data[fieldKeepAlive] = int64(s.KeepAlive.Seconds())
 		data[fieldAuthorizeURL] = s.AuthorizeURL
 	}
 	data["token_expires_at"] = formatTime(tokenExpiry(e))

@@ -79,14 +79,40 @@ func tokenResponseFields() map[string]*framework.FieldSchema {
 	}
 }
 
-// secretToken is the lease of a handed-out token. It cannot be renewed: a
-// reader re-reads token/<name> for a fresh one.
+// secretToken is the lease of a handed-out token. It is renewable, up to
+// the token's hand-out end and never beyond: Vault Agent's and Vault
+// Proxy's caches keep only renewable secrets, and a copy they keep is
+// dropped when the plugin would stop handing that token out. A reader
+// re-reads token/<name> for the next token.
 func secretToken(b *vendorBackend) *framework.Secret {
 	return &framework.Secret{
 		Type:   secretTokenType,
 		Fields: tokenResponseFields(),
+		Renew:  b.handleTokenRenew,
 		Revoke: b.handleTokenRevoke,
 	}
+}
+
+// internalObtained is the lease's record of which token it holds.
+const internalObtained = "obtained_at"
+
+// handleTokenRenew extends a lease to the hand-out end of its token, while
+// that token is still the one handed out; it never calls a vendor.
+func (b *vendorBackend) handleTokenRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	name, _ := req.Secret.InternalData[fieldName].(string)
+	raw, _ := req.Secret.InternalData[internalObtained].(string)
+	obtained, err := time.Parse(time.RFC3339Nano, raw)
+	if name == "" || err != nil {
+		return logical.ErrorResponse("this lease does not say which token it holds (it predates renewable leases); read token/<name> again"), nil
+	}
+	ttl, err := b.creds.Renew(ctx, req.Storage, name, obtained)
+	if err != nil {
+		return tokenError(mountOf(req), name, err)
+	}
+	resp := &logical.Response{Secret: req.Secret}
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = b.now().Add(ttl).Sub(req.Secret.IssueTime)
+	return resp, nil
 }
 
 // handleTokenRevoke ends a lease without touching the token: every reader
@@ -113,10 +139,13 @@ func (b *vendorBackend) tokenResponse(mount, name string, res *backend.Result) *
 		fieldExpiresAt:   res.Token.ExpiresAt.UTC().Format(time.RFC3339),
 		fieldScope:       res.Token.Scope,
 	}
-	resp := b.Secret(secretTokenType).Response(data, map[string]interface{}{fieldName: name})
+	resp := b.Secret(secretTokenType).Response(data, map[string]interface{}{
+		fieldName:        name,
+		internalObtained: res.Token.ObtainedAt.UTC().Format(time.RFC3339Nano),
+	})
 	resp.Secret.TTL = res.TTL
 	resp.Secret.MaxTTL = res.TTL
-	resp.Secret.Renewable = false
+	resp.Secret.Renewable = res.Renewable
 	resp.Warnings = append(resp.Warnings, staleWarning(mount, res)...)
 	return resp
 }
@@ -125,8 +154,10 @@ const pathTokenHelpSyn = `Get a valid access token for a configured credential.`
 
 const pathTokenHelpDesc = `
 Returns access_token, token_type, expires_at and scope under a lease that
-cannot be renewed; read again for a new token. The lease lasts the token's
-remaining life minus expiry_skew, capped by max_ttl.
+ends at the token's hand-out end: its expiry minus expiry_skew minus 3% of its
+life, capped by max_ttl. The lease can be renewed up to that end, never beyond
+it (so Vault Agent's and Vault Proxy's caches can keep it); read again after it
+for the next token.
 
 The token is cached and shared by every reader of the name; the plugin calls
 the vendor only when the cached token is close to expiry (or when none is

@@ -52,10 +52,11 @@ func TestTokenReadCachesAndLeases(t *testing.T) {
 	if !v.Valid(tok) {
 		t.Fatalf("not a vendor token: %q", tok)
 	}
-	if resp.Secret == nil || resp.Secret.Renewable {
-		t.Fatalf("want a non-renewable lease, got %+v", resp.Secret)
+	if resp.Secret == nil || !resp.Secret.Renewable {
+		t.Fatalf("want a renewable lease, got %+v", resp.Secret)
 	}
-	if want := (3599 - 60) * time.Second; resp.Secret.TTL > want || resp.Secret.TTL < want-2*time.Second {
+	// To the hand-out end: 3599 s - 60 s skew - 3% of 3599 s.
+	if want := 3431 * time.Second; resp.Secret.TTL > want || resp.Secret.TTL < want-2*time.Second {
 		t.Errorf("lease TTL = %s, want about %s", resp.Secret.TTL, want)
 	}
 	if resp.Data["token_type"] != "Bearer" {
@@ -188,11 +189,12 @@ func TestVendorFailureServesStillValidToken(t *testing.T) {
 	env := newTestEnv(t)
 	v := env.officernd(t, "o", map[string]interface{}{"expiry_skew": "1h"})
 	// A skew longer than the token's life is capped at a tenth of it
-	// (6 minutes), so this token is handed out for about 43 minutes and may
-	// be served stale until 54 minutes; move the clock in between.
+	// (6 minutes), so this token is handed out for about 52 minutes (to
+	// 3599 s - 360 s - 108 s) and may be served stale until 54 minutes;
+	// move the clock in between.
 	tok := env.readToken(t, "o").Data["access_token"]
 	now := time.Now()
-	env.b.creds.SetClock(func() time.Time { return now.Add(50 * time.Minute) })
+	env.b.creds.SetClock(func() time.Time { return now.Add(53 * time.Minute) })
 	v.SetBehavior(standin.Behavior{FailNext: 1, FailStatus: 503, FailBody: `{"error":"temporarily_unavailable"}`})
 	resp := env.readToken(t, "o")
 	if resp.Data["access_token"] != tok || len(resp.Warnings) == 0 {
@@ -202,8 +204,8 @@ func TestVendorFailureServesStillValidToken(t *testing.T) {
 		t.Errorf("warning does not say what failed: %v", resp.Warnings)
 	}
 	// The stale lease ends expiry_skew before the vendor's expiry, like
-	// every other lease: 3599 s - 359.9 s skew - 3000 s = 239 s.
-	if resp.Secret.TTL <= 0 || resp.Secret.TTL > 240*time.Second {
+	// every other lease: 3599 s - 359.9 s skew - 3180 s = 59 s.
+	if resp.Secret.TTL <= 0 || resp.Secret.TTL > 60*time.Second || resp.Secret.Renewable {
 		t.Errorf("stale lease TTL %s runs into the expiry skew", resp.Secret.TTL)
 	}
 }

@@ -3,6 +3,7 @@ package backend
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 )
 
 // cached is a read-only snapshot of a stored entry with its resolved
@@ -10,6 +11,9 @@ import (
 type cached struct {
 	entry    *Entry
 	settings *Settings // nil when the stored config no longer resolves
+	// used: this token was handed out from the cache at least once, so
+	// the credential is in use and its refresh is scheduled ahead.
+	used atomic.Bool
 }
 
 func newCached(e *Entry) *cached {

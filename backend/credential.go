@@ -56,6 +56,8 @@ type Config struct {
 	UsePKCE          bool              `json:"use_pkce,omitempty"`
 	// RetryLostRefresh: nil means the default, true.
 	RetryLostRefresh *bool `json:"retry_lost_refresh,omitempty"`
+	// KeepAlive: nil means DefaultKeepAlive; 0 turns keep-alives off.
+	KeepAlive *time.Duration `json:"keepalive_interval,omitempty"`
 }
 
 // SameRequest reports whether c and o make the vendor the same request:
@@ -87,7 +89,7 @@ func (c *Config) SameRequest(o *Config) bool {
 
 // leaseOnly lists the Config fields that change how a token is handed
 // out, not which token the vendor issues.
-var leaseOnly = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh"}
+var leaseOnly = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh", "KeepAlive"}
 
 func equalBoolPtr(a, b *bool) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
@@ -219,6 +221,7 @@ type Settings struct {
 	ExpirySkew       time.Duration
 	AuthorizeURL     string
 	RetryLostRefresh bool
+	KeepAlive        time.Duration
 }
 
 // retriesLostAnswer says whether a refresh of e whose answer was lost is
@@ -257,6 +260,10 @@ func (c *Config) Resolve() (*Settings, error) {
 		MaxTTL:           c.MaxTTL,
 		ExpirySkew:       DefaultExpirySkew,
 		RetryLostRefresh: c.RetryLostRefresh == nil || *c.RetryLostRefresh,
+		KeepAlive:        DefaultKeepAlive,
+	}
+	if c.KeepAlive != nil {
+		s.KeepAlive = *c.KeepAlive
 	}
 	if c.GrantTypeInQuery != nil {
 		s.GrantTypeInQuery = *c.GrantTypeInQuery
@@ -292,8 +299,8 @@ func (c *Config) Resolve() (*Settings, error) {
 	if err := oneOf("body_format", s.BodyFormat, providers.FormatForm, providers.FormatJSON); err != nil {
 		return nil, err
 	}
-	if c.MaxTTL < 0 || c.DefaultTTL < 0 || s.ExpirySkew < 0 {
-		return nil, fmt.Errorf("default_ttl, max_ttl and expiry_skew cannot be negative")
+	if c.MaxTTL < 0 || c.DefaultTTL < 0 || s.ExpirySkew < 0 || s.KeepAlive < 0 {
+		return nil, fmt.Errorf("default_ttl, max_ttl, expiry_skew and keepalive_interval cannot be negative")
 	}
 	if s.AuthorizeURL != "" {
 		if err := validateURL("authorize_url", s.AuthorizeURL); err != nil {
@@ -426,6 +433,15 @@ func validateURL(field, raw string) error {
 	default:
 		return fmt.Errorf("%s must use https, not %q", field, u.Scheme)
 	}
+}
+
+// parseHost is the host of a URL.
+func parseHost(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	return u.Host, nil
 }
 
 func isLoopback(host string) bool {

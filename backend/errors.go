@@ -101,6 +101,14 @@ func (e *ShortTokenError) Error() string {
 	return fmt.Sprintf("credential %q: the new token lives %s, too short to hand out", e.Name, e.Lifetime)
 }
 
+// LeaseEndedError is a renewal of a lease whose token is no longer handed
+// out (replaced, dropped by a config change, or at its hand-out end).
+type LeaseEndedError struct{ Name string }
+
+func (e *LeaseEndedError) Error() string {
+	return fmt.Sprintf("the token this lease holds is no longer handed out for credential %q", e.Name)
+}
+
 // InputError is a caller's mistake found by the backend; it becomes a 400.
 // Its message names no path.
 type InputError struct{ Msg string }

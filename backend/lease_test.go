@@ -25,15 +25,17 @@ func TestLease(t *testing.T) {
 		wantTTL time.Duration
 		wantOK  bool
 	}{
-		{"fresh hour token", tok(time.Hour), skew(30 * time.Second), 0, time.Hour - 30*time.Second, true},
+		// H = 3600 - 30 - 108 = 3462 s.
+		{"fresh hour token: the lease ends at the hand-out end", tok(time.Hour), skew(30 * time.Second), 0, 3462 * time.Second, true},
 		{"max_ttl caps", tok(time.Hour), &Settings{ExpirySkew: 30 * time.Second, MaxTTL: time.Minute}, 0, time.Minute, true},
-		{"skew capped at a tenth", tok(30 * time.Second), skew(time.Hour), 0, 27 * time.Second, true},
-		// 30 s token, 3 s skew: full lease 27 s, minimum lease 5.4 s.
-		{"agent re-read at 85% gets a new token", tok(30 * time.Second), skew(3 * time.Second), 23 * time.Second, 0, false},
-		{"a fifth of the lease is still handed out", tok(30 * time.Second), skew(3 * time.Second), 21 * time.Second, 6 * time.Second, true},
-		{"no sliver handed out", tok(30 * time.Second), skew(3 * time.Second), 25 * time.Second, 0, false},
+		// 30 s token: skew capped at 3 s, m = 0.9 s, H = 26.1 s.
+		{"skew capped at a tenth", tok(30 * time.Second), skew(time.Hour), 0, 26 * time.Second, true},
+		{"a re-read before H gets a lease to H", tok(30 * time.Second), skew(3 * time.Second), 23 * time.Second, 3 * time.Second, true},
+		{"under a second before H: one second, ending before the skew", tok(30 * time.Second), skew(time.Second), 27500 * time.Millisecond, time.Second, true},
+		{"past H: replaced", tok(30 * time.Second), skew(3 * time.Second), 26200 * time.Millisecond, 0, false},
+		{"a one-second lease would run into the skew: replaced", tok(20 * time.Second), skew(time.Second), 18100 * time.Millisecond, 0, false},
 		{"expired", tok(time.Hour), skew(0), time.Hour + time.Second, 0, false},
-		{"static to the last second", tok(time.Hour), &Settings{GrantType: providers.GrantStatic}, time.Hour - 1500*time.Millisecond, time.Second, true},
+		{"static to its skew", tok(time.Hour), &Settings{GrantType: providers.GrantStatic, ExpirySkew: 30 * time.Second}, time.Hour - 32*time.Second, 2 * time.Second, true},
 		{"nil token", nil, skew(0), 0, 0, false},
 		{"nil settings", tok(time.Hour), nil, 0, 0, false},
 	}
@@ -44,46 +46,75 @@ func TestLease(t *testing.T) {
 			if ok != c.wantOK || (ok && ttl != c.wantTTL) {
 				t.Errorf("Lease = %s, %v; want %s, %v", ttl, ok, c.wantTTL, c.wantOK)
 			}
-			if ok && c.tok.ExpiresAt.Before(t0.Add(c.at).Add(ttl)) {
-				t.Errorf("lease outlives the token")
+			if ok && c.tok.ExpiresAt.Add(-effectiveSkew(c.tok, c.s)).Before(t0.Add(c.at).Add(ttl)) {
+				t.Errorf("lease runs into the expiry skew")
 			}
 		})
 	}
 }
 
-// TestAgentReReadGetsFreshToken checks the rule against how Vault Agent
-// reads a non-renewable secret: whenever a reader got a lease, its re-read
-// at 85% of that lease (the earliest Agent re-reads) must not get the same
-// token again, and handoutEnd must agree with Lease. (Below ~20 s of
-// lease, the whole second a lease loses to rounding can give that re-read
-// the old token once, and the next one a new token: one extra read, no
-// loop.)
-func TestAgentReReadGetsFreshToken(t *testing.T) {
+// TestHandOutRuleArithmetic checks the numbers the README and issue state:
+// an hour-long token with the default skew is handed out to 96% of its
+// life, at 1.04 vendor calls per lifetime for a busy credential, and a
+// 20 s token with a 1 s skew is not replaced before 90% of its life.
+func TestHandOutRuleArithmetic(t *testing.T) {
+	t.Parallel()
+	if got := VendorCallsPerLifetime(time.Hour, DefaultExpirySkew); got > 1.05 {
+		t.Errorf("an hour-long token costs %.3f vendor calls per lifetime, want at most 1.05", got)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		life, skew time.Duration
+		minShare   float64 // the earliest replacement, as a share of the life
+	}{
+		{time.Hour, DefaultExpirySkew, 0.95},
+		{20 * time.Second, time.Second, 0.90},
+		{60 * time.Second, time.Second, 0.95},
+	} {
+		tok := &Token{ObtainedAt: t0, ExpiresAt: t0.Add(c.life)}
+		s := &Settings{ExpirySkew: c.skew}
+		at := time.Duration(float64(c.life)*c.minShare) - time.Millisecond
+		if _, ok := Lease(tok, s, t0.Add(at)); !ok {
+			t.Errorf("life %s, skew %s: replaced before %.0f%% of its life", c.life, c.skew, c.minShare*100)
+		}
+	}
+}
+
+// TestAgentLikeReadersGetFreshTokensInTime plays a reader that re-reads at
+// 85-95% of every lease it gets (Vault Agent, consul-template) across many
+// lifetimes: it never holds a token past the expiry skew, every token it
+// replaces has at least the skew left, and it re-reads a handful of times
+// per token, never in a tight loop.
+func TestAgentLikeReadersGetFreshTokensInTime(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, life := range []time.Duration{25 * time.Second, 30 * time.Second, 59 * time.Minute, 24 * time.Hour} {
+	for _, life := range []time.Duration{20 * time.Second, 60 * time.Second, 5 * time.Minute, time.Hour, 24 * time.Hour} {
 		for _, sk := range []time.Duration{0, time.Second, 30 * time.Second} {
-			tok := &Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
-			s := &Settings{ExpirySkew: sk}
-			step := life / 200
-			for at := time.Duration(0); at < life; at += step {
-				lease, ok := Lease(tok, s, t0.Add(at))
-				if !ok {
-					continue
+			for _, f := range []float64{0.85, 0.9, 0.95} {
+				s := &Settings{ExpirySkew: sk}
+				tok := &Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
+				now, reads := t0, 0
+				for lifetimes := 0; lifetimes < 5; {
+					ttl, ok := Lease(tok, s, now)
+					if !ok {
+						// Replaced: the plugin gets a new token now.
+						if left := tok.ExpiresAt.Sub(now); left < effectiveSkew(tok, s) {
+							t.Errorf("life %s skew %s f %.2f: replaced with %s left, under the skew", life, sk, f, left)
+						}
+						tok = &Token{ObtainedAt: now, ExpiresAt: now.Add(life)}
+						lifetimes++
+						if reads > 12 {
+							t.Errorf("life %s skew %s f %.2f: %d reads for one token", life, sk, f, reads)
+						}
+						reads = 0
+						continue
+					}
+					reads++
+					if end := now.Add(ttl); end.After(tok.ExpiresAt.Add(-effectiveSkew(tok, s))) {
+						t.Errorf("life %s skew %s: a lease ends at %s, after the skew", life, sk, end)
+					}
+					now = now.Add(time.Duration(float64(ttl) * f))
 				}
-				reread := at + lease*85/100
-				if again, ok := Lease(tok, s, t0.Add(reread)); ok {
-					t.Errorf("life %s, skew %s: a reader leased %s at %s re-reads at %s and gets the same token again for %s",
-						life, sk, lease, at, reread, again)
-					break
-				}
-			}
-			end := handoutEnd(tok, s)
-			if _, ok := Lease(tok, s, end.Add(-10*time.Millisecond)); !ok {
-				t.Errorf("life %s, skew %s: not handed out just before handoutEnd", life, sk)
-			}
-			if _, ok := Lease(tok, s, end.Add(10*time.Millisecond)); ok {
-				t.Errorf("life %s, skew %s: still handed out after handoutEnd", life, sk)
 			}
 		}
 	}
@@ -152,12 +183,12 @@ func TestScheduleHeapStaysProportional(t *testing.T) {
 	s := newSchedule()
 	now := time.Now()
 	for i := range 1440 {
-		s.set("x", now.Add(time.Duration(i)*time.Minute+exerciseAfter))
+		s.set("x", now.Add(time.Duration(i)*time.Minute+DefaultKeepAlive))
 	}
 	if len(s.heap) > 2*len(s.due)+65 {
 		t.Errorf("%d heap items for %d scheduled names", len(s.heap), len(s.due))
 	}
-	if got := s.popDue(now.Add(1440*time.Minute + exerciseAfter)); len(got) != 1 || got[0] != "x" {
+	if got := s.popDue(now.Add(1440*time.Minute + DefaultKeepAlive)); len(got) != 1 || got[0] != "x" {
 		t.Errorf("popDue = %v", got)
 	}
 }

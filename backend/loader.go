@@ -105,7 +105,9 @@ func (m *Manager) scheduleFrom(ctx context.Context, s logical.Storage, names []s
 			continue
 		}
 		settings, _ := e.Config.Resolve()
-		m.sched.setIfUnset(name, proactiveAt(e, settings))
+		// After a start nothing is in use yet: only keep-alives are
+		// scheduled; a read schedules the rest.
+		m.sched.setIfUnset(name, proactiveAt(name, e, settings, false))
 	}
 	return failed
 }

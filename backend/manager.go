@@ -48,11 +48,12 @@ type Manager struct {
 	pendingMu sync.Mutex
 	pending   map[string]*Entry
 
-	healthMu sync.Mutex
-	health   map[string]*health
-	counters sync.Map // name -> *counters
-	sched    *schedule
-	loader   *loader
+	healthMu  sync.Mutex
+	health    map[string]*health
+	counters  sync.Map // name -> *counters
+	sched     *schedule
+	loader    *loader
+	refresher *refresher
 
 	hooks TestHooks
 }
@@ -79,22 +80,30 @@ func (m *Manager) SetTestHooks(h TestHooks) { m.hooks = h }
 func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
 	life, stop := context.WithCancel(context.Background())
 	return &Manager{
-		logger:  logger,
-		client:  client,
-		now:     time.Now,
-		life:    life,
-		stop:    stop,
-		locks:   newNameLocks(),
-		cache:   newEntryCache(),
-		pending: map[string]*Entry{},
-		health:  map[string]*health{},
-		sched:   newSchedule(),
-		loader:  &loader{retryDelay: time.Second},
+		logger:    logger,
+		client:    client,
+		now:       time.Now,
+		life:      life,
+		stop:      stop,
+		locks:     newNameLocks(),
+		cache:     newEntryCache(),
+		pending:   map[string]*Entry{},
+		health:    map[string]*health{},
+		sched:     newSchedule(),
+		loader:    &loader{retryDelay: time.Second},
+		refresher: newRefresher(),
 	}
 }
 
-// SetClock replaces the clock, for tests.
-func (m *Manager) SetClock(now func() time.Time) { m.now = now }
+// SetClock replaces the clock, for tests. The timer-driven refresher runs
+// on the wall clock, so a manager with a clock of its own does not start
+// it: the test calls RefreshDue.
+func (m *Manager) SetClock(now func() time.Time) {
+	m.now = now
+	m.refresher.mu.Lock()
+	m.refresher.manual = true
+	m.refresher.mu.Unlock()
+}
 
 func storageKey(name string) string { return StoragePrefix + name }
 
@@ -124,6 +133,7 @@ func (m *Manager) Close(s logical.Storage) {
 		m.logger.Warn("vendor calls still in flight when the backend closed; they are cancelled and their results are not stored")
 	}
 	m.stop()
+	m.refresher.halt()
 	if s != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		m.flushPending(ctx, s)
@@ -136,6 +146,7 @@ func (m *Manager) Close(s logical.Storage) {
 	m.pendingMu.Unlock()
 	m.cache.clear()
 	m.sched.reset()
+	m.client.CloseIdleConnections()
 }
 
 // detached returns a context for work that must not end with the request
@@ -217,7 +228,9 @@ func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string
 	}
 	c := newCached(e)
 	m.cache.put(name, c)
-	m.sched.set(name, proactiveAt(e, c.settings))
+	// A new token is not in use until it is read from the cache; the
+	// first such read schedules its refresh ahead (markUsed).
+	m.sched.set(name, proactiveAt(name, e, c.settings, false))
 	return nil
 }
 

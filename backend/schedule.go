@@ -78,6 +78,20 @@ func (s *schedule) setLocked(name string, at time.Time) {
 	}
 }
 
+// earliest is the first time anything is due, or zero.
+func (s *schedule) earliest() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.heap.Len() > 0 {
+		it := s.heap[0]
+		if cur, ok := s.due[it.name]; ok && cur.Equal(it.at) {
+			return it.at
+		}
+		heap.Pop(&s.heap) // stale
+	}
+	return time.Time{}
+}
+
 func (s *schedule) next(name string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -19,6 +19,9 @@ type Result struct {
 	Token  Token
 	TTL    time.Duration // lease TTL: remaining life minus skew, capped by max_ttl
 	Cached bool          // served without calling the vendor
+	// Renewable: the lease may be renewed up to the token's hand-out end
+	// (a stale token's lease may not).
+	Renewable bool
 	// Stale is why a token past its hand-out end is served (a refresh
 	// failed or may not be tried), or nil.
 	Stale error
@@ -67,7 +70,8 @@ func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, wri
 	now := m.now()
 	if ttl, ok := Lease(c.entry.Token, c.settings, now); ok {
 		cnt.cacheHits.Add(1)
-		return &Result{Token: *c.entry.Token, TTL: ttl, Cached: true}, nil
+		m.markUsed(name, c)
+		return &Result{Token: *c.entry.Token, TTL: ttl, Cached: true, Renewable: true}, nil
 	}
 	if err := m.blocked(name, c.entry, c.settings, now); err != nil {
 		return m.serveStale(c.entry, c.settings, err)
@@ -76,6 +80,31 @@ func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, wri
 		return nil, logical.ErrReadOnly
 	}
 	return m.refresh(ctx, s, name, modeRead)
+}
+
+// Renew says how much longer a lease holding the token obtained at
+// obtained may last: to that token's hand-out end, if it is still the one
+// handed out. A renewal counts as a read of the token (a proxy serving a
+// cached copy renews instead of reading), so it marks the credential in
+// use. It never calls a vendor.
+func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obtained time.Time) (time.Duration, error) {
+	c, err := m.get(ctx, s, name)
+	if err != nil {
+		return 0, err
+	}
+	if c == nil {
+		return 0, ErrNotFound
+	}
+	tok := c.entry.Token
+	if tok == nil || !tok.ObtainedAt.Equal(obtained) {
+		return 0, &LeaseEndedError{Name: name}
+	}
+	ttl, ok := Lease(tok, c.settings, m.now())
+	if !ok {
+		return 0, &LeaseEndedError{Name: name}
+	}
+	m.markUsed(name, c)
+	return ttl, nil
 }
 
 // blocked says why no vendor call may be made for a credential now, or nil.
@@ -190,7 +219,7 @@ func (m *Manager) refreshLocked(ctx, start context.Context, s logical.Storage, n
 	switch md {
 	case modeRead:
 		if ttl, ok := Lease(e.Token, settings, now); ok {
-			return &Result{Token: *e.Token, TTL: ttl, Cached: true}, nil
+			return &Result{Token: *e.Token, TTL: ttl, Cached: true, Renewable: true}, nil
 		}
 		if err := m.blocked(name, e, settings, now); err != nil {
 			return m.serveStale(e, settings, err)
@@ -200,10 +229,10 @@ func (m *Manager) refreshLocked(ctx, start context.Context, s logical.Storage, n
 			return nil, err
 		}
 	case modeProactive:
-		at := proactiveAt(e, settings)
-		if at.IsZero() || at.After(now) {
+		used := m.used(name, e)
+		if !proactiveDue(name, e, settings, used, now) {
 			// Someone refreshed it, or it changed, meanwhile.
-			m.sched.set(name, at)
+			m.sched.set(name, proactiveAt(name, e, settings, used))
 			return nil, nil
 		}
 		if err := m.blocked(name, e, settings, now); err != nil {
@@ -287,6 +316,11 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	if err != nil {
+		if kept, herr := m.keepIssuedRefreshToken(wctx, s, name, e, settings, err, log); herr != nil {
+			return nil, herr
+		} else if kept != nil {
+			e = kept
+		}
 		return m.failed(wctx, s, name, e, settings, err, log)
 	}
 	log.Debug("token request succeeded", "grant_type", settings.GrantType, "duration", m.now().Sub(sentAt).String())
@@ -325,6 +359,27 @@ func (m *Manager) callVendor(ctx, start context.Context, name string, req tokenc
 		h(name)
 	}
 	return m.client.Exchange(ctx, req)
+}
+
+// keepIssuedRefreshToken stores a refresh token that came in an answer the
+// plugin could not otherwise use (a malformed expires_in, say): the vendor
+// may have rotated, and then it is the only live one. It returns the entry
+// now stored, nil when there was nothing to keep, or the error of a write
+// that failed (the token is then held in memory).
+func (m *Manager) keepIssuedRefreshToken(ctx context.Context, s logical.Storage, name string, e *Entry, settings *Settings, err error, log hclog.Logger) (*Entry, error) {
+	var re *tokenclient.ResponseError
+	if !errors.As(err, &re) || re.IssuedRefreshToken == "" || settings.GrantType != providers.GrantRefreshToken || re.IssuedRefreshToken == e.Config.RefreshToken {
+		return nil, nil
+	}
+	next := e.Clone()
+	next.Config.RefreshToken = re.IssuedRefreshToken
+	next.Status.RotationSeen = true
+	next.Token = nil // the answer's access token was not usable
+	if err := m.persist(ctx, s, name, next, log); err != nil {
+		return nil, err
+	}
+	log.Warn("stored the rotated refresh token from an answer whose access token could not be used", "error", re.Reason)
+	return next, nil
 }
 
 func isLostAnswer(err error) bool {
@@ -409,7 +464,7 @@ func (m *Manager) handOut(name string, e *Entry, s *Settings) (*Result, error) {
 	if !ok {
 		return nil, &ShortTokenError{Name: name, Lifetime: e.Token.ExpiresAt.Sub(e.Token.ObtainedAt)}
 	}
-	return &Result{Token: *e.Token, TTL: ttl}, nil
+	return &Result{Token: *e.Token, TTL: ttl, Renewable: true}, nil
 }
 
 // serveStale hands out the previous token after a failed or refused refresh
