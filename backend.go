@@ -51,7 +51,7 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{backend.StoragePrefix},
+			SealWrapStorage: []string{backend.StoragePrefix, backend.AppPrefix, backend.AuthzPrefix},
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),
@@ -59,6 +59,7 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 			pathAuthorize(b),
 			pathRefresh(b),
 			pathStatus(b),
+			pathApps(b),
 		),
 		PeriodicFunc:   b.periodic,
 		Secrets:        []*framework.Secret{secretToken(b)},

@@ -32,6 +32,15 @@ const (
 	fieldExpirySkew       = "expiry_skew"
 	fieldRetryLostRefresh = "retry_lost_refresh"
 	fieldKeepAlive        = "keepalive_interval"
+	fieldApp              = "app"
+	fieldMetadata         = "metadata"
+	fieldAfter            = "after"
+	fieldLimit            = "limit"
+	fieldRedirectURIs     = "allowed_redirect_uris"
+	fieldSecretOverlap    = "client_secret_overlap"
+	fieldRefreshConc      = "refresh_concurrency"
+	fieldRefreshRate      = "refresh_rate"
+	fieldStateFilter      = "state"
 
 	fieldAuthorizeURL = "authorize_url"
 	fieldUsePKCE      = "use_pkce"
@@ -45,6 +54,19 @@ const (
 	fieldExpiresAt   = "expires_at"
 	fieldScope       = "scope"
 )
+
+// nameSegment is one segment of a credential or app name, as Vault's own
+// generic names: word characters, with - . @ inside.
+const nameSegment = `\w(?:[\w\-.@]*\w)?`
+
+// credentialName matches a credential's name: one segment for a
+// self-contained credential (or a connection converted from one), or
+// "<app>/<account>" for a connection of an app, so that a policy on
+// token/<app>/* confines a caller to one app's connections.
+var credentialName = `(?P<` + fieldName + `>` + nameSegment + `(?:/` + nameSegment + `)?)`
+
+// appName matches an app's name.
+var appName = `(?P<` + fieldApp + `>` + nameSegment + `)`
 
 // rejectUnknownFields refuses a request that carries a field the path does
 // not know: Vault would only warn, and a mistyped field name silently

@@ -12,8 +12,11 @@ import (
 // standbys and Vault Enterprise's performance standbys serve requests
 // themselves unless an operation asks to be forwarded to the active node.
 var localOperations = map[string]bool{
-	"config/" + framework.GenericNameRegex(fieldName) + " read": true,
-	"config/?$ list": true,
+	"config/" + credentialName + " read": true,
+	"config/?$ list":                     true,
+	"config/" + appName + "/?$ list":     true,
+	"apps/" + appName + " read":          true,
+	"apps/?$ list":                       true,
 }
 
 // TestEveryOperationThatNeedsTheActiveNodeIsForwarded checks every path

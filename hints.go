@@ -42,6 +42,7 @@ func describe(mount string, err error) string {
 		herr *backend.HeldError
 		xerr *backend.StaticRefreshError
 		lerr *backend.LeaseEndedError
+		aerr *backend.AppError
 	)
 	switch {
 	case errors.As(err, &berr):
@@ -54,6 +55,8 @@ func describe(mount string, err error) string {
 		return xerr.Error()
 	case errors.As(err, &uerr):
 		return fmt.Sprintf("%s: run vault write -f %srefresh/%s to try once, or write a new refresh_token to %sconfig/%s", uerr.Error(), mount, uerr.Name, mount, uerr.Name)
+	case errors.As(err, &aerr):
+		return fmt.Sprintf("%s; create it with vault write %sapps/%s ..., or delete the connection", aerr.Error(), mount, aerr.App)
 	case errors.As(err, &cerr):
 		return fmt.Sprintf("%s; fix it with vault write %sconfig/%s", cerr.Error(), mount, cerr.Name)
 	case errors.As(err, &terr):
@@ -189,10 +192,15 @@ func tokenError(mount, name string, err error) (*logical.Response, error) {
 	return nil, err
 }
 
-// staleWarning is the warning on a token served after a refresh failed.
-func staleWarning(mount string, res *backend.Result) []string {
-	if res.Stale == nil {
-		return nil
+// resultWarnings are the warnings on a token: served after a refresh
+// failed, or got with the app's previous client secret.
+func resultWarnings(mount string, res *backend.Result) []string {
+	var out []string
+	if res.Stale != nil {
+		out = append(out, fmt.Sprintf("%s; serving the cached token, which expires at %s", describe(mount, res.Stale), res.Token.ExpiresAt.UTC().Format(time.RFC3339)))
 	}
-	return []string{fmt.Sprintf("%s; serving the cached token, which expires at %s", describe(mount, res.Stale), res.Token.ExpiresAt.UTC().Format(time.RFC3339))}
+	if res.UsedPreviousSecret {
+		out = append(out, fmt.Sprintf("the vendor refused the app's client_secret and accepted its previous one, which is kept until %s: set the new secret at the vendor before then", res.PreviousUntil.UTC().Format(time.RFC3339)))
+	}
+	return out
 }

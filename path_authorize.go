@@ -17,7 +17,7 @@ import (
 func pathAuthorize(b *vendorBackend) []*framework.Path {
 	return []*framework.Path{
 		{
-			Pattern: "authorize/" + framework.GenericNameRegex(fieldName),
+			Pattern: "authorize/" + credentialName,
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "authorization",
@@ -39,6 +39,16 @@ func pathAuthorize(b *vendorBackend) []*framework.Path {
 					Type:         framework.TypeString,
 					Description:  "Opaque anti-forgery value (16-512 characters); generated when left out.",
 					DisplayAttrs: &framework.DisplayAttributes{Name: "State"},
+				},
+				fieldApp: {
+					Type:         framework.TypeString,
+					Description:  "For a new connection named without its app: the app it belongs to. A name <app>/<account> implies it.",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "App"},
+				},
+				fieldMetadata: {
+					Type:         framework.TypeKVPairs,
+					Description:  "Non-secret key=value pairs merged into the connection's metadata by the exchange (for example your own customer id).",
+					DisplayAttrs: &framework.DisplayAttributes{Name: "Metadata"},
 				},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -63,7 +73,7 @@ func pathAuthorize(b *vendorBackend) []*framework.Path {
 			HelpDescription: pathAuthorizeHelpDesc,
 		},
 		{
-			Pattern: "exchange/" + framework.GenericNameRegex(fieldName),
+			Pattern: "exchange/" + credentialName,
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "authorization-code",
@@ -111,6 +121,8 @@ func (b *vendorBackend) handleAuthorize(ctx context.Context, req *logical.Reques
 		RedirectURI: strings.TrimSpace(d.Get(fieldRedirectURI).(string)),
 		Scopes:      scopes,
 		State:       d.Get(fieldState).(string),
+		App:         strings.TrimSpace(d.Get(fieldApp).(string)),
+		Metadata:    d.Get(fieldMetadata).(map[string]string),
 	})
 	if err != nil {
 		return tokenError(mountOf(req), name, err)

@@ -19,7 +19,7 @@ import (
 func pathConfig(b *vendorBackend) []*framework.Path {
 	return []*framework.Path{
 		{
-			Pattern: "config/" + framework.GenericNameRegex(fieldName),
+			Pattern: "config/" + credentialName,
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "config",
@@ -71,6 +71,7 @@ func pathConfig(b *vendorBackend) []*framework.Path {
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "configs",
 			},
+			Fields: listFields(),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
 					Callback: b.handleConfigList,
@@ -83,8 +84,43 @@ func pathConfig(b *vendorBackend) []*framework.Path {
 			HelpSynopsis:    pathConfigListHelpSyn,
 			HelpDescription: pathConfigListHelpDesc,
 		},
+		{
+			Pattern: "config/" + appName + "/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "app-connections",
+			},
+			Fields: withAppField(listFields()),
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.handleConfigList,
+					Summary:  "List the connections of an app, a page at a time.",
+					DisplayAttrs: &framework.DisplayAttributes{
+						OperationVerb: "list",
+					},
+				},
+			},
+			HelpSynopsis:    pathConfigListHelpSyn,
+			HelpDescription: pathConfigListHelpDesc,
+		},
 	}
 }
+
+// listFields are a LIST's paging parameters.
+func listFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		fieldAfter: {Type: framework.TypeString, Description: "List the names after this one (the last name of the previous page)."},
+		fieldLimit: {Type: framework.TypeInt, Description: fmt.Sprintf("At most this many names (default and maximum %d).", maxListPage)},
+	}
+}
+
+func withAppField(f map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	f[fieldApp] = &framework.FieldSchema{Type: framework.TypeString, Description: "The app whose connections to list.", Required: true}
+	return f
+}
+
+// maxListPage bounds a LIST answer.
+const maxListPage = 1000
 
 func configFields() map[string]*framework.FieldSchema {
 	return map[string]*framework.FieldSchema{
@@ -264,6 +300,20 @@ func configFields() map[string]*framework.FieldSchema {
 				Name: "Keep-alive interval",
 			},
 		},
+		fieldApp: {
+			Type:        framework.TypeString,
+			Description: "Make this credential a connection of the app apps/<app>: the client's settings and secrets come from the app; the config keeps one account's refresh_token, scopes, extra_params and metadata. A name <app>/<account> implies it. Converting a self-contained credential drops its own client secret and client settings.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "App",
+			},
+		},
+		fieldMetadata: {
+			Type:        framework.TypeKVPairs,
+			Description: "Non-secret key=value pairs about the account (for example your own customer id); shown on reads.",
+			DisplayAttrs: &framework.DisplayAttributes{
+				Name: "Metadata",
+			},
+		},
 		fieldRetryLostRefresh: {
 			Type: framework.TypeBool,
 			Description: "Retry a refresh once, at once, when it was sent and no answer came back, for a vendor seen to rotate refresh tokens. Default true: a vendor with rotation leeway still accepts the old refresh token for a while, so only a prompt retry saves the chain. " +
@@ -296,11 +346,18 @@ type userError struct{ msg string }
 
 func (e *userError) Error() string { return e.msg }
 
+// appOwned are the fields that belong to an app, not to one of its
+// connections.
+var appOwned = []string{fieldProvider, fieldEnvironment, fieldGrantType, fieldTokenURL, fieldClientID, fieldClientSecret,
+	fieldAPIKey, fieldAuthStyle, fieldBasicEncoding, fieldBodyFormat, fieldGrantTypeInQuery, fieldExtraHeaders,
+	fieldAuthorizeURL, fieldUsePKCE, fieldAccessToken, fieldExpiresAt, fieldTTL}
+
 func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
 	name := d.Get(fieldName).(string)
+	mount := mountOf(req)
 	var vendor string
 	_, err := b.creds.Update(ctx, req.Storage, name, func(cur *backend.Entry) (*backend.Entry, error) {
 		next := &backend.Entry{Config: backend.Config{Provider: "generic"}}
@@ -309,25 +366,36 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 			before = cur.Config
 			next = cur
 		}
+		if err := applyApp(mount, name, &next.Config, req, d); err != nil {
+			return nil, err
+		}
 		if err := applyConfig(&next.Config, req, d); err != nil {
 			return nil, err
 		}
-		settings, err := next.Config.Resolve()
+		eff, settings, rerr, err := b.creds.Effective(ctx, req.Storage, name, &next.Config)
 		if err != nil {
-			return nil, &userError{msg: err.Error()}
+			return nil, err
+		}
+		if rerr != nil {
+			return nil, &userError{msg: describe(mount, rerr)}
 		}
 		vendor = settings.Preset.Name
 		if cur != nil {
-			if err := checkDestination(&before, &next.Config, req); err != nil {
+			beforeEff, _, _, err := b.creds.Effective(ctx, req.Storage, name, &before)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkDestination(&beforeEff, &eff, &next.Config, req); err != nil {
 				return nil, err
 			}
 			// A token got with other credentials or another endpoint
 			// must not be handed out for the new ones.
-			if !before.SameRequest(&next.Config) {
+			if !beforeEff.SameRequest(&eff) {
 				next.Token = nil
 				next.Status = backend.Status{}
 			}
 		}
+		bindRefreshToken(&next.Config, &before, settings, req)
 		if err := applyStaticToken(next, settings, d, b.now()); err != nil {
 			return nil, err
 		}
@@ -335,7 +403,7 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	})
 	var ue *userError
 	if errors.As(err, &ue) {
-		return logical.ErrorResponse(fmt.Sprintf("%sconfig/%s was not changed: %s", mountOf(req), name, ue.msg)), nil
+		return logical.ErrorResponse(fmt.Sprintf("%sconfig/%s was not changed: %s", mount, name, ue.msg)), nil
 	}
 	if err != nil {
 		return nil, err
@@ -344,18 +412,74 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	return nil, nil
 }
 
+// applyApp makes c a connection of the app its name or its app field
+// names, refusing what belongs to the app. Converting a self-contained
+// credential drops its own client settings and secrets: from then on the
+// app's are used.
+func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *framework.FieldData) error {
+	app := backend.AppOf(name)
+	if v, ok := d.GetOk(fieldApp); ok {
+		given := strings.TrimSpace(v.(string))
+		switch {
+		case app != "" && given != app:
+			return &userError{msg: fmt.Sprintf("%q is a connection of app %q by its name; app=%q does not match", name, app, given)}
+		case given == "" && c.App != "":
+			return &userError{msg: fmt.Sprintf("a connection cannot leave its app %q; delete it and write a self-contained credential", c.App)}
+		}
+		app = given
+	}
+	if app == "" {
+		app = c.App
+	}
+	if app == "" {
+		return nil
+	}
+	var owned []string
+	for _, f := range appOwned {
+		if _, ok := req.Data[f]; ok {
+			owned = append(owned, f)
+		}
+	}
+	if len(owned) > 0 {
+		return &userError{msg: fmt.Sprintf("%s belong to the app: write them to %sapps/%s; a connection holds refresh_token, scopes, extra_params, metadata and lease settings",
+			strings.Join(owned, ", "), mount, app)}
+	}
+	if c.App == "" {
+		// Converted: what the app supplies goes.
+		*c = backend.Config{
+			App: app, RefreshToken: c.RefreshToken, RefreshTokenFor: c.RefreshTokenFor, Scopes: c.Scopes, ExtraParams: c.ExtraParams,
+			Metadata: c.Metadata, DefaultTTL: c.DefaultTTL, MaxTTL: c.MaxTTL, ExpirySkew: c.ExpirySkew, KeepAlive: c.KeepAlive,
+			RetryLostRefresh: c.RetryLostRefresh,
+		}
+	}
+	return nil
+}
+
+// bindRefreshToken records which token endpoint a refresh token written
+// now is for; a kept one keeps its endpoint.
+func bindRefreshToken(c, before *backend.Config, s *backend.Settings, req *logical.Request) {
+	switch {
+	case c.RefreshToken == "":
+		c.RefreshTokenFor = ""
+	case req.Data[fieldRefreshToken] != nil || c.RefreshToken != before.RefreshToken || c.RefreshTokenFor == "":
+		c.RefreshTokenFor = s.TokenURL
+	}
+}
+
 // checkDestination refuses a write that changes where the stored secrets
 // are sent (the token endpoint, the authorization endpoint) unless it
 // carries those secrets again: whoever may write the config but not read
 // its secrets must not be able to point them at a host of their choosing.
 // A secret set to "" in the same write counts as given (it is cleared).
-func checkDestination(before, after *backend.Config, req *logical.Request) error {
+func checkDestination(before, after, stored *backend.Config, req *logical.Request) error {
 	changed := before.DestinationChanges(after)
 	if len(changed) == 0 {
 		return nil
 	}
+	// The secrets the credential will still send, but were not given in
+	// this write: they were written for the old destination.
 	var missing []string
-	for _, f := range before.SecretsSet() {
+	for _, f := range stored.SecretsSet() {
 		if _, ok := req.Data[f]; !ok {
 			missing = append(missing, f)
 		}
@@ -402,7 +526,14 @@ func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData
 		c.Scopes = scopes
 	}
 	if v, ok := d.GetOk(fieldUsePKCE); ok {
-		c.UsePKCE = v.(bool)
+		b := v.(bool)
+		c.UsePKCE = &b
+	}
+	if sentEmpty(req, fieldUsePKCE) {
+		c.UsePKCE = nil
+	}
+	if v, ok := d.GetOk(fieldMetadata); ok {
+		c.Metadata = v.(map[string]string)
 	}
 	if v, ok := d.GetOk(fieldGrantTypeInQuery); ok {
 		b := v.(bool)
@@ -513,7 +644,6 @@ func applyStaticToken(e *backend.Entry, s *backend.Settings, d *framework.FieldD
 	}
 	e.Token = &backend.Token{AccessToken: tok, TokenType: "Bearer", ObtainedAt: now, ExpiresAt: exp}
 	e.Status.LastRefreshedAt = now
-	e.Status.LastError, e.Status.LastErrorCode = "", ""
 	return nil
 }
 
@@ -526,8 +656,28 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 	if e == nil {
 		return nil, nil
 	}
-	c := e.Config
-	data := map[string]interface{}{
+	eff, s, rerr, err := b.creds.Effective(ctx, req.Storage, name, &e.Config)
+	if err != nil {
+		return nil, err
+	}
+	data := configData(eff, e)
+	var warnings []string
+	if rerr != nil {
+		warnings = append(warnings, "this config does not work as stored: "+describe(mountOf(req), rerr))
+	} else {
+		showSettings(data, s)
+	}
+	if err := b.addHealth(ctx, req, name, e, data); err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: data, Warnings: warnings}, nil
+}
+
+// configData is what a config read shows of c, the effective config (a
+// connection's with its app's merged in): settings and whether each
+// secret is set, never a secret.
+func configData(c backend.Config, e *backend.Entry) map[string]interface{} {
+	return map[string]interface{}{
 		fieldProvider:         c.Provider,
 		fieldEnvironment:      c.Environment,
 		fieldGrantType:        c.GrantType,
@@ -543,46 +693,67 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 		"client_secret_set":   c.ClientSecret != "",
 		"refresh_token_set":   c.RefreshToken != "",
 		"api_key_set":         c.APIKey != "",
-		"access_token_set":    c.GrantType == providers.GrantStatic && e.Token != nil,
+		"access_token_set":    c.GrantType == providers.GrantStatic && e != nil && e.Token != nil,
 		fieldAuthorizeURL:     c.AuthorizeURL,
-		fieldUsePKCE:          c.UsePKCE,
+		fieldUsePKCE:          c.UsePKCE == nil || *c.UsePKCE,
 		fieldDefaultTTL:       int64(c.DefaultTTL.Seconds()),
 		fieldMaxTTL:           int64(c.MaxTTL.Seconds()),
 		fieldRetryLostRefresh: c.RetryLostRefresh == nil || *c.RetryLostRefresh,
+		fieldApp:              c.App,
+		fieldMetadata:         nonNilMap(c.Metadata),
 	}
-	var warnings []string
-	if s, err := c.Resolve(); err != nil {
-		warnings = append(warnings, "this config does not work as stored: "+err.Error())
-	} else {
-		// Show what is in effect, preset defaults included.
-		data[fieldEnvironment] = s.Environment
-		data[fieldGrantType] = s.GrantType
-		data[fieldTokenURL] = s.TokenURL
-		data[fieldScopes] = nonNil(s.Scopes)
-		data[fieldAuthStyle] = s.AuthStyle
-		data[fieldBasicEncoding] = s.BasicEncoding
-		data[fieldBodyFormat] = s.BodyFormat
-		data[fieldGrantTypeInQuery] = s.GrantTypeInQuery
-		data[fieldDefaultTTL] = int64(s.DefaultTTL.Seconds())
-		data[fieldExpirySkew] = int64(s.ExpirySkew.Seconds())
-		data[fieldKeepAlive] = int64(s.KeepAlive.Seconds())
-		data[fieldAuthorizeURL] = s.AuthorizeURL
+}
+
+// showSettings overwrites data with what is in effect, preset defaults
+// included.
+func showSettings(data map[string]interface{}, s *backend.Settings) {
+	data[fieldEnvironment] = s.Environment
+	data[fieldGrantType] = s.GrantType
+	data[fieldTokenURL] = s.TokenURL
+	data[fieldScopes] = nonNil(s.Scopes)
+	data[fieldAuthStyle] = s.AuthStyle
+	data[fieldBasicEncoding] = s.BasicEncoding
+	data[fieldBodyFormat] = s.BodyFormat
+	data[fieldGrantTypeInQuery] = s.GrantTypeInQuery
+	data[fieldDefaultTTL] = int64(s.DefaultTTL.Seconds())
+	data[fieldExpirySkew] = int64(s.ExpirySkew.Seconds())
+	data[fieldKeepAlive] = int64(s.KeepAlive.Seconds())
+	data[fieldAuthorizeURL] = s.AuthorizeURL
+	data[fieldUsePKCE] = s.UsePKCE
+}
+
+// addHealth adds a credential's status to a config read: what is stored
+// (token, last refresh, the last vendor error if it came after it,
+// reauthorization) and what this node counts.
+func (b *vendorBackend) addHealth(ctx context.Context, req *logical.Request, name string, e *backend.Entry, data map[string]interface{}) error {
+	p, err := b.creds.Problem(ctx, req.Storage, name)
+	if err != nil {
+		return err
+	}
+	open, err := b.creds.CountAuthorizations(ctx, req.Storage, name)
+	if err != nil {
+		return err
 	}
 	data["token_expires_at"] = formatTime(tokenExpiry(e))
 	data["last_refreshed_at"] = formatTime(e.Status.LastRefreshedAt)
-	data["last_error"] = e.Status.LastError
-	data["last_error_code"] = e.Status.LastErrorCode
+	data["last_error"], data["last_error_code"], data["last_error_at"] = "", "", ""
+	if p != nil && p.LastErrorAt.After(e.Status.LastRefreshedAt) {
+		data["last_error"], data["last_error_code"], data["last_error_at"] = p.LastError, p.LastErrorCode, formatTime(p.LastErrorAt)
+	}
 	data["needs_reauthorization"] = e.Status.NeedsReauthorization
-	data["open_authorizations"] = len(e.Authorizations)
-	data["last_error_at"] = formatTime(e.Status.LastErrorAt)
-	return &logical.Response{Data: data, Warnings: warnings}, nil
+	data["open_authorizations"] = open
+	st := b.creds.Stats(name)
+	data["reads"], data["cache_hits"], data["upstream_grants"], data["failures"] = st.Reads, st.CacheHits, st.Grants, st.Failures
+	data["next_refresh_at"] = formatTime(b.creds.NextRefresh(name))
+	data["backoff_until"] = formatTime(laterThanNow(st.RetryAt))
+	return nil
 }
 
 func (b *vendorBackend) handleConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldName).(string)
 	vendor := ""
 	if e, err := b.creds.Get(ctx, req.Storage, name); err == nil && e != nil {
-		if settings, err := e.Config.Resolve(); err == nil {
+		if _, settings, _, err := b.creds.Effective(ctx, req.Storage, name, &e.Config); err == nil && settings != nil {
 			vendor = settings.Preset.Name
 		}
 	}
@@ -593,12 +764,24 @@ func (b *vendorBackend) handleConfigDelete(ctx context.Context, req *logical.Req
 	return nil, nil
 }
 
-func (b *vendorBackend) handleConfigList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	names, err := b.creds.List(ctx, req.Storage)
+func (b *vendorBackend) handleConfigList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	app := ""
+	if v, ok := d.GetOk(fieldApp); ok {
+		app = v.(string)
+	}
+	limit := d.Get(fieldLimit).(int)
+	if limit <= 0 || limit > maxListPage {
+		limit = maxListPage
+	}
+	page, err := b.creds.ListPage(ctx, req.Storage, app, d.Get(fieldAfter).(string), limit)
 	if err != nil {
 		return nil, err
 	}
-	return logical.ListResponse(names), nil
+	resp := logical.ListResponse(page.Keys)
+	if page.Next != "" {
+		resp.Data["next"] = page.Next
+	}
+	return resp, nil
 }
 
 func tokenExpiry(e *backend.Entry) time.Time {

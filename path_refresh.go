@@ -11,7 +11,7 @@ import (
 // pathRefresh returns refresh/<name>, which gets a new token now.
 func pathRefresh(b *vendorBackend) []*framework.Path {
 	return []*framework.Path{{
-		Pattern: "refresh/" + framework.GenericNameRegex(fieldName),
+		Pattern: "refresh/" + credentialName,
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 			OperationSuffix: "token",
@@ -45,7 +45,7 @@ func (b *vendorBackend) handleRefresh(ctx context.Context, req *logical.Request,
 	return &logical.Response{Data: map[string]interface{}{
 		fieldExpiresAt: res.Token.ExpiresAt.UTC().Format(time.RFC3339),
 		fieldScope:     res.Token.Scope,
-	}, Warnings: staleWarning(mountOf(req), res)}, nil
+	}, Warnings: resultWarnings(mountOf(req), res)}, nil
 }
 
 const pathRefreshHelpSyn = `Get a new token for a credential now.`

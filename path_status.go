@@ -2,42 +2,93 @@ package vendoroauth
 
 import (
 	"context"
+	"sort"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
 )
 
-// pathStatus returns status: every credential's health and counters, so an
-// operator can see the plugin work without a metrics stack.
+// maxUnhealthyListed bounds the unhealthy names a status answer lists; the
+// rest are paged with after.
+const maxUnhealthyListed = 100
+
+// pathStatus returns status and status/<app>: how credentials are doing,
+// by app and state, with the unhealthy ones by name, so an operator sees
+// the plugin work without a metrics stack. No answer grows with the number
+// of healthy connections; a connection's own counters are at its config
+// read.
 func pathStatus(b *vendorBackend) []*framework.Path {
-	return []*framework.Path{{
-		Pattern: "status/?$",
-		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: operationPrefix,
-			OperationSuffix: "status",
-		},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-				Callback:                    b.handleStatus,
-				Summary:                     "Per-credential health and counters (no secrets).",
-				DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "read"},
+	return []*framework.Path{
+		{
+			Pattern: "status/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "status",
 			},
+			Fields: statusFields(),
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Callback:                    b.handleStatus,
+					Summary:                     "Counts by app and state, the unhealthy credentials, and every self-contained credential's counters (no secrets).",
+					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "read"},
+				},
+			},
+			HelpSynopsis:    pathStatusHelpSyn,
+			HelpDescription: pathStatusHelpDesc,
 		},
-		HelpSynopsis:    pathStatusHelpSyn,
-		HelpDescription: pathStatusHelpDesc,
-	}}
+		{
+			Pattern: "status/" + appName,
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: operationPrefix,
+				OperationSuffix: "app-status",
+			},
+			Fields: withAppField(statusFields()),
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
+					Callback:                    b.handleAppStatus,
+					Summary:                     "One app's connections by state, and its unhealthy connections a page at a time.",
+					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "read"},
+				},
+			},
+			HelpSynopsis:    pathAppStatusHelpSyn,
+			HelpDescription: pathAppStatusHelpDesc,
+		},
+	}
 }
 
-func (b *vendorBackend) handleStatus(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	names, err := b.creds.List(ctx, req.Storage)
+func statusFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		fieldStateFilter: {Type: framework.TypeString, Description: "List only the unhealthy credentials in this state: refreshing, backing_off, needs_reauthorization or static_expired."},
+		fieldAfter:       {Type: framework.TypeString, Description: "List the unhealthy names after this one."},
+		fieldLimit:       {Type: framework.TypeInt, Description: "At most this many unhealthy names (default and maximum 100)."},
+	}
+}
+
+func (b *vendorBackend) handleStatus(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	apps := map[string]interface{}{}
+	for _, app := range b.creds.AppsWithConnections() {
+		h := b.creds.Health(app)
+		apps[app] = countsOf(h)
+	}
+	self := b.creds.Health("")
+	unhealthy, next := pageUnhealthy(self.Unhealthy, d)
+	// Self-contained credentials are few; each keeps its counters here.
+	creds := map[string]interface{}{}
+	page, err := b.creds.ListPage(ctx, req.Storage, "", "", maxListPage)
 	if err != nil {
 		return nil, err
 	}
-	creds := make(map[string]interface{}, len(names))
-	for _, name := range names {
+	for _, name := range page.Keys {
+		if len(name) > 0 && name[len(name)-1] == '/' {
+			continue // an app's folder
+		}
 		e, err := b.creds.Get(ctx, req.Storage, name)
 		if err != nil {
 			return nil, err
@@ -45,26 +96,88 @@ func (b *vendorBackend) handleStatus(ctx context.Context, req *logical.Request, 
 		if e == nil {
 			continue
 		}
-		st := b.creds.Stats(name)
-		provider := e.Config.Provider
-		creds[name] = map[string]interface{}{
-			fieldProvider:           provider,
-			"reads":                 st.Reads,
-			"cache_hits":            st.CacheHits,
-			"upstream_grants":       st.Grants,
-			"failures":              st.Failures,
-			"token_expires_at":      formatTime(tokenExpiry(e)),
-			"last_refreshed_at":     formatTime(e.Status.LastRefreshedAt),
-			"last_error_code":       e.Status.LastErrorCode,
-			"needs_reauthorization": e.Status.NeedsReauthorization,
-			"next_refresh_at":       formatTime(b.creds.NextRefresh(name)),
-			"backoff_until":         formatTime(laterThanNow(st.RetryAt)),
-		}
+		creds[name] = credentialStatus(b, name, e)
 	}
 	return &logical.Response{Data: map[string]interface{}{
-		"credentials":   creds,
-		"counted_since": b.started.UTC().Format(time.RFC3339),
+		"apps":             apps,
+		"self_contained":   countsOf(self),
+		"credentials":      creds,
+		"unhealthy":        unhealthy,
+		"next":             next,
+		"schedule_loaded":  self.Complete,
+		"counted_since":    b.started.UTC().Format(time.RFC3339),
+		"counters_at_read": "connections' counters are at their config read",
 	}}, nil
+}
+
+func (b *vendorBackend) handleAppStatus(_ context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	app := d.Get(fieldApp).(string)
+	h := b.creds.Health(app)
+	unhealthy, next := pageUnhealthy(h.Unhealthy, d)
+	return &logical.Response{Data: map[string]interface{}{
+		"app":             app,
+		"counts":          countsOf(h),
+		"unhealthy":       unhealthy,
+		"next":            next,
+		"schedule_loaded": h.Complete,
+		"counted_since":   b.started.UTC().Format(time.RFC3339),
+	}}, nil
+}
+
+func countsOf(h backend.AppHealth) map[string]interface{} {
+	out := map[string]interface{}{"total": h.Total}
+	for st, n := range h.Counts {
+		out[st] = n
+	}
+	return out
+}
+
+// pageUnhealthy sorts the unhealthy names, filters them by the state asked
+// for and returns one page, with the name to pass as after for the next.
+func pageUnhealthy(bad map[string]string, d *framework.FieldData) ([]map[string]interface{}, string) {
+	want := d.Get(fieldStateFilter).(string)
+	names := make([]string, 0, len(bad))
+	for name, st := range bad {
+		if want == "" || st == want {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	limit := d.Get(fieldLimit).(int)
+	if limit <= 0 || limit > maxUnhealthyListed {
+		limit = maxUnhealthyListed
+	}
+	after := d.Get(fieldAfter).(string)
+	i := sort.SearchStrings(names, after)
+	if i < len(names) && names[i] == after {
+		i++
+	}
+	out := []map[string]interface{}{}
+	next := ""
+	for ; i < len(names) && len(out) < limit; i++ {
+		out = append(out, map[string]interface{}{"name": names[i], "state": bad[names[i]]})
+	}
+	if i < len(names) && len(out) > 0 {
+		next = names[i-1]
+	}
+	return out, next
+}
+
+// credentialStatus is one credential's counters and health.
+func credentialStatus(b *vendorBackend, name string, e *backend.Entry) map[string]interface{} {
+	st := b.creds.Stats(name)
+	return map[string]interface{}{
+		fieldProvider:           e.Config.Provider,
+		"reads":                 st.Reads,
+		"cache_hits":            st.CacheHits,
+		"upstream_grants":       st.Grants,
+		"failures":              st.Failures,
+		"token_expires_at":      formatTime(tokenExpiry(e)),
+		"last_refreshed_at":     formatTime(e.Status.LastRefreshedAt),
+		"needs_reauthorization": e.Status.NeedsReauthorization,
+		"next_refresh_at":       formatTime(b.creds.NextRefresh(name)),
+		"backoff_until":         formatTime(laterThanNow(st.RetryAt)),
+	}
 }
 
 func laterThanNow(t time.Time) time.Time {
@@ -74,12 +187,27 @@ func laterThanNow(t time.Time) time.Time {
 	return t
 }
 
-const pathStatusHelpSyn = `Show every credential's health and counters.`
+const pathStatusHelpSyn = `Show how the credentials are doing: counts by app and state, the unhealthy ones.`
 
 const pathStatusHelpDesc = `
-For each credential: reads, cache_hits, upstream_grants and failures by vendor
-error code (counted on this node since the plugin started, counted_since),
-token_expires_at, last_refreshed_at, last_error_code, needs_reauthorization,
-next_refresh_at (the proactive refresh, if one is scheduled) and
-backoff_until (after failures). No secret is shown.
+apps: for each app with connections, how many are healthy, refreshing,
+backing_off (after vendor failures), needs_reauthorization or static_expired.
+self_contained: the same for credentials without an app. unhealthy: the
+self-contained credentials that are not healthy, a page at a time (after,
+limit, state). credentials: each self-contained credential's reads,
+cache_hits, upstream_grants and failures by vendor error code (counted on
+this node since counted_since), token_expires_at, last_refreshed_at,
+needs_reauthorization, next_refresh_at and backoff_until. A connection's own
+counters are at its config read; status/<app> lists an app's unhealthy
+connections. No secret is shown.
+`
+
+const pathAppStatusHelpSyn = `Show how an app's connections are doing.`
+
+const pathAppStatusHelpDesc = `
+counts: how many of the app's connections are healthy, refreshing,
+backing_off, needs_reauthorization or static_expired; unhealthy: those that
+are not healthy, by name, a page at a time (after, limit), optionally only
+one state (state=needs_reauthorization). The answer does not grow with the
+number of healthy connections.
 `

@@ -19,7 +19,7 @@ const secretTokenType = "vendoroauth_token"
 func pathToken(b *vendorBackend) []*framework.Path {
 	return []*framework.Path{
 		{
-			Pattern: "token/" + framework.GenericNameRegex(fieldName),
+			Pattern: "token/" + credentialName,
 			DisplayAttrs: &framework.DisplayAttributes{
 				OperationPrefix: operationPrefix,
 				OperationSuffix: "token",
@@ -146,7 +146,7 @@ func (b *vendorBackend) tokenResponse(mount, name string, res *backend.Result) *
 	resp.Secret.TTL = res.TTL
 	resp.Secret.MaxTTL = res.TTL
 	resp.Secret.Renewable = res.Renewable
-	resp.Warnings = append(resp.Warnings, staleWarning(mount, res)...)
+	resp.Warnings = append(resp.Warnings, resultWarnings(mount, res)...)
 	return resp
 }
 

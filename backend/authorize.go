@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +38,11 @@ type AuthorizeRequest struct {
 	RedirectURI string
 	Scopes      []string
 	State       string
+	// App names the app of a connection that does not exist yet; a name
+	// "<app>/<account>" implies it.
+	App string
+	// Metadata is merged into the connection's at the exchange.
+	Metadata map[string]string
 }
 
 // Authorization URL and the state the exchange must present.
@@ -46,86 +53,134 @@ type AuthorizeResult struct {
 }
 
 // Authorize remembers a new flow for name and returns the vendor's
-// authorization URL to send the user to.
+// authorization URL to send the user to. A connection of an app needs no
+// config first: the app's client and redirect allow-list are used, and
+// the exchange creates the connection. Nothing of the credential's entry
+// changes: the flow is stored on its own key.
 func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string, r AuthorizeRequest) (*AuthorizeResult, error) {
-	if err := validateRedirect(r.RedirectURI); err != nil {
-		return nil, &InputError{Msg: err.Error()}
-	}
 	state := r.State
 	if state == "" {
 		state = randomString(24)
 	} else if len(state) < 16 || len(state) > 512 {
 		return nil, &InputError{Msg: "state must be 16 to 512 characters (leave it out to have one generated)"}
 	}
-	var res *AuthorizeResult
-	_, err := m.Update(ctx, s, name, func(e *Entry) (*Entry, error) {
-		if e == nil {
-			return nil, ErrNotFound
-		}
-		settings, err := e.Config.Resolve()
-		if err != nil {
-			return nil, &ConfigError{Name: name, Err: err}
-		}
-		if settings.AuthorizeURL == "" {
-			return nil, &InputError{Msg: fmt.Sprintf("provider %s has no authorization flow; set authorize_url in the config of credential %q to use one", settings.Preset.Name, name)}
-		}
-		if settings.Static() {
-			return nil, &InputError{Msg: fmt.Sprintf("credential %q has grant_type=static; set grant_type=refresh_token to connect an account", name)}
-		}
-		if err := canConnect(name, settings); err != nil {
-			return nil, err
-		}
-		now := m.now()
-		for k, a := range e.Authorizations {
-			if now.After(a.ExpiresAt) {
-				delete(e.Authorizations, k)
-			}
-		}
-		if _, dup := e.Authorizations[state]; dup {
-			return nil, &InputError{Msg: "that state is already in use; leave state out to have one generated"}
-		}
-		if len(e.Authorizations) >= maxOpenAuthorizations {
-			return nil, &InputError{Msg: fmt.Sprintf("credential %q has %d unfinished authorizations; finish one or wait %s for them to expire", name, len(e.Authorizations), StateTTL)}
-		}
-		scopes := r.Scopes
-		if len(scopes) == 0 {
-			scopes = settings.Preset.AuthorizeScopes
-		}
-		a := &Authorization{RedirectURI: r.RedirectURI, Scopes: scopes, ExpiresAt: now.Add(StateTTL)}
-		u, err := url.Parse(settings.AuthorizeURL)
-		if err != nil {
-			return nil, &ConfigError{Name: name, Err: err}
-		}
-		q := u.Query()
-		q.Set("client_id", e.Config.ClientID)
-		q.Set("redirect_uri", r.RedirectURI)
-		q.Set("response_type", "code")
-		q.Set("state", state)
-		if len(scopes) > 0 {
-			q.Set("scope", strings.Join(scopes, " "))
-		}
-		if e.Config.UsePKCE {
-			a.CodeVerifier = randomString(48)
-			sum := sha256.Sum256([]byte(a.CodeVerifier))
-			q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
-			q.Set("code_challenge_method", "S256")
-		}
-		u.RawQuery = q.Encode()
-		if e.Authorizations == nil {
-			e.Authorizations = map[string]*Authorization{}
-		}
-		e.Authorizations[state] = a
-		res = &AuthorizeResult{URL: u.String(), State: state, ExpiresAt: a.ExpiresAt}
-		return e, nil
-	})
+	unlock, err := m.lockName(ctx, "authorize", name)
 	if err != nil {
 		return nil, err
 	}
-	return res, nil
+	defer unlock()
+	e, err := m.current(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	flow, err := m.flowFor(ctx, s, name, e, r.App)
+	if err != nil {
+		return nil, err
+	}
+	if flow.app != nil {
+		if !slices.Contains(flow.app.AllowedRedirectURIs, r.RedirectURI) {
+			return nil, &InputError{Msg: fmt.Sprintf("redirect_uri %q is not in the allowed_redirect_uris of app %q; add it there (exact match) or use one of: %s",
+				r.RedirectURI, flow.appName, strings.Join(flow.app.AllowedRedirectURIs, ", "))}
+		}
+	} else if err := validateRedirect(r.RedirectURI); err != nil {
+		return nil, &InputError{Msg: err.Error()}
+	}
+	if n, err := m.openAuthorizations(ctx, s, name); err != nil {
+		return nil, err
+	} else if n >= maxOpenAuthorizations {
+		return nil, &InputError{Msg: fmt.Sprintf("credential %q has %d unfinished authorizations; finish one or wait %s for them to expire", name, n, StateTTL)}
+	}
+	if a, err := readAuthorization(ctx, s, name, state, e); err != nil {
+		return nil, err
+	} else if a != nil {
+		return nil, &InputError{Msg: "that state is already in use; leave state out to have one generated"}
+	}
+	settings := flow.settings
+	scopes := r.Scopes
+	if len(scopes) == 0 {
+		scopes = settings.Preset.AuthorizeScopes
+	}
+	now := m.now()
+	a := &Authorization{RedirectURI: r.RedirectURI, Scopes: scopes, ExpiresAt: now.Add(StateTTL), App: flow.appName, Metadata: r.Metadata}
+	u, err := url.Parse(settings.AuthorizeURL)
+	if err != nil {
+		return nil, &ConfigError{Name: name, Err: err}
+	}
+	q := u.Query()
+	q.Set("client_id", flow.eff.ClientID)
+	q.Set("redirect_uri", r.RedirectURI)
+	q.Set("response_type", "code")
+	q.Set("state", state)
+	if len(scopes) > 0 {
+		q.Set("scope", strings.Join(scopes, " "))
+	}
+	if settings.UsePKCE {
+		a.CodeVerifier = randomString(48)
+		sum := sha256.Sum256([]byte(a.CodeVerifier))
+		q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
+		q.Set("code_challenge_method", "S256")
+	}
+	u.RawQuery = q.Encode()
+	if err := writeAuthorization(ctx, s, name, state, a); err != nil {
+		return nil, err
+	}
+	return &AuthorizeResult{URL: u.String(), State: state, ExpiresAt: a.ExpiresAt}, nil
 }
 
-// Exchange trades an authorization code for tokens and stores them. A wrong
-// or expired state, or a code the vendor refuses, changes nothing.
+// flow is what an authorization of a credential acts with.
+type flow struct {
+	settings *Settings
+	eff      Config
+	app      *App // nil for a self-contained credential
+	appName  string
+}
+
+// flowFor resolves the credential an authorization is for: an existing
+// one, or a new connection of an app.
+func (m *Manager) flowFor(ctx context.Context, s logical.Storage, name string, e *Entry, appName string) (*flow, error) {
+	if implied := AppOf(name); implied != "" {
+		if appName != "" && appName != implied {
+			return nil, &InputError{Msg: fmt.Sprintf("%q is a connection of app %q by its name; app=%q does not match", name, implied, appName)}
+		}
+		appName = implied
+	}
+	if e != nil && appName != "" && e.Config.App != appName {
+		return nil, &InputError{Msg: fmt.Sprintf("credential %q is not a connection of app %q; leave app out, or connect it to the app first with config/%s app=%s", name, appName, name, appName)}
+	}
+	if e == nil {
+		if appName == "" {
+			return nil, ErrNotFound
+		}
+		e = &Entry{Config: Config{App: appName}}
+	}
+	r, err := m.resolve(ctx, s, name, e)
+	if err != nil {
+		return nil, err
+	}
+	if r.err != nil {
+		var ae *AppError
+		if errors.As(r.err, &ae) {
+			return nil, &InputError{Msg: fmt.Sprintf("there is no app %q; create it with apps/%s first", ae.App, ae.App)}
+		}
+		return nil, &ConfigError{Name: name, Err: r.err}
+	}
+	settings := r.settings
+	if settings.AuthorizeURL == "" {
+		return nil, &InputError{Msg: fmt.Sprintf("provider %s has no authorization flow; set authorize_url in the config of credential %q to use one", settings.Preset.Name, name)}
+	}
+	if settings.Static() {
+		return nil, &InputError{Msg: fmt.Sprintf("credential %q has grant_type=static; set grant_type=refresh_token to connect an account", name)}
+	}
+	if err := canConnect(name, settings); err != nil {
+		return nil, err
+	}
+	return &flow{settings: settings, eff: r.eff, app: r.app, appName: e.Config.App}, nil
+}
+
+// Exchange trades an authorization code for tokens and stores them; for a
+// connection of an app that did not exist yet, it creates it, and a
+// reconnection keeps the connection's name and metadata. A wrong or
+// expired state, or a code the vendor refuses, changes nothing.
 func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, state string, writable bool) (*Result, error) {
 	if code == "" || state == "" {
 		return nil, &InputError{Msg: "code and state are both required, as the vendor sent them to your redirect_uri"}
@@ -143,23 +198,36 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	}
 	ctx, cancel := m.detached(grantTimeout)
 	defer cancel()
-	e, settings, unlock, err := m.lockedEntry(ctx, ctx, s, "exchange", name)
+	unlock, err := m.lockName(ctx, "exchange", name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	a, ok := e.Authorizations[state]
-	if !ok {
-		return nil, &StateError{Name: name}
-	}
-	if err := canConnect(name, settings); err != nil {
+	e, err := m.current(ctx, s, name)
+	if err != nil {
 		return nil, err
 	}
+	a, err := readAuthorization(ctx, s, name, state, e)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, &StateError{Name: name}
+	}
 	if m.now().After(a.ExpiresAt) {
+		_ = deleteAuthorization(ctx, s, name, state, e)
 		return nil, &StateError{Name: name, ExpiredAt: a.ExpiresAt}
 	}
+	fl, err := m.flowFor(ctx, s, name, e, a.App)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		e = &Entry{Config: Config{App: fl.appName}}
+	}
+	settings := fl.settings
 
-	req := e.Config.Request(settings)
+	req := fl.eff.Request(settings)
 	req.GrantType = GrantAuthorizationCode
 	req.Scopes = nil
 	req.Params = map[string]string{"code": code, "redirect_uri": a.RedirectURI}
@@ -184,15 +252,23 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	}
 	m.countersOf(name).grants.Add(1)
 	next := e.Clone()
-	delete(next.Authorizations, state)
 	settings.GrantType = providers.GrantRefreshToken
-	next.Config.GrantType = ""
-	if !settings.Preset.SupportsGrant(providers.GrantRefreshToken) || settings.Preset.DefaultGrantType() != providers.GrantRefreshToken {
-		next.Config.GrantType = providers.GrantRefreshToken
+	if next.Config.App == "" {
+		next.Config.GrantType = ""
+		if !settings.Preset.SupportsGrant(providers.GrantRefreshToken) || settings.Preset.DefaultGrantType() != providers.GrantRefreshToken {
+			next.Config.GrantType = providers.GrantRefreshToken
+		}
+	}
+	if len(a.Metadata) > 0 {
+		if next.Config.Metadata == nil {
+			next.Config.Metadata = map[string]string{}
+		}
+		maps.Copy(next.Config.Metadata, a.Metadata)
 	}
 	next.Config.RefreshToken = tok.RefreshToken
+	next.Config.RefreshTokenFor = settings.TokenURL
+	next.Status = Status{}
 	next.applyToken(tok, settings, sentAt)
-	next.Status = Status{LastRefreshedAt: next.Status.LastRefreshedAt}
 	// The vendor issued a refresh token that exists nowhere else: a failed
 	// write holds it like a rotated one instead of dropping it.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
@@ -200,7 +276,11 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	if err := m.persist(wctx, s, name, next, log); err != nil {
 		return nil, err
 	}
+	if err := deleteAuthorization(wctx, s, name, state, nil); err != nil {
+		log.Warn("deleting a used authorization failed; it expires unused", "error", err)
+	}
 	m.resetHealth(name)
+	m.clearProblem(wctx, s, name)
 	log.Info("connected an account with an authorization code")
 	return m.handOut(name, next, settings)
 }

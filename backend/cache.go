@@ -11,18 +11,18 @@ import (
 type cached struct {
 	entry    *Entry
 	settings *Settings // nil when the stored config no longer resolves
+	err      error     // why it does not resolve
+	// eff is the config the credential acts with (its app's settings and
+	// secrets merged in, for a connection); appGen the app's generation
+	// it was merged from.
+	eff    Config
+	appGen uint64
 	// used: this token was handed out from the cache at least once, so
 	// the credential is in use and its refresh is scheduled ahead.
 	used atomic.Bool
 }
 
-func newCached(e *Entry) *cached {
-	c := &cached{entry: e}
-	// A stored config that no longer resolves (a preset changed) is still
-	// cached so it can be read and fixed; token reads report the problem.
-	c.settings, _ = e.Config.Resolve()
-	return c
-}
+
 
 // cacheStripes is the number of generation counters. A change to any name
 // of a stripe makes concurrent cache fills of the stripe's other names

@@ -3,7 +3,6 @@
 package backend
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -19,8 +18,10 @@ import (
 )
 
 // SchemaVersion is written into every stored entry so later versions can
-// upgrade old ones.
-const SchemaVersion = 1
+// upgrade old ones. Version 2 moved the last vendor error to status/<name>
+// and open authorizations to authz/<name>/, so recording an error or
+// starting an authorization no longer rewrites the secrets.
+const SchemaVersion = 2
 
 // StoragePrefix is where credentials live; it is seal-wrapped.
 const StoragePrefix = "creds/"
@@ -53,16 +54,30 @@ type Config struct {
 	MaxTTL           time.Duration     `json:"max_ttl,omitempty"`
 	ExpirySkew       *time.Duration    `json:"expiry_skew,omitempty"`
 	AuthorizeURL     string            `json:"authorize_url,omitempty"`
-	UsePKCE          bool              `json:"use_pkce,omitempty"`
+	// UsePKCE: nil means on, for every authorization flow (a server that
+	// does not know PKCE must ignore its parameters, RFC 6749 3.1).
+	UsePKCE *bool `json:"use_pkce,omitempty"`
 	// RetryLostRefresh: nil means the default, true.
 	RetryLostRefresh *bool `json:"retry_lost_refresh,omitempty"`
 	// KeepAlive: nil means DefaultKeepAlive; 0 turns keep-alives off.
 	KeepAlive *time.Duration `json:"keepalive_interval,omitempty"`
+
+	// App makes this a connection of an app (apps/<app>): the client's
+	// settings and secrets come from the app, the config holds one
+	// account's refresh token, scopes, parameters and metadata.
+	App string `json:"app,omitempty"`
+	// Metadata is non-secret key=value pairs, such as the partner's own
+	// customer id.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// RefreshTokenFor is the token endpoint the refresh token was written
+	// or issued for: it is never sent anywhere else, whatever the config
+	// or its app later says.
+	RefreshTokenFor string `json:"refresh_token_for,omitempty"`
 }
 
 // SameRequest reports whether c and o make the vendor the same request:
 // same endpoint, same client and account credentials, same parameters and
-// headers. Every field of Config is either listed here or in leaseOnly
+// headers. Every field of Config is either listed here or in notSent
 // (a test checks), so a new field cannot be forgotten: a change of what is
 // sent drops the cached token (it was issued for other credentials or
 // scopes) and resets the credential's backoff (the vendor deserves a
@@ -84,12 +99,15 @@ func (c *Config) SameRequest(o *Config) bool {
 		maps.Equal(c.ExtraParams, o.ExtraParams) &&
 		maps.Equal(c.ExtraHeaders, o.ExtraHeaders) &&
 		c.AuthorizeURL == o.AuthorizeURL &&
-		c.UsePKCE == o.UsePKCE
+		equalBoolPtr(c.UsePKCE, o.UsePKCE)
 }
 
-// leaseOnly lists the Config fields that change how a token is handed
-// out, not which token the vendor issues.
-var leaseOnly = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh", "KeepAlive"}
+// notSent lists the Config fields that are not part of the vendor's
+// request: how a token is handed out, and what the plugin records about a
+// credential. SameRequest compares effective configs (a connection's with
+// its app's merged in), so which app supplies a setting does not matter,
+// only what is sent.
+var notSent = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh", "KeepAlive", "Metadata", "App", "RefreshTokenFor"}
 
 func equalBoolPtr(a, b *bool) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
@@ -147,16 +165,16 @@ type Token struct {
 	ObtainedAt  time.Time `json:"obtained_at"`
 }
 
-// Status is what an operator sees of a credential's health.
+// Status is the part of a credential's health that decides what the
+// plugin may do, stored with the tokens it is about.
 type Status struct {
 	LastRefreshedAt time.Time `json:"last_refreshed_at,omitempty"`
-	LastError       string    `json:"last_error,omitempty"`
-	LastErrorCode   string    `json:"last_error_code,omitempty"`
-	LastErrorAt     time.Time `json:"last_error_at,omitempty"`
 	// NeedsReauthorization is set when the vendor refused the refresh
 	// token with invalid_grant: it is dead, calling again cannot help, and
 	// a human must connect the account again or write a new one.
 	NeedsReauthorization bool `json:"needs_reauthorization,omitempty"`
+	// ReauthReason is the vendor's refusal, for the message.
+	ReauthReason string `json:"reauth_reason,omitempty"`
 	// RotationSeen records that the vendor has rotated this credential's
 	// refresh token, so a refresh whose outcome is unknown may have killed
 	// the stored one.
@@ -168,38 +186,80 @@ type Status struct {
 	OutcomeUnknownAt time.Time `json:"outcome_unknown_at,omitempty"`
 }
 
+// Problem is the last failed vendor call of a credential, stored on its own
+// (status/<name>, not seal-wrapped: it holds no secret) so recording it
+// does not rewrite the secrets.
+type Problem struct {
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorCode string    `json:"last_error_code,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at,omitempty"`
+}
+
 // Authorization is an authorization-code flow started with authorize/<name>
-// and not yet exchanged.
+// and not yet exchanged, stored at authz/<name>/<hash of its state>.
 type Authorization struct {
 	RedirectURI  string    `json:"redirect_uri"`
 	Scopes       []string  `json:"scopes,omitempty"`
 	CodeVerifier string    `json:"code_verifier,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at"`
+	// App and Metadata shape a connection the exchange creates or
+	// reconnects.
+	App      string            `json:"app,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
-// Entry is one credential as stored: config, cached token and status in a
-// single storage entry, so a rotated refresh token and the access token it
-// came with are written together or not at all.
+// Entry is one credential as stored: config, cached token and the status
+// that goes with them in a single storage entry, so a rotated refresh
+// token and the access token it came with are written together or not at
+// all.
 type Entry struct {
 	Version int    `json:"version"`
 	Config  Config `json:"config"`
 	Token   *Token `json:"token,omitempty"`
 	Status  Status `json:"status"`
-	// Authorizations are open authorization-code flows by state.
-	Authorizations map[string]*Authorization `json:"authorizations,omitempty"`
+
+	// legacy holds what a version 1 entry kept inline, until the next
+	// write moves it to its own keys.
+	legacy *legacyParts
+}
+
+// legacyParts are a version 1 entry's inline error and open
+// authorizations.
+type legacyParts struct {
+	Problem        Problem
+	Authorizations map[string]*Authorization
 }
 
 // Clone returns a deep copy, so cached entries can be shared read-only.
 func (e *Entry) Clone() *Entry {
-	b, err := json.Marshal(e)
-	if err != nil {
-		panic(err) // every field is marshalable
-	}
-	var out Entry
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
+	out := *e
+	out.Config = e.Config.clone()
+	if e.Token != nil {
+		t := *e.Token
+		out.Token = &t
 	}
 	return &out
+}
+
+func (c Config) clone() Config {
+	c.Scopes = slices.Clone(c.Scopes)
+	c.ExtraParams = maps.Clone(c.ExtraParams)
+	c.ExtraHeaders = maps.Clone(c.ExtraHeaders)
+	c.Metadata = maps.Clone(c.Metadata)
+	c.GrantTypeInQuery = clonePtr(c.GrantTypeInQuery)
+	c.ExpirySkew = clonePtr(c.ExpirySkew)
+	c.RetryLostRefresh = clonePtr(c.RetryLostRefresh)
+	c.KeepAlive = clonePtr(c.KeepAlive)
+	c.UsePKCE = clonePtr(c.UsePKCE)
+	return c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // Settings is a Config with every default filled in: what a grant uses.
@@ -222,6 +282,7 @@ type Settings struct {
 	AuthorizeURL     string
 	RetryLostRefresh bool
 	KeepAlive        time.Duration
+	UsePKCE          bool
 }
 
 // retriesLostAnswer says whether a refresh of e whose answer was lost is
@@ -261,6 +322,7 @@ func (c *Config) Resolve() (*Settings, error) {
 		ExpirySkew:       DefaultExpirySkew,
 		RetryLostRefresh: c.RetryLostRefresh == nil || *c.RetryLostRefresh,
 		KeepAlive:        DefaultKeepAlive,
+		UsePKCE:          c.UsePKCE == nil || *c.UsePKCE,
 	}
 	if c.KeepAlive != nil {
 		s.KeepAlive = *c.KeepAlive
@@ -337,7 +399,7 @@ func (c *Config) Resolve() (*Settings, error) {
 	if c.APIKey == "" && p.Requires(providers.FieldAPIKey) {
 		return nil, fmt.Errorf("api_key is required for provider %s (sent as %s), e.g. %s", p.Name, p.APIKeyHeader, p.Example)
 	}
-	if c.UsePKCE && s.AuthorizeURL == "" {
+	if c.UsePKCE != nil && *c.UsePKCE && s.AuthorizeURL == "" {
 		return nil, fmt.Errorf("use_pkce needs an authorization flow; set authorize_url")
 	}
 	for k := range c.ExtraParams {
@@ -467,3 +529,6 @@ func oneOf(field, v string, allowed ...string) error {
 	}
 	return fmt.Errorf("%s %q is not supported; use one of: %s", field, v, strings.Join(allowed, ", "))
 }
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() Config { return c.clone() }

@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"encoding/json"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +192,38 @@ func TestScheduleHeapStaysProportional(t *testing.T) {
 	}
 	if got := s.popDue(now.Add(1440*time.Minute + DefaultKeepAlive)); len(got) != 1 || got[0] != "x" {
 		t.Errorf("popDue = %v", got)
+	}
+}
+
+// Every Config field is either compared by SameRequest or listed as not
+// sent, so a new field cannot silently keep (or drop) cached tokens.
+func TestEveryConfigFieldIsClassified(t *testing.T) {
+	t.Parallel()
+	ty := reflect.TypeOf(Config{})
+	base := Config{}
+	for i := range ty.NumField() {
+		f := ty.Field(i)
+		if slices.Contains(notSent, f.Name) {
+			continue
+		}
+		changed := base
+		v := reflect.ValueOf(&changed).Elem().Field(i)
+		switch v.Kind() {
+		case reflect.String:
+			v.SetString("x")
+		case reflect.Slice:
+			v.Set(reflect.ValueOf([]string{"x"}))
+		case reflect.Map:
+			v.Set(reflect.ValueOf(map[string]string{"x": "y"}))
+		case reflect.Ptr:
+			v.Set(reflect.New(v.Type().Elem()))
+		case reflect.Int64:
+			v.SetInt(1)
+		default:
+			t.Fatalf("field %s of kind %s: teach this test to change it", f.Name, v.Kind())
+		}
+		if base.SameRequest(&changed) {
+			t.Errorf("Config.%s is neither compared by SameRequest nor listed in notSent", f.Name)
+		}
 	}
 }

@@ -82,6 +82,9 @@ func (l *loader) load(ctx context.Context, m *Manager, s logical.Storage) {
 	l.listed = true
 	l.retry = names
 	l.done = len(names) == 0
+	if l.done {
+		m.index.markComplete()
+	}
 	if !l.done {
 		m.logger.Warn("some credentials could not be read to schedule their refresh; retrying on the next tick", "unread", len(names))
 	}
@@ -104,10 +107,15 @@ func (m *Manager) scheduleFrom(ctx context.Context, s logical.Storage, names []s
 		if e == nil {
 			continue
 		}
-		settings, _ := e.Config.Resolve()
+		r, err := m.resolve(ctx, s, name, e)
+		if err != nil {
+			failed = append(failed, name)
+			continue
+		}
+		m.index.put(name, e, r.settings)
 		// After a start nothing is in use yet: only keep-alives are
 		// scheduled; a read schedules the rest.
-		m.sched.setIfUnset(name, proactiveAt(name, e, settings, false))
+		m.sched.setIfUnset(name, proactiveAt(name, e, r.settings, false))
 	}
 	return failed
 }

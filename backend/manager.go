@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,13 @@ type Manager struct {
 	locks   *nameLocks
 	flights singleflight.Group
 	cache   *entryCache
+	apps    apps
+	index   *index
+	// problems holds the names this node recorded an error for, so a
+	// success clears it; refreshing the names with a vendor call in
+	// flight.
+	problems   sync.Map
+	refreshing sync.Map
 
 	// pending holds entries whose storage write failed after the vendor
 	// rotated the refresh token (or after a code exchange). The vendor
@@ -87,6 +95,7 @@ func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
 		stop:      stop,
 		locks:     newNameLocks(),
 		cache:     newEntryCache(),
+		index:     newIndex(),
 		pending:   map[string]*Entry{},
 		health:    map[string]*health{},
 		sched:     newSchedule(),
@@ -112,6 +121,9 @@ func storageKey(name string) string { return StoragePrefix + name }
 func (m *Manager) Invalidate(key string) {
 	if name, ok := strings.CutPrefix(key, StoragePrefix); ok {
 		m.cache.drop(name)
+	}
+	if name, ok := strings.CutPrefix(key, AppPrefix); ok {
+		m.dropApp(name)
 	}
 }
 
@@ -146,6 +158,7 @@ func (m *Manager) Close(s logical.Storage) {
 	m.pendingMu.Unlock()
 	m.cache.clear()
 	m.sched.reset()
+	m.index.reset()
 	m.client.CloseIdleConnections()
 }
 
@@ -167,7 +180,7 @@ func (m *Manager) Get(ctx context.Context, s logical.Storage, name string) (*Ent
 
 func (m *Manager) get(ctx context.Context, s logical.Storage, name string) (*cached, error) {
 	if c, ok := m.cache.load(name); ok {
-		return c, nil
+		return m.fresh(ctx, s, name, c)
 	}
 	gen := m.cache.generation(name)
 	e, err := readEntry(ctx, s, name)
@@ -177,9 +190,69 @@ func (m *Manager) get(ctx context.Context, s logical.Storage, name string) (*cac
 	if err != nil || e == nil {
 		return nil, err
 	}
-	c := newCached(e)
+	c, err := m.newCached(ctx, s, name, e)
+	if err != nil {
+		return nil, err
+	}
 	m.cache.fill(name, gen, c)
 	return c, nil
+}
+
+// newCached resolves e (with its app's settings, for a connection) for the
+// cache. A config that no longer resolves (a preset changed, its app was
+// deleted) is still cached so it can be read and fixed; token reads report
+// the problem. Only a storage failure is an error.
+func (m *Manager) newCached(ctx context.Context, s logical.Storage, name string, e *Entry) (*cached, error) {
+	r, err := m.resolve(ctx, s, name, e)
+	if err != nil {
+		return nil, err
+	}
+	return &cached{entry: e, settings: r.settings, err: r.err, eff: r.eff, appGen: r.appGen}, nil
+}
+
+// resolution is an entry with its app merged in.
+type resolution struct {
+	settings *Settings // nil when it does not resolve, with err saying why
+	err      error
+	eff      Config
+	app      *App
+	appGen   uint64
+}
+
+// resolve merges e's app into e's config and resolves it. The error is a
+// storage failure; a config that does not resolve is r.err.
+func (m *Manager) resolve(ctx context.Context, s logical.Storage, name string, e *Entry) (resolution, error) {
+	if e.Config.App == "" {
+		st, err := e.Config.Resolve()
+		return resolution{settings: st, err: err, eff: e.Config}, nil
+	}
+	snap, err := m.appSnap(ctx, s, e.Config.App)
+	if err != nil {
+		return resolution{}, err
+	}
+	if snap.app == nil {
+		return resolution{err: &AppError{Name: name, App: e.Config.App}, eff: e.Config, appGen: snap.gen}, nil
+	}
+	eff := e.Config.Effective(snap.app)
+	st, err := eff.Resolve()
+	return resolution{settings: st, err: err, eff: eff, app: snap.app, appGen: snap.gen}, nil
+}
+
+// fresh returns c, or c recomputed when its app changed since it was
+// cached.
+func (m *Manager) fresh(ctx context.Context, s logical.Storage, name string, c *cached) (*cached, error) {
+	app := c.entry.Config.App
+	if app == "" || c.appGen == m.appGen(app) && c.appGen != 0 {
+		return c, nil
+	}
+	gen := m.cache.generation(name)
+	n, err := m.newCached(ctx, s, name, c.entry)
+	if err != nil {
+		return nil, err
+	}
+	n.used.Store(c.used.Load())
+	m.cache.fill(name, gen, n)
+	return n, nil
 }
 
 func readEntry(ctx context.Context, s logical.Storage, name string) (*Entry, error) {
@@ -190,31 +263,77 @@ func readEntry(ctx context.Context, s logical.Storage, name string) (*Entry, err
 	if raw == nil {
 		return nil, nil
 	}
+	e, err := decodeEntry(raw.Value)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", errDecodeEntry, name, err)
+	}
+	return e, nil
+}
+
+// v1Entry is how schema version 1 kept what version 2 moved out: the
+// last error and the open authorizations, inline.
+type v1Entry struct {
+	Status struct {
+		LastError     string    `json:"last_error"`
+		LastErrorCode string    `json:"last_error_code"`
+		LastErrorAt   time.Time `json:"last_error_at"`
+	} `json:"status"`
+	Authorizations map[string]*Authorization `json:"authorizations"`
+	Config         struct {
+		UsePKCE *bool `json:"use_pkce"`
+	} `json:"config"`
+}
+
+// decodeEntry decodes a stored entry, upgrading an older one in memory;
+// the next write stores it at the current version.
+func decodeEntry(raw []byte) (*Entry, error) {
 	var e Entry
-	if err := json.Unmarshal(raw.Value, &e); err != nil {
-		return nil, fmt.Errorf("%s %q: %w", errDecodeEntry, name, err)
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return nil, err
 	}
-	if err := upgrade(&e); err != nil {
-		return nil, fmt.Errorf("%s %q: %w", errDecodeEntry, name, err)
+	switch {
+	case e.Version == SchemaVersion:
+		return &e, nil
+	case e.Version > SchemaVersion:
+		return nil, fmt.Errorf("entry has schema version %d but this plugin knows up to %d; upgrade the plugin", e.Version, SchemaVersion)
 	}
+	// Versions 0 (development only) and 1.
+	var old v1Entry
+	if err := json.Unmarshal(raw, &old); err != nil {
+		return nil, err
+	}
+	e.legacy = &legacyParts{
+		Problem:        Problem{LastError: old.Status.LastError, LastErrorCode: old.Status.LastErrorCode, LastErrorAt: old.Status.LastErrorAt},
+		Authorizations: old.Authorizations,
+	}
+	if e.Status.NeedsReauthorization && e.Status.ReauthReason == "" {
+		e.Status.ReauthReason = old.Status.LastError
+	}
+	// Version 1 stored use_pkce=false by leaving it out; PKCE was off
+	// unless set, and stays so for entries written then.
+	if old.Config.UsePKCE == nil {
+		off := false
+		e.Config.UsePKCE = &off
+	}
+	if e.Config.RefreshToken != "" && e.Config.RefreshTokenFor == "" {
+		if st, err := e.Config.Resolve(); err == nil {
+			e.Config.RefreshTokenFor = st.TokenURL
+		}
+	}
+	e.Version = SchemaVersion
 	return &e, nil
 }
 
-// upgrade brings an entry written by an older plugin up to SchemaVersion.
-func upgrade(e *Entry) error {
-	switch {
-	case e.Version == SchemaVersion:
-		return nil
-	case e.Version > SchemaVersion:
-		return fmt.Errorf("entry has schema version %d but this plugin knows up to %d; upgrade the plugin", e.Version, SchemaVersion)
-	}
-	// Version 0 never existed outside development; its layout is version 1.
-	e.Version = SchemaVersion
-	return nil
-}
-
-// writeEntry stores e for name; the caller holds name's lock.
+// writeEntry stores e for name; the caller holds name's lock. An entry
+// read at an older schema version first has its inline parts moved to
+// their own keys.
 func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string, e *Entry) error {
+	if e.legacy != nil {
+		if err := m.migrateLegacy(ctx, s, name, e.legacy); err != nil {
+			return err
+		}
+		e.legacy = nil
+	}
 	e.Version = SchemaVersion
 	raw, err := json.Marshal(e)
 	if err != nil {
@@ -226,11 +345,35 @@ func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string
 		m.cache.drop(name)
 		return fmt.Errorf("%s %q: %w: %w", errPersistEntry, name, ErrStorageWrite, err)
 	}
-	c := newCached(e)
+	c, err := m.newCached(ctx, s, name, e)
+	if err != nil {
+		// Stored, but its app could not be read: the next read resolves
+		// it again.
+		m.cache.drop(name)
+		m.index.put(name, e, nil)
+		return nil
+	}
 	m.cache.put(name, c)
+	m.index.put(name, e, c.settings)
 	// A new token is not in use until it is read from the cache; the
 	// first such read schedules its refresh ahead (markUsed).
 	m.sched.set(name, proactiveAt(name, e, c.settings, false))
+	return nil
+}
+
+// migrateLegacy moves a version 1 entry's last error and open
+// authorizations to their own keys.
+func (m *Manager) migrateLegacy(ctx context.Context, s logical.Storage, name string, l *legacyParts) error {
+	if l.Problem.LastError != "" {
+		if err := writeProblem(ctx, s, name, &l.Problem); err != nil {
+			return err
+		}
+	}
+	for state, a := range l.Authorizations {
+		if err := writeAuthorization(ctx, s, name, state, a); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -242,14 +385,22 @@ func (m *Manager) lockName(ctx context.Context, op, name string) (func(), error)
 	return m.locks.lock(ctx, name)
 }
 
+// locked is an entry read under its name's lock, resolved.
+type locked struct {
+	e        *Entry
+	settings *Settings
+	eff      Config // what the credential acts with, secrets included
+	app      *App   // its app, for a connection
+}
+
 // lockedEntry takes name's lock, waiting no longer than wait allows, and
 // reads the entry under it, so that a caller decides on what is stored
 // now, not on what it saw before waiting (another request may have
 // refreshed meanwhile). On success the caller must call unlock.
-func (m *Manager) lockedEntry(ctx, wait context.Context, s logical.Storage, op, name string) (_ *Entry, _ *Settings, _ func(), err error) {
+func (m *Manager) lockedEntry(ctx, wait context.Context, s logical.Storage, op, name string) (_ *locked, _ func(), err error) {
 	unlock, err := m.lockName(wait, op, name)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	// Released here unless handed to the caller, panics included: a lock
 	// left held would stall every later operation on the name.
@@ -261,17 +412,20 @@ func (m *Manager) lockedEntry(ctx, wait context.Context, s logical.Storage, op, 
 	}()
 	e, err := m.current(ctx, s, name)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if e == nil {
-		return nil, nil, nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
-	settings, err := e.Config.Resolve()
+	r, err := m.resolve(ctx, s, name, e)
 	if err != nil {
-		return nil, nil, nil, &ConfigError{Name: name, Err: err}
+		return nil, nil, err
+	}
+	if r.err != nil {
+		return nil, nil, &ConfigError{Name: name, Err: r.err}
 	}
 	handed = true
-	return e, settings, unlock, nil
+	return &locked{e: e, settings: r.settings, eff: r.eff, app: r.app}, unlock, nil
 }
 
 // current returns the authoritative entry for name; the caller holds the
@@ -368,6 +522,11 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) er
 		return fmt.Errorf("%s %q: %w", errDeleteEntry, name, err)
 	}
 	m.cache.drop(name)
+	m.index.remove(name)
+	m.problems.Delete(name)
+	if err := deleteRecords(ctx, s, name); err != nil {
+		m.logger.Warn("deleting a credential's status or open authorizations failed; they expire unused", "name", name, "error", err)
+	}
 	m.pendingMu.Lock()
 	delete(m.pending, name)
 	m.pendingMu.Unlock()
@@ -377,13 +536,62 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) er
 	return nil
 }
 
-// List returns the names of all credentials.
+// List returns the names of all credentials, connections of apps
+// ("<app>/<account>") included.
 func (m *Manager) List(ctx context.Context, s logical.Storage) ([]string, error) {
-	names, err := s.List(ctx, StoragePrefix)
+	top, err := s.List(ctx, StoragePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing credentials: %w", err)
 	}
+	var names []string
+	for _, k := range top {
+		app, isFolder := strings.CutSuffix(k, "/")
+		if !isFolder {
+			names = append(names, k)
+			continue
+		}
+		sub, err := s.List(ctx, StoragePrefix+k)
+		if err != nil {
+			return nil, fmt.Errorf("listing the connections of app %q: %w", app, err)
+		}
+		for _, acct := range sub {
+			if !strings.HasSuffix(acct, "/") {
+				names = append(names, app+"/"+acct)
+			}
+		}
+	}
 	return names, nil
+}
+
+// ListPage returns one page of the credentials of app ("" for the
+// self-contained ones and the apps with connections, as "<app>/"),
+// after the name after, at most limit (0: all). The active node answers
+// an app's page from its index; a node without one (a standby, or just
+// after a start) lists storage.
+func (m *Manager) ListPage(ctx context.Context, s logical.Storage, app, after string, limit int) (Page, error) {
+	if app != "" {
+		full := after
+		if full != "" {
+			full = app + "/" + after
+		}
+		if p, ok := m.index.pageOf(app, full, limit); ok {
+			for i, k := range p.Keys {
+				p.Keys[i] = strings.TrimPrefix(k, app+"/")
+			}
+			p.Next = strings.TrimPrefix(p.Next, app+"/")
+			return p, nil
+		}
+	}
+	prefix := StoragePrefix
+	if app != "" {
+		prefix += app + "/"
+	}
+	keys, err := s.List(ctx, prefix)
+	if err != nil {
+		return Page{}, fmt.Errorf("listing credentials: %w", err)
+	}
+	sort.Strings(keys)
+	return pageFrom(keys, after, limit), nil
 }
 
 // NextRefresh is when the periodic tick will refresh name, or zero.

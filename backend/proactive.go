@@ -314,15 +314,27 @@ type endpointLimit struct {
 // endpointTurn waits until name's token endpoint may take another
 // background refresh, and returns the func that frees the slot.
 func (m *Manager) endpointTurn(ctx context.Context, s logical.Storage, name string) (func(), error) {
-	key := "?"
+	key, conc, rate := "?", refreshConcurrency, float64(refreshRate)
 	if c, err := m.get(ctx, s, name); err == nil && c != nil && c.settings != nil {
 		key = endpointKey(c.settings)
+		if app := c.entry.Config.App; app != "" {
+			// An app's connections share its limits.
+			key = "app:" + app
+			if a, err := m.App(ctx, s, app); err == nil && a != nil {
+				if a.RefreshConcurrency > 0 {
+					conc = a.RefreshConcurrency
+				}
+				if a.RefreshRate > 0 {
+					rate = a.RefreshRate
+				}
+			}
+		}
 	}
 	r := m.refresher
 	r.mu.Lock()
 	l := r.limits[key]
-	if l == nil {
-		l = &endpointLimit{slots: make(chan struct{}, refreshConcurrency)}
+	if l == nil || cap(l.slots) != conc {
+		l = &endpointLimit{slots: make(chan struct{}, conc)}
 		r.limits[key] = l
 	}
 	r.mu.Unlock()
@@ -337,7 +349,7 @@ func (m *Manager) endpointTurn(ctx context.Context, s logical.Storage, name stri
 	if l.next.After(now) {
 		start = l.next
 	}
-	l.next = start.Add(time.Second / refreshRate)
+	l.next = start.Add(time.Duration(float64(time.Second) / rate))
 	l.mu.Unlock()
 	if wait := start.Sub(now); wait > 0 {
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -22,6 +23,10 @@ type Result struct {
 	// Renewable: the lease may be renewed up to the token's hand-out end
 	// (a stale token's lease may not).
 	Renewable bool
+	// UsedPreviousSecret: the vendor refused the app's client secret and
+	// took its previous one, kept until PreviousUntil.
+	UsedPreviousSecret bool
+	PreviousUntil      time.Time
 	// Stale is why a token past its hand-out end is served (a refresh
 	// failed or may not be tried), or nil.
 	Stale error
@@ -73,6 +78,9 @@ func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, wri
 		m.markUsed(name, c)
 		return &Result{Token: *c.entry.Token, TTL: ttl, Cached: true, Renewable: true}, nil
 	}
+	if c.settings == nil {
+		return nil, &ConfigError{Name: name, Err: c.err}
+	}
 	if err := m.blocked(name, c.entry, c.settings, now); err != nil {
 		return m.serveStale(c.entry, c.settings, err)
 	}
@@ -110,8 +118,7 @@ func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obt
 // blocked says why no vendor call may be made for a credential now, or nil.
 func (m *Manager) blocked(name string, e *Entry, s *Settings, now time.Time) error {
 	if s == nil {
-		_, err := e.Config.Resolve()
-		return &ConfigError{Name: name, Err: err}
+		return &ConfigError{Name: name, Err: errors.New("its config does not resolve")}
 	}
 	if s.Static() {
 		return staticExpired(name, e, s)
@@ -134,9 +141,16 @@ func (m *Manager) blocked(name string, e *Entry, s *Settings, now time.Time) err
 func needsReauth(name string, e *Entry, s *Settings) error {
 	switch {
 	case e.Status.NeedsReauthorization:
-		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: e.Status.LastError, CanConnect: s.AuthorizeURL != ""}
+		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: e.Status.ReauthReason, CanConnect: s.AuthorizeURL != ""}
 	case s.GrantType == providers.GrantRefreshToken && e.Config.RefreshToken == "":
 		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: "it has no refresh token yet", CanConnect: s.AuthorizeURL != ""}
+	case s.GrantType == providers.GrantRefreshToken && e.Config.RefreshTokenFor != "" && e.Config.RefreshTokenFor != s.TokenURL:
+		// A refresh token goes only where it was written or issued for:
+		// whoever changed the endpoint (of the config or its app) after
+		// it was stored did not necessarily know it.
+		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName,
+			Reason:     fmt.Sprintf("its refresh token was issued for %s, and the credential now sends requests to %s; the plugin does not send it there", e.Config.RefreshTokenFor, s.TokenURL),
+			CanConnect: s.AuthorizeURL != ""}
 	}
 	return nil
 }
@@ -210,11 +224,12 @@ func (m *Manager) refresh(ctx context.Context, s logical.Storage, name string, m
 // In modeProactive it returns (nil, nil) when nothing was due any more;
 // every other mode returns a result or an error.
 func (m *Manager) refreshLocked(ctx, start context.Context, s logical.Storage, name string, md mode) (*Result, error) {
-	e, settings, unlock, err := m.lockedEntry(ctx, start, s, lockOp(md), name)
+	l, unlock, err := m.lockedEntry(ctx, start, s, lockOp(md), name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	e, settings := l.e, l.settings
 	now := m.now()
 	switch md {
 	case modeRead:
@@ -248,7 +263,7 @@ func (m *Manager) refreshLocked(ctx, start context.Context, s logical.Storage, n
 			return nil, err
 		}
 	}
-	return m.grant(ctx, start, s, name, e, settings, md)
+	return m.grant(ctx, start, s, name, l, md)
 }
 
 // probeKey is written before each background vendor call.
@@ -285,16 +300,31 @@ const storeTimeout = 15 * time.Second
 // grant asks the vendor for a new token for e and stores it; the caller
 // holds name's lock. From the vendor call to the storage write it counts
 // as work in flight, which Close waits for.
-func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name string, e *Entry, settings *Settings, md mode) (*Result, error) {
+func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name string, l *locked, md mode) (*Result, error) {
 	if !m.inflight.start() {
 		return nil, ErrClosed
 	}
 	defer m.inflight.done()
+	m.refreshing.Store(name, struct{}{})
+	defer m.refreshing.Delete(name)
+	e, settings := l.e, l.settings
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
 	cnt := m.countersOf(name)
-	req := e.Config.Request(settings)
+	req := l.eff.Request(settings)
 	sentAt := m.now()
 	tok, err := m.callVendor(ctx, start, name, req)
+	usedPrevious := false
+	if prev := l.app.previousSecret(m.now()); prev != "" && isInvalidClient(err) {
+		// The app's secret changed in Vault before at the vendor (or the
+		// other way round): the one secret the vendor refused, the
+		// other may still work during the overlap.
+		log.Warn("the vendor refused the app's client secret; trying its previous one once")
+		alt := req
+		alt.ClientSecret = prev
+		if tok2, err2 := m.callVendor(ctx, start, name, alt); err2 == nil {
+			tok, err, usedPrevious = tok2, nil, true
+		}
+	}
 	// An operator's forced refresh makes exactly one request.
 	if err != nil && md != modeForce && settings.retriesLostAnswer(e) && isLostAnswer(err) {
 		// The vendor may have rotated the refresh token in the answer we
@@ -326,6 +356,7 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 	log.Debug("token request succeeded", "grant_type", settings.GrantType, "duration", m.now().Sub(sentAt).String())
 	cnt.grants.Add(1)
 	m.resetHealth(name)
+	m.clearProblem(wctx, s, name)
 
 	next := e.Clone()
 	rotated := next.applyToken(tok, settings, sentAt)
@@ -341,7 +372,18 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 		log.Error("storing a new token failed", "error", err)
 		return nil, err
 	}
-	return m.handOut(name, next, settings)
+	res, err := m.handOut(name, next, settings)
+	if res != nil && usedPrevious {
+		res.UsedPreviousSecret, res.PreviousUntil = true, l.app.PreviousUntil
+	}
+	return res, err
+}
+
+// isInvalidClient reports whether the vendor refused the client's
+// authentication.
+func isInvalidClient(err error) bool {
+	var ve *tokenclient.Error
+	return errors.As(err, &ve) && (ve.Code == "invalid_client" || ve.Code == "" && ve.StatusCode == http.StatusUnauthorized)
 }
 
 // callVendor sends req unless start or ctx is done, so nothing reaches a
@@ -398,12 +440,13 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 	m.countersOf(name).fail(gerr.VendorCode())
 	retryAt := m.noteFailure(name, gerr, m.now())
 	log.Warn("token request failed", "grant_type", settings.GrantType, "error", gerr.Err.Error(), "retry_after", retryAt.Sub(m.now()).Round(time.Second).String())
+	if werr := m.recordProblem(ctx, s, name, gerr, m.now()); werr != nil {
+		log.Warn("recording the failure in the credential's status failed", "error", werr)
+	}
 	next := e.Clone()
-	next.Status.LastError = gerr.Err.Error()
-	next.Status.LastErrorCode = gerr.VendorCode()
-	next.Status.LastErrorAt = m.now()
 	if settings.GrantType == providers.GrantRefreshToken && gerr.VendorCode() == "invalid_grant" {
 		next.Status.NeedsReauthorization = true
+		next.Status.ReauthReason = gerr.Err.Error()
 		if e.Status.RotationSeen {
 			// A rotating vendor that refuses a refresh token has most
 			// likely detected its reuse and revoked the whole chain, the
@@ -419,8 +462,12 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 		next.Status.OutcomeUnknownAt = m.now()
 		log.Error("a refresh was sent but no answer came back; the vendor may have rotated the refresh token, so it is not retried automatically again")
 	}
-	if werr := m.writeEntry(ctx, s, name, next); werr != nil {
-		log.Warn("recording the failure in the credential's status failed", "error", werr)
+	// The entry (with the secrets) is rewritten only when what the plugin
+	// may do changed; the error itself went to status/<name>.
+	if next.Status != e.Status || next.Token != e.Token {
+		if werr := m.writeEntry(ctx, s, name, next); werr != nil {
+			log.Warn("recording the failure in the credential's status failed", "error", werr)
+		}
 	}
 	if next.Status.NeedsReauthorization {
 		return m.serveStale(next, settings, &ReauthError{Name: name, Vendor: settings.Preset.DisplayName, Reason: gerr.Err.Error(), CanConnect: settings.AuthorizeURL != ""})
@@ -452,9 +499,11 @@ func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, sentAt time.Time
 		e.Status.RotationSeen = true
 		rotated = true
 	}
+	if rotated {
+		e.Config.RefreshTokenFor = s.TokenURL
+	}
 	e.Status.LastRefreshedAt = sentAt
-	e.Status.LastError, e.Status.LastErrorCode, e.Status.LastErrorAt = "", "", time.Time{}
-	e.Status.NeedsReauthorization = false
+	e.Status.NeedsReauthorization, e.Status.ReauthReason = false, ""
 	e.Status.OutcomeUnknownAt = time.Time{}
 	return rotated
 }
