@@ -22,8 +22,6 @@ type cached struct {
 	used atomic.Bool
 }
 
-
-
 // cacheStripes is the number of generation counters. A change to any name
 // of a stripe makes concurrent cache fills of the stripe's other names
 // skip caching once, which costs them a storage read on their next miss,

@@ -202,8 +202,6 @@ func (x *index) appOfName(name string) string {
 	return AppOf(name)
 }
 
-
-
 // AppHealth is how the credentials of one app (or the self-contained ones,
 // app "") are doing, for status: counts by state and the unhealthy names.
 type AppHealth struct {
