@@ -228,6 +228,9 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	settings := fl.settings
 
 	req := fl.eff.Request(settings)
+	if err := m.withClientAuth(ctx, s, name, &fl.eff, settings, &req); err != nil {
+		return nil, err
+	}
 	req.GrantType = GrantAuthorizationCode
 	req.Scopes = nil
 	req.Params = map[string]string{"code": code, "redirect_uri": a.RedirectURI}
@@ -269,6 +272,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	next.Config.RefreshTokenFor = settings.TokenURL
 	next.Status = Status{}
 	next.applyToken(tok, settings, sentAt)
+	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)
 	// The vendor issued a refresh token that exists nowhere else: a failed
 	// write holds it like a rotated one instead of dropping it.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)

@@ -73,6 +73,44 @@ type Config struct {
 	// or issued for: it is never sent anywhere else, whatever the config
 	// or its app later says.
 	RefreshTokenFor string `json:"refresh_token_for,omitempty"`
+
+	// AssertionAudience overrides the aud of private_key_jwt and
+	// client_secret_jwt client assertions (the token endpoint).
+	AssertionAudience string `json:"assertion_audience,omitempty"`
+	// TLSClientCertificate (PEM) and TLSClientKey (PEM, secret) for
+	// tls_client_auth and self_signed_tls_client_auth (RFC 8705); CABundle
+	// (PEM) for endpoints whose certificates a public CA did not sign.
+	TLSClientCertificate string `json:"tls_client_certificate,omitempty"`
+	TLSClientKey         string `json:"tls_client_key,omitempty"`
+	CABundle             string `json:"ca_bundle,omitempty"`
+	// Issuer is the authorization server whose metadata (RFC 8414, OpenID
+	// Discovery) filled Discovered; explicit URL fields win over it.
+	Issuer     string      `json:"issuer,omitempty"`
+	Discovered *Discovered `json:"discovered,omitempty"`
+	// RevocationURL (RFC 7009) overrides the discovered one;
+	// RevokeOnDelete (nil: true) revokes the refresh token there when the
+	// credential is deleted.
+	RevocationURL  string `json:"revocation_url,omitempty"`
+	RevokeOnDelete *bool  `json:"revoke_on_delete,omitempty"`
+	// DeviceAuthorizationURL (RFC 8628) overrides the discovered one.
+	DeviceAuthorizationURL string `json:"device_authorization_url,omitempty"`
+	// ResponseFields are fields of the token response to keep and hand out
+	// beside access_token; SecretResponseFields the same, treated as
+	// secrets (never logged or shown in a config read), id_token among
+	// them.
+	ResponseFields       []string `json:"response_fields,omitempty"`
+	SecretResponseFields []string `json:"secret_response_fields,omitempty"`
+}
+
+// Discovered is what an issuer's metadata said, when it was fetched.
+type Discovered struct {
+	TokenURL               string    `json:"token_url,omitempty"`
+	AuthorizeURL           string    `json:"authorize_url,omitempty"`
+	RevocationURL          string    `json:"revocation_url,omitempty"`
+	DeviceAuthorizationURL string    `json:"device_authorization_url,omitempty"`
+	AuthMethods            []string  `json:"auth_methods,omitempty"`
+	PKCEMethods            []string  `json:"pkce_methods,omitempty"`
+	FetchedAt              time.Time `json:"fetched_at"`
 }
 
 // SameRequest reports whether c and o make the vendor the same request:
@@ -99,7 +137,14 @@ func (c *Config) SameRequest(o *Config) bool {
 		maps.Equal(c.ExtraParams, o.ExtraParams) &&
 		maps.Equal(c.ExtraHeaders, o.ExtraHeaders) &&
 		c.AuthorizeURL == o.AuthorizeURL &&
-		equalBoolPtr(c.UsePKCE, o.UsePKCE)
+		equalBoolPtr(c.UsePKCE, o.UsePKCE) &&
+		c.AssertionAudience == o.AssertionAudience &&
+		c.TLSClientCertificate == o.TLSClientCertificate &&
+		c.TLSClientKey == o.TLSClientKey &&
+		c.CABundle == o.CABundle &&
+		c.Issuer == o.Issuer &&
+		slices.Equal(c.ResponseFields, o.ResponseFields) &&
+		slices.Equal(c.SecretResponseFields, o.SecretResponseFields)
 }
 
 // notSent lists the Config fields that are not part of the vendor's
@@ -107,7 +152,10 @@ func (c *Config) SameRequest(o *Config) bool {
 // credential. SameRequest compares effective configs (a connection's with
 // its app's merged in), so which app supplies a setting does not matter,
 // only what is sent.
-var notSent = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh", "KeepAlive", "Metadata", "App", "RefreshTokenFor"}
+var notSent = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh", "KeepAlive", "Metadata", "App", "RefreshTokenFor",
+	// What the issuer said and where else secrets go (checked as
+	// destinations, not as the token request).
+	"Discovered", "RevocationURL", "RevokeOnDelete", "DeviceAuthorizationURL"}
 
 func equalBoolPtr(a, b *bool) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
@@ -123,11 +171,14 @@ func (c *Config) DestinationChanges(o *Config) []string {
 	cs, cerr := c.Resolve()
 	os, oerr := o.Resolve()
 	if cerr == nil && oerr == nil {
-		fields = []pair{{"token_url", cs.TokenURL, os.TokenURL}, {"authorize_url", cs.AuthorizeURL, os.AuthorizeURL}}
+		fields = []pair{{"token_url", cs.TokenURL, os.TokenURL}, {"authorize_url", cs.AuthorizeURL, os.AuthorizeURL},
+			{"revocation_url", cs.RevocationURL, os.RevocationURL}, {"device_authorization_url", cs.DeviceAuthorizationURL, os.DeviceAuthorizationURL}}
 	} else {
 		fields = []pair{{"provider", c.Provider, o.Provider}, {"environment", c.Environment, o.Environment},
-			{"token_url", c.TokenURL, o.TokenURL}, {"authorize_url", c.AuthorizeURL, o.AuthorizeURL}}
+			{"token_url", c.TokenURL, o.TokenURL}, {"authorize_url", c.AuthorizeURL, o.AuthorizeURL},
+			{"revocation_url", c.RevocationURL, o.RevocationURL}, {"device_authorization_url", c.DeviceAuthorizationURL, o.DeviceAuthorizationURL}}
 	}
+	fields = append(fields, pair{"issuer", c.Issuer, o.Issuer})
 	var out []string
 	for _, f := range fields {
 		if f.was != f.now {
@@ -148,6 +199,7 @@ func (c *Config) SecretsSet() []string {
 		{providers.FieldRefreshToken, c.RefreshToken != ""},
 		{providers.FieldAPIKey, c.APIKey != ""},
 		{"extra_headers", len(c.ExtraHeaders) > 0},
+		{"tls_client_key", c.TLSClientKey != ""},
 	} {
 		if f.set {
 			out = append(out, f.name)
@@ -163,6 +215,10 @@ type Token struct {
 	Scope       string    `json:"scope,omitempty"`
 	ExpiresAt   time.Time `json:"expires_at"`
 	ObtainedAt  time.Time `json:"obtained_at"`
+	// Fields and SecretFields are the response fields the config asked to
+	// keep (response_fields, secret_response_fields).
+	Fields       map[string]string `json:"fields,omitempty"`
+	SecretFields map[string]string `json:"secret_fields,omitempty"`
 }
 
 // Status is the part of a credential's health that decides what the
@@ -236,6 +292,7 @@ func (e *Entry) Clone() *Entry {
 	out.Config = e.Config.clone()
 	if e.Token != nil {
 		t := *e.Token
+		t.Fields, t.SecretFields = maps.Clone(t.Fields), maps.Clone(t.SecretFields)
 		out.Token = &t
 	}
 	return &out
@@ -251,6 +308,14 @@ func (c Config) clone() Config {
 	c.RetryLostRefresh = clonePtr(c.RetryLostRefresh)
 	c.KeepAlive = clonePtr(c.KeepAlive)
 	c.UsePKCE = clonePtr(c.UsePKCE)
+	c.RevokeOnDelete = clonePtr(c.RevokeOnDelete)
+	c.ResponseFields = slices.Clone(c.ResponseFields)
+	c.SecretResponseFields = slices.Clone(c.SecretResponseFields)
+	if c.Discovered != nil {
+		d := *c.Discovered
+		d.AuthMethods, d.PKCEMethods = slices.Clone(d.AuthMethods), slices.Clone(d.PKCEMethods)
+		c.Discovered = &d
+	}
 	return c
 }
 
@@ -283,6 +348,30 @@ type Settings struct {
 	RetryLostRefresh bool
 	KeepAlive        time.Duration
 	UsePKCE          bool
+	// Where else the credential's secrets go, resolved like TokenURL:
+	// explicit, else discovered.
+	RevocationURL          string
+	DeviceAuthorizationURL string
+	RevokeOnDelete         bool
+}
+
+// usesSecret reports whether the client authenticates with its secret
+// (not a key or a certificate).
+func (s *Settings) usesSecret() bool {
+	switch s.AuthStyle {
+	case providers.AuthBasic, providers.AuthBody, AuthClientSecretJWT:
+		return true
+	}
+	return false
+}
+
+// usesKey reports whether the client signs assertions with a key born in
+// (or imported into) Vault.
+func (s *Settings) usesKey() bool { return s.AuthStyle == AuthPrivateKeyJWT }
+
+// usesCertificate reports whether the client authenticates with mTLS.
+func (s *Settings) usesCertificate() bool {
+	return s.AuthStyle == AuthTLSClient || s.AuthStyle == AuthSelfSignedTLSClient
 }
 
 // retriesLostAnswer says whether a refresh of e whose answer was lost is
@@ -323,6 +412,7 @@ func (c *Config) Resolve() (*Settings, error) {
 		RetryLostRefresh: c.RetryLostRefresh == nil || *c.RetryLostRefresh,
 		KeepAlive:        DefaultKeepAlive,
 		UsePKCE:          c.UsePKCE == nil || *c.UsePKCE,
+		RevokeOnDelete:   c.RevokeOnDelete == nil || *c.RevokeOnDelete,
 	}
 	if c.KeepAlive != nil {
 		s.KeepAlive = *c.KeepAlive
@@ -346,13 +436,29 @@ func (c *Config) Resolve() (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.TokenURL = pick(c.TokenURL, presetURL)
-	s.AuthorizeURL = pick(c.AuthorizeURL, p.AuthorizeURL)
+	d := c.Discovered
+	if d == nil {
+		d = &Discovered{}
+	}
+	s.TokenURL = pick(c.TokenURL, pick(d.TokenURL, presetURL))
+	s.AuthorizeURL = pick(c.AuthorizeURL, pick(d.AuthorizeURL, p.AuthorizeURL))
+	s.RevocationURL = pick(c.RevocationURL, d.RevocationURL)
+	s.DeviceAuthorizationURL = pick(c.DeviceAuthorizationURL, d.DeviceAuthorizationURL)
+	for field, u := range map[string]string{"revocation_url": s.RevocationURL, "device_authorization_url": s.DeviceAuthorizationURL} {
+		if u != "" {
+			if err := validateURL(field, u); err != nil {
+				return nil, err
+			}
+		}
+	}
 
 	if err := oneOf("grant_type", s.GrantType, p.GrantTypes...); err != nil {
 		return nil, fmt.Errorf("%w (provider %s)", err, p.Name)
 	}
-	if err := oneOf("auth_style", s.AuthStyle, providers.AuthBasic, providers.AuthBody); err != nil {
+	if err := oneOf("auth_style", s.AuthStyle, AuthStyles()...); err != nil {
+		return nil, err
+	}
+	if err := c.checkClientAuth(s); err != nil {
 		return nil, err
 	}
 	if err := oneOf("basic_encoding", s.BasicEncoding, providers.EncodingRFC6749, providers.EncodingRaw); err != nil {
@@ -382,7 +488,7 @@ func (c *Config) Resolve() (*Settings, error) {
 	if c.ClientID == "" {
 		return nil, fmt.Errorf("client_id is required, e.g. %s", p.Example)
 	}
-	if c.ClientSecret == "" && (p.Requires(providers.FieldClientSecret) || s.GrantType == providers.GrantClientCredentials) {
+	if c.ClientSecret == "" && s.usesSecret() && (p.Requires(providers.FieldClientSecret) || s.GrantType == providers.GrantClientCredentials) {
 		return nil, fmt.Errorf("client_secret is required for grant_type=%s with provider %s", s.GrantType, p.Name)
 	}
 	// A vendor with an authorization flow gets its refresh token from
@@ -461,7 +567,7 @@ func (c *Config) Request(s *Settings) tokenclient.Request {
 
 // Secrets lists every secret value of the config, for redaction.
 func (c *Config) Secrets() []string {
-	out := []string{c.ClientSecret, c.RefreshToken, c.APIKey}
+	out := []string{c.ClientSecret, c.RefreshToken, c.APIKey, c.TLSClientKey}
 	for _, v := range c.ExtraHeaders {
 		out = append(out, v)
 	}

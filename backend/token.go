@@ -311,6 +311,9 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
 	cnt := m.countersOf(name)
 	req := l.eff.Request(settings)
+	if err := m.withClientAuth(ctx, s, name, &l.eff, settings, &req); err != nil {
+		return nil, err
+	}
 	sentAt := m.now()
 	tok, err := m.callVendor(ctx, start, name, req)
 	usedPrevious := false
@@ -360,6 +363,7 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 
 	next := e.Clone()
 	rotated := next.applyToken(tok, settings, sentAt)
+	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &l.eff)
 	// Persist before handing out: if the vendor rotated the refresh token,
 	// the old one is dead and this write is the only thing keeping the
 	// credential alive.
