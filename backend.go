@@ -51,7 +51,8 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{backend.StoragePrefix, backend.AppPrefix, backend.AuthzPrefix},
+			SealWrapStorage: []string{backend.StoragePrefix, backend.AppPrefix, backend.AuthzPrefix, backend.KeysPrefix, backend.DevicePrefix},
+			Unauthenticated: jwksPaths,
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),
@@ -60,6 +61,8 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 			pathRefresh(b),
 			pathStatus(b),
 			pathApps(b),
+			pathKeys(b),
+			pathDevice(b),
 		),
 		PeriodicFunc:   b.periodic,
 		Secrets:        []*framework.Secret{secretToken(b)},

@@ -81,7 +81,9 @@ func pathApps(b *vendorBackend) []*framework.Path {
 // client.
 var appClientFields = []string{fieldProvider, fieldEnvironment, fieldGrantType, fieldTokenURL, fieldClientID, fieldClientSecret,
 	fieldAPIKey, fieldScopes, fieldAuthStyle, fieldBasicEncoding, fieldBodyFormat, fieldGrantTypeInQuery, fieldExtraParams,
-	fieldExtraHeaders, fieldDefaultTTL, fieldMaxTTL, fieldAuthorizeURL, fieldUsePKCE, fieldExpirySkew, fieldKeepAlive, fieldRetryLostRefresh}
+	fieldExtraHeaders, fieldDefaultTTL, fieldMaxTTL, fieldAuthorizeURL, fieldUsePKCE, fieldExpirySkew, fieldKeepAlive, fieldRetryLostRefresh,
+	fieldAssertionAudience, fieldTLSCert, fieldTLSKey, fieldCABundle, fieldIssuer, fieldRevocationURL, fieldRevokeOnDelete,
+	fieldDeviceURL, fieldResponseFields, fieldSecretFields, fieldSigningKey, fieldSigningAlg}
 
 func appFields() map[string]*framework.FieldSchema {
 	all := configFields()
@@ -125,8 +127,12 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 	}
 	name := d.Get(fieldApp).(string)
 	mount := mountOf(req)
+	disc, resp, err := b.discoverFor(ctx, req, d, "apps/"+name)
+	if err != nil || resp != nil {
+		return resp, err
+	}
 	var rotated bool
-	_, err := b.creds.UpdateApp(ctx, req.Storage, name, func(cur *backend.App) (*backend.App, error) {
+	_, err = b.creds.UpdateApp(ctx, req.Storage, name, func(cur *backend.App) (*backend.App, error) {
 		next := &backend.App{Config: backend.Config{Provider: "generic"}}
 		if cur != nil {
 			next = cur
@@ -138,6 +144,7 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 		if err := applyAppFields(next, req, d); err != nil {
 			return nil, err
 		}
+		applyDiscovered(&next.Config, disc, req)
 		if err := next.Validate(); err != nil {
 			return nil, &userError{msg: err.Error()}
 		}
@@ -162,6 +169,9 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 	}
 	if err != nil {
 		return nil, err
+	}
+	if resp, err := b.importSigningKey(ctx, req, d, "app/"+name, "apps/"+name); resp != nil || err != nil {
+		return resp, err
 	}
 	b.Logger().Info("app configured", "app", name, "operation", string(req.Operation), "client_secret_rotated", rotated)
 	return nil, nil

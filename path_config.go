@@ -199,8 +199,8 @@ func configFields() map[string]*framework.FieldSchema {
 		},
 		fieldAuthStyle: {
 			Type:          framework.TypeString,
-			Description:   "How the client authenticates: basic (HTTP Basic header) or body (client_id and client_secret as parameters). Defaults to the preset's.",
-			AllowedValues: []interface{}{providers.AuthBasic, providers.AuthBody},
+			Description:   "How the client authenticates: basic (HTTP Basic header), body (client_id and client_secret as parameters), none (a public client), private_key_jwt (an assertion signed by a key born in Vault: rotate-key, or imported with signing_key), client_secret_jwt (an assertion signed with the client secret), tls_client_auth or self_signed_tls_client_auth (a client certificate, RFC 8705). Defaults to the preset's.",
+			AllowedValues: []interface{}{providers.AuthBasic, providers.AuthBody, backend.AuthNone, backend.AuthPrivateKeyJWT, backend.AuthClientSecretJWT, backend.AuthTLSClient, backend.AuthSelfSignedTLSClient},
 			DisplayAttrs: &framework.DisplayAttributes{
 				Name: "Client authentication",
 			},
@@ -322,6 +322,66 @@ func configFields() map[string]*framework.FieldSchema {
 				Name: "Retry a lost refresh",
 			},
 		},
+		fieldAssertionAudience: {
+			Type:         framework.TypeString,
+			Description:  "The aud of private_key_jwt and client_secret_jwt assertions; defaults to the token endpoint.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Assertion audience"},
+		},
+		fieldSigningKey: {
+			Type:         framework.TypeString,
+			Description:  "For auth_style=private_key_jwt: a private key (PEM: PKCS#8, PKCS#1 or SEC1, unencrypted) to sign assertions with, when the key cannot be born in Vault (rotate-key). Write-only; the previous key stays published for the overlap.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Signing key", Sensitive: true},
+		},
+		fieldSigningAlg: {
+			Type:         framework.TypeString,
+			Description:  "The algorithm of an imported signing_key (RS256, PS256, ES256, ES384, EdDSA); defaults to the one the key implies.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Signing algorithm"},
+		},
+		fieldTLSCert: {
+			Type:         framework.TypeString,
+			Description:  "For tls_client_auth and self_signed_tls_client_auth: the client certificate (PEM, leaf first).",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client certificate"},
+		},
+		fieldTLSKey: {
+			Type:         framework.TypeString,
+			Description:  "The client certificate's private key (PEM). Write-only.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client key", Sensitive: true},
+		},
+		fieldCABundle: {
+			Type:         framework.TypeString,
+			Description:  "CA certificates (PEM) trusted for the token, authorization, revocation and device endpoints instead of the system's: for endpoints a public CA did not sign.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "CA bundle"},
+		},
+		fieldIssuer: {
+			Type:         framework.TypeString,
+			Description:  "An authorization server's issuer URL: its metadata (RFC 8414, then OpenID Discovery) fills token_url, authorize_url, revocation_url and device_authorization_url; explicit fields win. Fetched on write and refreshed daily by the active node, never on a read.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Issuer"},
+		},
+		fieldRevocationURL: {
+			Type:         framework.TypeString,
+			Description:  "RFC 7009 revocation endpoint (defaults to the discovered one): deleting the credential revokes its refresh token there.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Revocation URL"},
+		},
+		fieldRevokeOnDelete: {
+			Type:         framework.TypeBool,
+			Description:  "Revoke the refresh token at the vendor when the credential is deleted, where a revocation endpoint is known. Default true; \"\" returns to it.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Revoke on delete"},
+		},
+		fieldDeviceURL: {
+			Type:         framework.TypeString,
+			Description:  "RFC 8628 device authorization endpoint for device/<name> (defaults to the discovered one).",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Device authorization URL"},
+		},
+		fieldResponseFields: {
+			Type:         framework.TypeCommaStringSlice,
+			Description:  "Fields of the token response to keep and return beside access_token at token/<name> (for example instance_url,uid).",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Response fields"},
+		},
+		fieldSecretFields: {
+			Type:         framework.TypeCommaStringSlice,
+			Description:  "Like response_fields, for values that are secrets (id_token, say): returned at token/<name>, never logged or shown elsewhere.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Secret response fields"},
+		},
 		fieldExpirySkew: {
 			Type:        framework.TypeDurationSecond,
 			Description: fmt.Sprintf("How long before the vendor's expiry a token stops being handed out; leases end this much early. Default %s; at most a tenth of the token's life is used.", backend.DefaultExpirySkew),
@@ -350,7 +410,9 @@ func (e *userError) Error() string { return e.msg }
 // connections.
 var appOwned = []string{fieldProvider, fieldEnvironment, fieldGrantType, fieldTokenURL, fieldClientID, fieldClientSecret,
 	fieldAPIKey, fieldAuthStyle, fieldBasicEncoding, fieldBodyFormat, fieldGrantTypeInQuery, fieldExtraHeaders,
-	fieldAuthorizeURL, fieldUsePKCE, fieldAccessToken, fieldExpiresAt, fieldTTL}
+	fieldAuthorizeURL, fieldUsePKCE, fieldAccessToken, fieldExpiresAt, fieldTTL,
+	fieldAssertionAudience, fieldTLSCert, fieldTLSKey, fieldCABundle, fieldIssuer, fieldRevocationURL, fieldRevokeOnDelete,
+	fieldDeviceURL, fieldResponseFields, fieldSecretFields, fieldSigningKey, fieldSigningAlg}
 
 func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
@@ -358,8 +420,13 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	}
 	name := d.Get(fieldName).(string)
 	mount := mountOf(req)
+	disc, resp, err := b.discoverFor(ctx, req, d, name)
+	if err != nil || resp != nil {
+		return resp, err
+	}
 	var vendor string
-	_, err := b.creds.Update(ctx, req.Storage, name, func(cur *backend.Entry) (*backend.Entry, error) {
+	var owner string
+	_, err = b.creds.Update(ctx, req.Storage, name, func(cur *backend.Entry) (*backend.Entry, error) {
 		next := &backend.Entry{Config: backend.Config{Provider: "generic"}}
 		var before backend.Config
 		if cur != nil {
@@ -372,6 +439,8 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 		if err := applyConfig(&next.Config, req, d); err != nil {
 			return nil, err
 		}
+		applyDiscovered(&next.Config, disc, req)
+		owner = backend.KeyOwner(name, &next.Config)
 		eff, settings, rerr, err := b.creds.Effective(ctx, req.Storage, name, &next.Config)
 		if err != nil {
 			return nil, err
@@ -408,7 +477,57 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	if err != nil {
 		return nil, err
 	}
+	if resp, err := b.importSigningKey(ctx, req, d, owner, "config/"+name); resp != nil || err != nil {
+		return resp, err
+	}
 	b.Logger().Info("credential configured", "name", name, "vendor", vendor, "operation", string(req.Operation))
+	return nil, nil
+}
+
+// discoverFor fetches the metadata of the issuer a write names (before
+// taking the credential's lock: it is a network call), or nil when the
+// write does not set one.
+func (b *vendorBackend) discoverFor(ctx context.Context, req *logical.Request, d *framework.FieldData, path string) (*backend.Discovered, *logical.Response, error) {
+	v, ok := d.GetOk(fieldIssuer)
+	issuer := strings.TrimSpace(fmt.Sprint(v))
+	if !ok || issuer == "" {
+		return nil, nil, nil
+	}
+	var probe backend.Config
+	_ = applyConfig(&probe, req, d) // for its ca_bundle and client certificate
+	disc, err := b.creds.Discover(ctx, issuer, &probe)
+	if err != nil {
+		return nil, logical.ErrorResponse(fmt.Sprintf("%s%s was not changed: the metadata of issuer %s could not be used: %s", mountOf(req), path, issuer, describe(mountOf(req), err))), nil
+	}
+	return disc, nil, nil
+}
+
+// applyDiscovered records an issuer's metadata; clearing issuer drops it.
+func applyDiscovered(c *backend.Config, disc *backend.Discovered, req *logical.Request) {
+	switch {
+	case disc != nil:
+		c.Discovered = disc
+	case sentEmpty(req, fieldIssuer):
+		c.Discovered = nil
+	}
+}
+
+// importSigningKey makes a signing_key given in a write owner's signing
+// key.
+func (b *vendorBackend) importSigningKey(ctx context.Context, req *logical.Request, d *framework.FieldData, owner, path string) (*logical.Response, error) {
+	v, ok := d.GetOk(fieldSigningKey)
+	if !ok || strings.TrimSpace(v.(string)) == "" {
+		return nil, nil
+	}
+	k, err := b.creds.ImportKey(ctx, req.Storage, owner, v.(string), d.Get(fieldSigningAlg).(string), defaultKeyOverlap)
+	var ie *backend.InputError
+	if errors.As(err, &ie) {
+		return logical.ErrorResponse(fmt.Sprintf("%s%s was written, but its %s", mountOf(req), path, ie.Msg)), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.Logger().Info("imported a signing key", "owner", owner, "kid", k.ID())
 	return nil, nil
 }
 
@@ -497,18 +616,25 @@ func checkDestination(before, after, stored *backend.Config, req *logical.Reques
 // way back, since their zero values are settings of their own.
 func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData) error {
 	strs := map[string]*string{
-		fieldProvider:      &c.Provider,
-		fieldEnvironment:   &c.Environment,
-		fieldGrantType:     &c.GrantType,
-		fieldTokenURL:      &c.TokenURL,
-		fieldClientID:      &c.ClientID,
-		fieldClientSecret:  &c.ClientSecret,
-		fieldRefreshToken:  &c.RefreshToken,
-		fieldAPIKey:        &c.APIKey,
-		fieldAuthStyle:     &c.AuthStyle,
-		fieldBasicEncoding: &c.BasicEncoding,
-		fieldBodyFormat:    &c.BodyFormat,
-		fieldAuthorizeURL:  &c.AuthorizeURL,
+		fieldProvider:          &c.Provider,
+		fieldEnvironment:       &c.Environment,
+		fieldGrantType:         &c.GrantType,
+		fieldTokenURL:          &c.TokenURL,
+		fieldClientID:          &c.ClientID,
+		fieldClientSecret:      &c.ClientSecret,
+		fieldRefreshToken:      &c.RefreshToken,
+		fieldAPIKey:            &c.APIKey,
+		fieldAuthStyle:         &c.AuthStyle,
+		fieldBasicEncoding:     &c.BasicEncoding,
+		fieldBodyFormat:        &c.BodyFormat,
+		fieldAuthorizeURL:      &c.AuthorizeURL,
+		fieldAssertionAudience: &c.AssertionAudience,
+		fieldTLSCert:           &c.TLSClientCertificate,
+		fieldTLSKey:            &c.TLSClientKey,
+		fieldCABundle:          &c.CABundle,
+		fieldIssuer:            &c.Issuer,
+		fieldRevocationURL:     &c.RevocationURL,
+		fieldDeviceURL:         &c.DeviceAuthorizationURL,
 	}
 	for field, dst := range strs {
 		if v, ok := d.GetOk(field); ok {
@@ -534,6 +660,23 @@ func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData
 	}
 	if v, ok := d.GetOk(fieldMetadata); ok {
 		c.Metadata = v.(map[string]string)
+	}
+	if v, ok := d.GetOk(fieldRevokeOnDelete); ok {
+		b := v.(bool)
+		c.RevokeOnDelete = &b
+	}
+	if sentEmpty(req, fieldRevokeOnDelete) {
+		c.RevokeOnDelete = nil
+	}
+	for field, dst := range map[string]*[]string{fieldResponseFields: &c.ResponseFields, fieldSecretFields: &c.SecretResponseFields} {
+		if v, ok := d.GetOk(field); ok {
+			*dst = nil
+			for _, f := range v.([]string) {
+				if f = strings.TrimSpace(f); f != "" {
+					*dst = append(*dst, f)
+				}
+			}
+		}
 	}
 	if v, ok := d.GetOk(fieldGrantTypeInQuery); ok {
 		b := v.(bool)
@@ -678,30 +821,48 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 // secret is set, never a secret.
 func configData(c backend.Config, e *backend.Entry) map[string]interface{} {
 	return map[string]interface{}{
-		fieldProvider:         c.Provider,
-		fieldEnvironment:      c.Environment,
-		fieldGrantType:        c.GrantType,
-		fieldTokenURL:         c.TokenURL,
-		fieldClientID:         c.ClientID,
-		fieldScopes:           nonNil(c.Scopes),
-		fieldAuthStyle:        c.AuthStyle,
-		fieldBasicEncoding:    c.BasicEncoding,
-		fieldBodyFormat:       c.BodyFormat,
-		fieldGrantTypeInQuery: c.GrantTypeInQuery != nil && *c.GrantTypeInQuery,
-		fieldExtraParams:      nonNilMap(c.ExtraParams),
-		"extra_header_names":  headerNames(c.ExtraHeaders),
-		"client_secret_set":   c.ClientSecret != "",
-		"refresh_token_set":   c.RefreshToken != "",
-		"api_key_set":         c.APIKey != "",
-		"access_token_set":    c.GrantType == providers.GrantStatic && e != nil && e.Token != nil,
-		fieldAuthorizeURL:     c.AuthorizeURL,
-		fieldUsePKCE:          c.UsePKCE == nil || *c.UsePKCE,
-		fieldDefaultTTL:       int64(c.DefaultTTL.Seconds()),
-		fieldMaxTTL:           int64(c.MaxTTL.Seconds()),
-		fieldRetryLostRefresh: c.RetryLostRefresh == nil || *c.RetryLostRefresh,
-		fieldApp:              c.App,
-		fieldMetadata:         nonNilMap(c.Metadata),
+		fieldProvider:          c.Provider,
+		fieldEnvironment:       c.Environment,
+		fieldGrantType:         c.GrantType,
+		fieldTokenURL:          c.TokenURL,
+		fieldClientID:          c.ClientID,
+		fieldScopes:            nonNil(c.Scopes),
+		fieldAuthStyle:         c.AuthStyle,
+		fieldBasicEncoding:     c.BasicEncoding,
+		fieldBodyFormat:        c.BodyFormat,
+		fieldGrantTypeInQuery:  c.GrantTypeInQuery != nil && *c.GrantTypeInQuery,
+		fieldExtraParams:       nonNilMap(c.ExtraParams),
+		"extra_header_names":   headerNames(c.ExtraHeaders),
+		"client_secret_set":    c.ClientSecret != "",
+		"refresh_token_set":    c.RefreshToken != "",
+		"api_key_set":          c.APIKey != "",
+		"access_token_set":     c.GrantType == providers.GrantStatic && e != nil && e.Token != nil,
+		fieldAuthorizeURL:      c.AuthorizeURL,
+		fieldUsePKCE:           c.UsePKCE == nil || *c.UsePKCE,
+		fieldDefaultTTL:        int64(c.DefaultTTL.Seconds()),
+		fieldMaxTTL:            int64(c.MaxTTL.Seconds()),
+		fieldRetryLostRefresh:  c.RetryLostRefresh == nil || *c.RetryLostRefresh,
+		fieldApp:               c.App,
+		fieldMetadata:          nonNilMap(c.Metadata),
+		fieldAssertionAudience: c.AssertionAudience,
+		fieldTLSCert:           c.TLSClientCertificate,
+		"tls_client_key_set":   c.TLSClientKey != "",
+		fieldCABundle:          c.CABundle,
+		fieldIssuer:            c.Issuer,
+		fieldRevocationURL:     c.RevocationURL,
+		fieldRevokeOnDelete:    c.RevokeOnDelete == nil || *c.RevokeOnDelete,
+		fieldDeviceURL:         c.DeviceAuthorizationURL,
+		fieldResponseFields:    nonNil(c.ResponseFields),
+		fieldSecretFields:      nonNil(c.SecretResponseFields),
+		"discovered_at":        discoveredAt(c.Discovered),
 	}
+}
+
+func discoveredAt(d *backend.Discovered) string {
+	if d == nil {
+		return ""
+	}
+	return formatTime(d.FetchedAt)
 }
 
 // showSettings overwrites data with what is in effect, preset defaults
@@ -720,6 +881,8 @@ func showSettings(data map[string]interface{}, s *backend.Settings) {
 	data[fieldKeepAlive] = int64(s.KeepAlive.Seconds())
 	data[fieldAuthorizeURL] = s.AuthorizeURL
 	data[fieldUsePKCE] = s.UsePKCE
+	data[fieldRevocationURL] = s.RevocationURL
+	data[fieldDeviceURL] = s.DeviceAuthorizationURL
 }
 
 // addHealth adds a credential's status to a config read: what is stored
@@ -757,10 +920,17 @@ func (b *vendorBackend) handleConfigDelete(ctx context.Context, req *logical.Req
 			vendor = settings.Preset.Name
 		}
 	}
-	if err := b.creds.Delete(ctx, req.Storage, name); err != nil {
+	revoked, err := b.creds.Delete(ctx, req.Storage, name)
+	if err != nil {
 		return nil, err
 	}
-	b.Logger().Info("credential deleted", "name", name, "vendor", vendor)
+	b.Logger().Info("credential deleted", "name", name, "vendor", vendor, "refresh_token_revoked", revoked.Tried && revoked.Err == nil)
+	switch {
+	case revoked.Tried && revoked.Err != nil:
+		return &logical.Response{Warnings: []string{fmt.Sprintf("the credential was deleted, but revoking its refresh token at the vendor failed: %s; revoke it in the vendor's console if it must stop working", describe(mountOf(req), revoked.Err))}}, nil
+	case revoked.Tried:
+		return &logical.Response{Data: map[string]interface{}{"refresh_token_revoked": true}}, nil
+	}
 	return nil, nil
 }
 

@@ -139,6 +139,14 @@ func (b *vendorBackend) tokenResponse(mount, name string, res *backend.Result) *
 		fieldExpiresAt:   res.Token.ExpiresAt.UTC().Format(time.RFC3339),
 		fieldScope:       res.Token.Scope,
 	}
+	// The response fields the config keeps; they cannot shadow the
+	// token's own (the config refuses those names).
+	for k, v := range res.Token.Fields {
+		data[k] = v
+	}
+	for k, v := range res.Token.SecretFields {
+		data[k] = v
+	}
 	resp := b.Secret(secretTokenType).Response(data, map[string]interface{}{
 		fieldName:        name,
 		internalObtained: res.Token.ObtainedAt.UTC().Format(time.RFC3339Nano),

@@ -287,7 +287,7 @@ func (m *Manager) DeleteApp(ctx context.Context, s logical.Storage, name string)
 		return fmt.Errorf("deleting app %q: %w", name, err)
 	}
 	m.dropApp(name)
-	return nil
+	return m.DeleteKeys(ctx, s, "app/"+name)
 }
 
 // ListApps returns the names of all apps.

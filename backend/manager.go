@@ -47,6 +47,7 @@ type Manager struct {
 	// flight.
 	problems   sync.Map
 	refreshing sync.Map
+	devices    devicePollers
 
 	// pending holds entries whose storage write failed after the vendor
 	// rotated the refresh token (or after a code exchange). The vendor
@@ -511,15 +512,24 @@ func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn
 	return next, nil
 }
 
-// Delete removes the credential called name.
-func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) error {
+// Delete removes the credential called name, revoking its refresh token
+// at the vendor first where a revocation endpoint is known (a failure
+// there does not stop the delete; the result says what happened).
+func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (RevokeResult, error) {
 	unlock, err := m.lockName(ctx, "delete", name)
 	if err != nil {
-		return err
+		return RevokeResult{}, err
 	}
 	defer unlock()
+	var revoked RevokeResult
+	if e, err := m.current(ctx, s, name); err == nil && e != nil {
+		revoked = m.revokeAtVendor(ctx, s, name, e)
+		if e.Config.App == "" {
+			_ = m.DeleteKeys(ctx, s, KeyOwner(name, &e.Config))
+		}
+	}
 	if err := s.Delete(ctx, storageKey(name)); err != nil {
-		return fmt.Errorf("%s %q: %w", errDeleteEntry, name, err)
+		return revoked, fmt.Errorf("%s %q: %w", errDeleteEntry, name, err)
 	}
 	m.cache.drop(name)
 	m.index.remove(name)
@@ -533,7 +543,7 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) er
 	m.resetHealth(name)
 	m.sched.set(name, time.Time{})
 	m.counters.Delete(name)
-	return nil
+	return revoked, nil
 }
 
 // List returns the names of all credentials, connections of apps

@@ -1,0 +1,347 @@
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+)
+
+// DevicePrefix is where device authorizations (RFC 8628) live while the
+// user decides; seal-wrapped, since they hold the device code.
+const DevicePrefix = "device/"
+
+// Device flow states, as status shows them.
+const (
+	DevicePending  = "pending"
+	DeviceApproved = "approved"
+	DeviceDenied   = "denied"
+	DeviceExpired  = "expired"
+	DeviceFailed   = "failed"
+)
+
+// DeviceFlow is one device authorization of a credential.
+type DeviceFlow struct {
+	UserCode                string            `json:"user_code"`
+	VerificationURI         string            `json:"verification_uri"`
+	VerificationURIComplete string            `json:"verification_uri_complete,omitempty"`
+	ExpiresAt               time.Time         `json:"expires_at"`
+	Interval                time.Duration     `json:"interval"`
+	State                   string            `json:"state"`
+	Detail                  string            `json:"detail,omitempty"`
+	StartedAt               time.Time         `json:"started_at"`
+	App                     string            `json:"app,omitempty"`
+	Metadata                map[string]string `json:"metadata,omitempty"`
+	Scopes                  []string          `json:"scopes,omitempty"`
+	// deviceCode is the secret the plugin polls with; it is stored, never
+	// shown.
+	DeviceCode string `json:"device_code,omitempty"`
+}
+
+func deviceKey(name string) string { return DevicePrefix + name }
+
+// DeviceRequest starts a device flow.
+type DeviceRequest struct {
+	Scopes   []string
+	App      string
+	Metadata map[string]string
+}
+
+// StartDevice starts a device authorization for name (a connection of an
+// app needs no config first) and polls for the user's decision in the
+// background on this node, at the vendor's interval.
+func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name string, r DeviceRequest) (*DeviceFlow, error) {
+	unlock, err := m.lockName(ctx, "device", name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	e, err := m.current(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	fl, err := m.deviceFlowFor(ctx, s, name, e, r.App)
+	if err != nil {
+		return nil, err
+	}
+	req := fl.eff.Request(fl.settings)
+	if err := m.withClientAuth(ctx, s, name, &fl.eff, fl.settings, &req); err != nil {
+		return nil, err
+	}
+	if len(r.Scopes) > 0 {
+		req.Scopes = r.Scopes
+	}
+	if !m.inflight.start() {
+		return nil, ErrClosed
+	}
+	da, err := m.client.StartDeviceAuthorization(ctx, req, fl.settings.DeviceAuthorizationURL)
+	m.inflight.done()
+	if err != nil {
+		return nil, &GrantError{Name: name, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: "device_code", Err: err}
+	}
+	now := m.now()
+	d := &DeviceFlow{
+		UserCode: da.UserCode, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
+		ExpiresAt: now.Add(da.ExpiresIn), Interval: da.Interval, State: DevicePending, StartedAt: now,
+		App: fl.appName, Metadata: r.Metadata, Scopes: r.Scopes, DeviceCode: da.DeviceCode,
+	}
+	if err := writeDevice(ctx, s, name, d); err != nil {
+		return nil, err
+	}
+	m.devices.poll(m, s, name)
+	out := *d
+	out.DeviceCode = ""
+	return &out, nil
+}
+
+// deviceFlowFor resolves what a device flow acts with, like an
+// authorization's, with a device authorization endpoint instead.
+func (m *Manager) deviceFlowFor(ctx context.Context, s logical.Storage, name string, e *Entry, appName string) (*flow, error) {
+	if implied := AppOf(name); implied != "" {
+		if appName != "" && appName != implied {
+			return nil, &InputError{Msg: fmt.Sprintf("%q is a connection of app %q by its name; app=%q does not match", name, implied, appName)}
+		}
+		appName = implied
+	}
+	if e == nil {
+		if appName == "" {
+			return nil, ErrNotFound
+		}
+		e = &Entry{Config: Config{App: appName}}
+	}
+	r, err := m.resolve(ctx, s, name, e)
+	if err != nil {
+		return nil, err
+	}
+	if r.err != nil {
+		return nil, &ConfigError{Name: name, Err: r.err}
+	}
+	if r.settings.DeviceAuthorizationURL == "" {
+		return nil, &InputError{Msg: fmt.Sprintf("credential %q has no device authorization endpoint: set device_authorization_url, or issuer for one the vendor publishes", name)}
+	}
+	if !r.settings.Preset.SupportsGrant(providers.GrantRefreshToken) {
+		return nil, &InputError{Msg: fmt.Sprintf("provider %s does not take refresh tokens, so credential %q cannot connect an account", r.settings.Preset.Name, name)}
+	}
+	return &flow{settings: r.settings, eff: r.eff, app: r.app, appName: e.Config.App}, nil
+}
+
+// Device returns name's device flow, without its device code, or nil.
+func (m *Manager) Device(ctx context.Context, s logical.Storage, name string) (*DeviceFlow, error) {
+	d, err := readDevice(ctx, s, name)
+	if err != nil || d == nil {
+		return nil, err
+	}
+	if d.State == DevicePending && m.now().After(d.ExpiresAt) {
+		d.State = DeviceExpired
+	}
+	d.DeviceCode = ""
+	return d, nil
+}
+
+func readDevice(ctx context.Context, s logical.Storage, name string) (*DeviceFlow, error) {
+	raw, err := s.Get(ctx, deviceKey(name))
+	if err != nil {
+		return nil, fmt.Errorf("reading the device flow of credential %q: %w", name, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	var d DeviceFlow
+	if err := json.Unmarshal(raw.Value, &d); err != nil {
+		return nil, fmt.Errorf("decoding the device flow of credential %q: %w", name, err)
+	}
+	return &d, nil
+}
+
+func writeDevice(ctx context.Context, s logical.Storage, name string, d *DeviceFlow) error {
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if err := s.Put(ctx, &logical.StorageEntry{Key: deviceKey(name), Value: raw, SealWrap: true}); err != nil {
+		return fmt.Errorf("storing the device flow of credential %q: %w: %w", name, ErrStorageWrite, err)
+	}
+	return nil
+}
+
+// devicePollers runs one poller per pending device flow, for the
+// backend's lifetime.
+type devicePollers struct {
+	mu      sync.Mutex
+	running map[string]bool
+}
+
+// poll starts polling name's flow unless a poller runs for it.
+func (p *devicePollers) poll(m *Manager, s logical.Storage, name string) {
+	p.mu.Lock()
+	if p.running == nil {
+		p.running = map[string]bool{}
+	}
+	if p.running[name] || !m.inflight.start() {
+		p.mu.Unlock()
+		return
+	}
+	p.running[name] = true
+	p.mu.Unlock()
+	go func() {
+		defer m.inflight.done()
+		defer m.recoverBackground("device flow", name)
+		defer func() {
+			p.mu.Lock()
+			delete(p.running, name)
+			p.mu.Unlock()
+		}()
+		m.pollDevice(m.life, s, name)
+	}()
+}
+
+// resume starts pollers for the pending flows in storage, after a start.
+func (p *devicePollers) resume(m *Manager, s logical.Storage) {
+	keys, err := s.List(m.life, DevicePrefix)
+	if err != nil {
+		return
+	}
+	var names []string
+	for _, k := range keys {
+		if app, ok := strings.CutSuffix(k, "/"); ok {
+			sub, err := s.List(m.life, DevicePrefix+k)
+			if err != nil {
+				continue
+			}
+			for _, acct := range sub {
+				names = append(names, app+"/"+acct)
+			}
+			continue
+		}
+		names = append(names, k)
+	}
+	for _, name := range names {
+		if d, err := readDevice(m.life, s, name); err == nil && d != nil && d.State == DevicePending {
+			p.poll(m, s, name)
+		}
+	}
+}
+
+// pollDevice polls name's device flow until the user decides, the codes
+// expire or the backend closes, honouring the interval and slow_down.
+func (m *Manager) pollDevice(ctx context.Context, s logical.Storage, name string) {
+	for {
+		d, err := readDevice(ctx, s, name)
+		if err != nil || d == nil || d.State != DevicePending {
+			return
+		}
+		if m.now().After(d.ExpiresAt) {
+			d.State, d.DeviceCode = DeviceExpired, ""
+			_ = writeDevice(ctx, s, name, d)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d.Interval):
+		}
+		if done := m.pollOnce(ctx, s, name, d); done {
+			return
+		}
+	}
+}
+
+// pollOnce makes one poll and records its outcome; true when the flow is
+// over.
+func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string, d *DeviceFlow) bool {
+	unlock, err := m.lockName(ctx, "device poll", name)
+	if err != nil {
+		return true
+	}
+	defer unlock()
+	e, err := m.current(ctx, s, name)
+	if err != nil {
+		return false
+	}
+	fl, err := m.deviceFlowFor(ctx, s, name, e, d.App)
+	if err != nil {
+		d.State, d.Detail, d.DeviceCode = DeviceFailed, err.Error(), ""
+		_ = writeDevice(ctx, s, name, d)
+		return true
+	}
+	req := fl.eff.Request(fl.settings)
+	if err := m.withClientAuth(ctx, s, name, &fl.eff, fl.settings, &req); err != nil {
+		return false
+	}
+	if !m.inflight.start() {
+		return true
+	}
+	defer m.inflight.done()
+	sentAt := m.now()
+	res, err := m.client.PollDeviceToken(ctx, req, d.DeviceCode, d.Interval)
+	if err != nil {
+		// A transport or server failure: try again at the next interval.
+		m.logger.Warn("polling a device authorization failed; trying again", "name", name, "error", err.Error())
+		return false
+	}
+	switch res.Status {
+	case tokenclient.DevicePending:
+		return false
+	case tokenclient.DeviceSlowDown:
+		d.Interval = res.Interval
+		_ = writeDevice(ctx, s, name, d)
+		return false
+	case tokenclient.DeviceDenied:
+		d.State, d.DeviceCode = DeviceDenied, ""
+	case tokenclient.DeviceExpired:
+		d.State, d.DeviceCode = DeviceExpired, ""
+	case tokenclient.DeviceApproved:
+		if err := m.storeDeviceTokens(ctx, s, name, e, fl, d, res.Token, sentAt); err != nil {
+			d.State, d.Detail = DeviceFailed, err.Error()
+		} else {
+			d.State = DeviceApproved
+		}
+		d.DeviceCode = ""
+	}
+	if err := writeDevice(ctx, s, name, d); err != nil {
+		m.logger.Warn("recording the end of a device flow failed", "name", name, "error", err)
+	}
+	return true
+}
+
+// storeDeviceTokens stores what an approved device flow got, creating the
+// connection if needed; the caller holds name's lock.
+func (m *Manager) storeDeviceTokens(ctx context.Context, s logical.Storage, name string, e *Entry, fl *flow, d *DeviceFlow, tok *tokenclient.Token, sentAt time.Time) error {
+	if tok.RefreshToken == "" {
+		return ErrNoRefreshToken
+	}
+	if e == nil {
+		e = &Entry{Config: Config{App: fl.appName}}
+	}
+	next := e.Clone()
+	settings := *fl.settings
+	settings.GrantType = providers.GrantRefreshToken
+	if next.Config.App == "" && fl.settings.Preset.DefaultGrantType() != providers.GrantRefreshToken {
+		next.Config.GrantType = providers.GrantRefreshToken
+	}
+	if len(d.Metadata) > 0 {
+		if next.Config.Metadata == nil {
+			next.Config.Metadata = map[string]string{}
+		}
+		maps.Copy(next.Config.Metadata, d.Metadata)
+	}
+	next.Config.RefreshToken, next.Config.RefreshTokenFor = tok.RefreshToken, settings.TokenURL
+	next.Status = Status{}
+	next.applyToken(tok, &settings, sentAt)
+	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)
+	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
+	if err := m.persist(ctx, s, name, next, log); err != nil {
+		return err
+	}
+	m.resetHealth(name)
+	log.Info("connected an account with the device flow")
+	return nil
+}

@@ -1,0 +1,156 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/keys"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+)
+
+// rediscoverAfter is how old an issuer's metadata may get before the
+// active node fetches it again.
+const rediscoverAfter = 24 * time.Hour
+
+// Discover fetches an issuer's metadata (RFC 8414, then OpenID
+// Discovery), checking that it names the same issuer. It runs when a
+// config or app is written, and daily in the background; never on a read.
+func (m *Manager) Discover(ctx context.Context, issuer string, c *Config) (*Discovered, error) {
+	if !m.inflight.start() {
+		return nil, ErrClosed
+	}
+	defer m.inflight.done()
+	md, err := m.client.Discover(ctx, issuer, c.tlsConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &Discovered{
+		TokenURL:               md.TokenEndpoint,
+		AuthorizeURL:           md.AuthorizationEndpoint,
+		RevocationURL:          md.RevocationEndpoint,
+		DeviceAuthorizationURL: md.DeviceAuthorizationEndpoint,
+		AuthMethods:            md.TokenEndpointAuthMethodsSupported,
+		PKCEMethods:            md.CodeChallengeMethodsSupported,
+		FetchedAt:              m.now(),
+	}, nil
+}
+
+// ImportKey makes a PEM private key owner's signing key; the previous one
+// stays published for overlap.
+func (m *Manager) ImportKey(ctx context.Context, s logical.Storage, owner, pemText, alg string, overlap time.Duration) (*keys.Key, error) {
+	k, err := keys.Import(pemText, keys.Algorithm(alg), "", m.now())
+	if err != nil {
+		return nil, &InputError{Msg: "signing_key: " + err.Error()}
+	}
+	if _, err := m.UpdateKeys(ctx, s, owner, func(set *keys.Set) error { return set.Rotate(k, m.now(), overlap) }); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// RotateKey generates a new signing key for owner inside Vault; the
+// private key never leaves it. The previous public key stays published
+// for overlap, so a vendor that cached the JWKS keeps accepting
+// assertions while it fetches the new one.
+func (m *Manager) RotateKey(ctx context.Context, s logical.Storage, owner, alg string, overlap time.Duration) (*keys.Key, error) {
+	if alg == "" {
+		alg = string(keys.ES256)
+	}
+	k, err := keys.Generate(keys.Algorithm(alg), 0, m.now())
+	if err != nil {
+		return nil, &InputError{Msg: err.Error()}
+	}
+	if _, err := m.UpdateKeys(ctx, s, owner, func(set *keys.Set) error { return set.Rotate(k, m.now(), overlap) }); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// JWKS is owner's published public keys (current and those in their
+// overlap), as a JSON Web Key Set.
+func (m *Manager) JWKS(ctx context.Context, s logical.Storage, owner string) ([]byte, error) {
+	set, err := m.Keys(ctx, s, owner)
+	if err != nil {
+		return nil, err
+	}
+	return set.JWKS(m.now())
+}
+
+// RevokeResult says what deleting a credential did at its vendor.
+type RevokeResult struct {
+	// Tried: a refresh token and a revocation endpoint were there, and
+	// revoke_on_delete was on.
+	Tried bool
+	Err   error
+}
+
+// revokeAtVendor revokes e's refresh token (RFC 7009) before its delete,
+// with the same client authentication as the token endpoint. A failure is
+// reported, not fatal: the delete goes on.
+func (m *Manager) revokeAtVendor(ctx context.Context, s logical.Storage, name string, e *Entry) RevokeResult {
+	r, err := m.resolve(ctx, s, name, e)
+	if err != nil || r.err != nil || r.settings == nil {
+		return RevokeResult{}
+	}
+	st := r.settings
+	if e.Config.RefreshToken == "" || st.RevocationURL == "" || !st.RevokeOnDelete || st.GrantType != providers.GrantRefreshToken {
+		return RevokeResult{}
+	}
+	if e.Config.RefreshTokenFor != "" && e.Config.RefreshTokenFor != st.TokenURL {
+		// Bound to another endpoint: sent nowhere, revoked nowhere.
+		return RevokeResult{}
+	}
+	if !m.inflight.start() {
+		return RevokeResult{Tried: true, Err: ErrClosed}
+	}
+	defer m.inflight.done()
+	req := r.eff.Request(st)
+	if err := m.withClientAuth(ctx, s, name, &r.eff, st, &req); err != nil {
+		return RevokeResult{Tried: true, Err: err}
+	}
+	err = m.client.Revoke(ctx, req, tokenclient.Revocation{Endpoint: st.RevocationURL, Token: e.Config.RefreshToken, TokenTypeHint: tokenclient.HintRefreshToken})
+	if err != nil {
+		m.logger.Warn("revoking the refresh token of a deleted credential at the vendor failed; the credential is deleted anyway", "name", name, "vendor", st.Preset.Name, "error", err.Error())
+	} else {
+		m.logger.Info("revoked the refresh token of a deleted credential at the vendor", "name", name, "vendor", st.Preset.Name)
+	}
+	return RevokeResult{Tried: true, Err: err}
+}
+
+// rediscover fetches the metadata of configs and apps whose issuer's was
+// fetched more than rediscoverAfter ago; at most a few per tick.
+func (m *Manager) rediscoverApps(ctx context.Context, s logical.Storage) {
+	names, err := m.ListApps(ctx, s)
+	if err != nil {
+		return
+	}
+	done := 0
+	for _, name := range names {
+		if done >= 4 || ctx.Err() != nil {
+			return
+		}
+		a, err := m.App(ctx, s, name)
+		if err != nil || a == nil || a.Config.Issuer == "" || a.Config.Discovered == nil || m.now().Sub(a.Config.Discovered.FetchedAt) < rediscoverAfter {
+			continue
+		}
+		done++
+		d, err := m.Discover(ctx, a.Config.Issuer, &a.Config)
+		if err != nil {
+			m.logger.Warn("refreshing an issuer's metadata failed; keeping what was fetched before", "app", name, "error", err.Error())
+			continue
+		}
+		if _, err := m.UpdateApp(ctx, s, name, func(cur *App) (*App, error) {
+			if cur == nil || cur.Config.Issuer != a.Config.Issuer {
+				return nil, fmt.Errorf("changed meanwhile")
+			}
+			cur.Config.Discovered = d
+			return cur, nil
+		}); err != nil {
+			m.logger.Warn("storing an issuer's refreshed metadata failed", "app", name, "error", err.Error())
+		}
+	}
+}
