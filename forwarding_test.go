@@ -17,6 +17,8 @@ var localOperations = map[string]bool{
 	"config/" + appName + "/?$ list":     true,
 	"apps/" + appName + " read":          true,
 	"apps/?$ list":                       true,
+	"jwks/" + credentialName + " read":   true,
+	"apps/" + appName + "/jwks read":     true,
 }
 
 // TestEveryOperationThatNeedsTheActiveNodeIsForwarded checks every path
