@@ -493,7 +493,7 @@ func (c *Config) Resolve() (*Settings, error) {
 	}
 	// A vendor with an authorization flow gets its refresh token from
 	// exchange/<name>, so the config may come first.
-	if c.RefreshToken == "" && s.AuthorizeURL == "" && (p.Requires(providers.FieldRefreshToken) || s.GrantType == providers.GrantRefreshToken) {
+	if c.RefreshToken == "" && s.AuthorizeURL == "" && s.DeviceAuthorizationURL == "" && (p.Requires(providers.FieldRefreshToken) || s.GrantType == providers.GrantRefreshToken) {
 		return nil, fmt.Errorf("refresh_token is required for grant_type=refresh_token with provider %s", p.Name)
 	}
 	if len(c.Scopes) == 0 && p.Requires(providers.FieldScopes) {

@@ -1,0 +1,125 @@
+package vendoroauth
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
+)
+
+// authServer starts the strict standards authorization server.
+func authServer(t *testing.T) *standin.AuthServer {
+	t.Helper()
+	a, err := standin.NewAuthServer(standin.AuthServerOptions{DeviceInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return a
+}
+
+// serveJWKS publishes the backend's JWKS paths over HTTP, as Vault's
+// unauthenticated paths do, for the stand-in to fetch.
+func serveJWKS(t *testing.T, env *testEnv) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := env.b.HandleRequest(context.Background(), &logical.Request{
+			Operation: logical.ReadOperation, Path: strings.TrimPrefix(r.URL.Path, "/v1/vendoroauth/"), Storage: env.storage, MountPoint: "vendoroauth/",
+		})
+		if err != nil || resp == nil {
+			http.Error(w, "no keys", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		_, _ = w.Write(resp.Data[logical.HTTPRawBody].([]byte))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestPrivateKeyJWTWithAKeyBornInVault(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := authServer(t)
+	jwks := serveJWKS(t, env)
+	if err := a.AddClient(standin.AuthClient{ID: "svc", Method: standin.MethodPrivateKeyJWT, JWKSURL: jwks + "/v1/vendoroauth/jwks/svc",
+		ResponseFields: map[string]any{"instance_url": "https://acme.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	env.write(t, "svc", map[string]interface{}{"token_url": a.Endpoints(standin.Plain).Token, "client_id": "svc",
+		"auth_style": "private_key_jwt", "response_fields": "instance_url"})
+	resp, err := env.request(t, logical.ReadOperation, "token/svc", nil)
+	mustErr(t, resp, err, "has no signing key yet", "rotate-key")
+	resp, err = env.request(t, logical.UpdateOperation, "rotate-key/svc", nil)
+	if err != nil || resp.IsError() || !strings.Contains(resp.Data["public_key"].(string), "PUBLIC KEY") {
+		t.Fatal(err, resp)
+	}
+	tok := env.readToken(t, "svc")
+	if !a.AccessTokenValid(tok.Data["access_token"].(string)) || tok.Data["instance_url"] != "https://acme.example" {
+		t.Fatalf("token: %v", tok.Data)
+	}
+	// A new key: the stand-in fetches the JWKS again for its kid.
+	if resp, err := env.request(t, logical.UpdateOperation, "rotate-key/svc", map[string]interface{}{"algorithm": "RS256"}); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if _, err := env.b.creds.Refresh(context.Background(), env.storage, "svc", true); err != nil {
+		t.Fatalf("refresh after rotate-key: %v", err)
+	}
+	if st := a.Stats(); st.AssertionsVerified != 2 {
+		t.Errorf("assertions verified = %d, want 2", st.AssertionsVerified)
+	}
+}
+
+func TestDiscoveryRevocationAndDeviceFlow(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := authServer(t)
+	if err := a.AddClient(standin.AuthClient{ID: "dev", Secret: "dev-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := env.request(t, logical.CreateOperation, "config/dev", map[string]interface{}{"issuer": a.Issuer() + "/other",
+		"client_id": "dev", "client_secret": "dev-secret", "grant_type": "refresh_token"})
+	mustErr(t, resp, err, "metadata of issuer")
+	env.write(t, "dev", map[string]interface{}{"issuer": a.Issuer(), "client_id": "dev", "client_secret": "dev-secret", "grant_type": "refresh_token"})
+	read, _ := env.request(t, logical.ReadOperation, "config/dev", nil)
+	if read.Data["token_url"] != a.Endpoints(standin.Plain).Token || read.Data["revocation_url"] != a.Endpoints(standin.Plain).Revocation {
+		t.Fatalf("discovery did not fill the URLs: %v", read.Data)
+	}
+	// Device flow, approved.
+	resp, err = env.request(t, logical.UpdateOperation, "device/dev", nil)
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	code := resp.Data["user_code"].(string)
+	if err := a.ApproveDevice(code); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, _ = env.request(t, logical.ReadOperation, "device/dev", nil)
+		if resp.Data["status"] != "pending" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resp.Data["status"] != "approved" {
+		t.Fatalf("device flow: %v", resp.Data)
+	}
+	if tok := env.readToken(t, "dev").Data["access_token"].(string); !a.AccessTokenValid(tok) {
+		t.Fatalf("not a valid token after the device flow")
+	}
+	// Delete revokes the refresh token at the vendor.
+	resp, err = env.request(t, logical.DeleteOperation, "config/dev", nil)
+	if err != nil || resp.IsError() || resp.Data["refresh_token_revoked"] != true {
+		t.Fatalf("delete: %v %v", err, resp)
+	}
+	if revs := a.Revocations(); len(revs) != 1 || revs[0].Kind != "refresh_token" {
+		t.Errorf("revocations: %+v", revs)
+	}
+}
