@@ -12,10 +12,8 @@ type cached struct {
 	entry    *Entry
 	settings *Settings // nil when the stored config no longer resolves
 	err      error     // why it does not resolve
-	// eff is the config the credential acts with (its app's settings and
-	// secrets merged in, for a connection); appGen the app's generation
-	// it was merged from.
-	eff    Config
+	// appGen is the generation of the app a connection's settings were
+	// resolved with.
 	appGen uint64
 	// used: this token was handed out from the cache at least once, so
 	// the credential is in use and its refresh is scheduled ahead.
@@ -35,6 +33,10 @@ const cacheStripes = 256
 // saw before reading storage is still current.
 type entryCache struct {
 	entries sync.Map // name -> *cached
+	// size counts the entries, so the cache stays within maxCached: a
+	// mount with 100,000 connections that are all read keeps its memory
+	// bounded, and a read outside the cache costs one storage read.
+	size atomic.Int64
 	seed    maphash.Seed
 	stripes [cacheStripes]struct {
 		mu  sync.Mutex
@@ -72,7 +74,7 @@ func (c *entryCache) fill(name string, gen uint64, v *cached) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.gen == gen {
-		c.entries.Store(name, v)
+		c.store(name, v)
 	}
 }
 
@@ -82,7 +84,7 @@ func (c *entryCache) put(name string, v *cached) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.gen++
-	c.entries.Store(name, v)
+	c.store(name, v)
 }
 
 // drop forgets name, and makes fills that started before it do nothing.
@@ -91,7 +93,9 @@ func (c *entryCache) drop(name string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.gen++
-	c.entries.Delete(name)
+	if _, had := c.entries.LoadAndDelete(name); had {
+		c.size.Add(-1)
+	}
 }
 
 // clear forgets every name.
@@ -102,5 +106,34 @@ func (c *entryCache) clear() {
 		st.gen++
 		st.mu.Unlock()
 	}
-	c.entries.Range(func(k, _ any) bool { c.entries.Delete(k); return true })
+	c.entries.Range(func(k, _ any) bool {
+		if _, had := c.entries.LoadAndDelete(k); had {
+			c.size.Add(-1)
+		}
+		return true
+	})
+}
+
+// maxCached bounds the cache; past it, about a hundredth of the entries
+// are dropped at once (whichever the map yields first: reads of the ones
+// dropped refill them from storage).
+const maxCached = 50000
+
+// store caches v; the caller holds name's stripe lock.
+func (c *entryCache) store(name string, v *cached) {
+	if _, had := c.entries.Swap(name, v); !had {
+		if c.size.Add(1) > maxCached {
+			c.evict(maxCached / 100)
+		}
+	}
+}
+
+func (c *entryCache) evict(n int) {
+	c.entries.Range(func(k, _ any) bool {
+		if _, had := c.entries.LoadAndDelete(k); had {
+			c.size.Add(-1)
+			n--
+		}
+		return n > 0
+	})
 }

@@ -208,7 +208,7 @@ func (m *Manager) newCached(ctx context.Context, s logical.Storage, name string,
 	if err != nil {
 		return nil, err
 	}
-	return &cached{entry: e, settings: r.settings, err: r.err, eff: r.eff, appGen: r.appGen}, nil
+	return &cached{entry: e, settings: r.settings, err: r.err, appGen: r.appGen}, nil
 }
 
 // resolution is an entry with its app merged in.
