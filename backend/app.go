@@ -172,6 +172,29 @@ type apps struct {
 type appSnap struct {
 	app *App // nil: no such app
 	gen uint64
+	// plain is the settings of a connection that overrides nothing: one
+	// value shared by all of them (settings hold no secret).
+	plainOnce sync.Once
+	plain     *Settings
+	plainErr  error
+}
+
+// plainSettings resolves, once, the settings every connection of the app
+// without overrides shares.
+func (a *appSnap) plainSettings(appName string) (*Settings, error) {
+	a.plainOnce.Do(func() {
+		eff := (&Config{App: appName}).Effective(a.app)
+		eff.RefreshToken = "a connection's" // resolved as its connections are
+		a.plain, a.plainErr = eff.Resolve()
+	})
+	return a.plain, a.plainErr
+}
+
+// overridesNothing reports whether a connection's config takes all its
+// settings from its app.
+func (c *Config) overridesNothing() bool {
+	return len(c.Scopes) == 0 && len(c.ExtraParams) == 0 && c.DefaultTTL == 0 && c.MaxTTL == 0 &&
+		c.ExpirySkew == nil && c.KeepAlive == nil && c.RetryLostRefresh == nil
 }
 
 func appKey(name string) string { return AppPrefix + name }

@@ -225,7 +225,8 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	if e == nil {
 		e = &Entry{Config: Config{App: fl.appName}}
 	}
-	settings := fl.settings
+	st := *fl.settings // a copy: it changes below, and may be shared by the app's connections
+	settings := &st
 
 	req := fl.eff.Request(settings)
 	if err := m.withClientAuth(ctx, s, name, &fl.eff, settings, &req); err != nil {

@@ -235,7 +235,12 @@ func (m *Manager) resolve(ctx context.Context, s logical.Storage, name string, e
 		return resolution{err: &AppError{Name: name, App: e.Config.App}, eff: e.Config, appGen: snap.gen}, nil
 	}
 	eff := e.Config.Effective(snap.app)
-	st, err := eff.Resolve()
+	var st *Settings
+	if e.Config.overridesNothing() && e.Config.RefreshToken != "" {
+		st, err = snap.plainSettings(e.Config.App)
+	} else {
+		st, err = eff.Resolve()
+	}
 	return resolution{settings: st, err: err, eff: eff, app: snap.app, appGen: snap.gen}, nil
 }
 
