@@ -123,6 +123,19 @@ func withAppField(f map[string]*framework.FieldSchema) map[string]*framework.Fie
 const maxListPage = 1000
 
 func configFields() map[string]*framework.FieldSchema {
+	out := map[string]*framework.FieldSchema{}
+	for _, part := range []map[string]*framework.FieldSchema{clientFields(), requestFields(), connectionAndAuthFields(), vendorFields()} {
+		for k, v := range part {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// The config fields, in parts: the client and its grant; how the request
+// is made, with its lease settings; connections and client
+// authentication; what else the vendor publishes.
+func clientFields() map[string]*framework.FieldSchema {
 	return map[string]*framework.FieldSchema{
 		fieldName: {
 			Type:        framework.TypeString,
@@ -205,6 +218,11 @@ func configFields() map[string]*framework.FieldSchema {
 				Name: "Client authentication",
 			},
 		},
+	}
+}
+
+func requestFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
 		fieldBasicEncoding: {
 			Type:          framework.TypeString,
 			Description:   "With auth_style=basic: rfc6749 form-encodes the id and secret first (RFC 6749 2.3.1); raw does not, which many servers require.",
@@ -286,6 +304,11 @@ func configFields() map[string]*framework.FieldSchema {
 				Name: "Expires at",
 			},
 		},
+	}
+}
+
+func connectionAndAuthFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
 		fieldTTL: {
 			Type:        framework.TypeDurationSecond,
 			Description: "For grant_type=static: how long access_token stays valid from now (instead of expires_at).",
@@ -367,6 +390,11 @@ func configFields() map[string]*framework.FieldSchema {
 			Description:  "Revoke the refresh token at the vendor when the credential is deleted, where a revocation endpoint is known. Default true; \"\" returns to it.",
 			DisplayAttrs: &framework.DisplayAttributes{Name: "Revoke on delete"},
 		},
+	}
+}
+
+func vendorFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
 		fieldDeviceURL: {
 			Type:         framework.TypeString,
 			Description:  "RFC 8628 device authorization endpoint for device/<name> (defaults to the discovered one).",
@@ -615,28 +643,20 @@ func checkDestination(before, after, stored *backend.Config, req *logical.Reques
 // (grant_type_in_query, expiry_skew, retry_lost_refresh) that is the only
 // way back, since their zero values are settings of their own.
 func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData) error {
-	strs := map[string]*string{
-		fieldProvider:          &c.Provider,
-		fieldEnvironment:       &c.Environment,
-		fieldGrantType:         &c.GrantType,
-		fieldTokenURL:          &c.TokenURL,
-		fieldClientID:          &c.ClientID,
-		fieldClientSecret:      &c.ClientSecret,
-		fieldRefreshToken:      &c.RefreshToken,
-		fieldAPIKey:            &c.APIKey,
-		fieldAuthStyle:         &c.AuthStyle,
-		fieldBasicEncoding:     &c.BasicEncoding,
-		fieldBodyFormat:        &c.BodyFormat,
-		fieldAuthorizeURL:      &c.AuthorizeURL,
-		fieldAssertionAudience: &c.AssertionAudience,
-		fieldTLSCert:           &c.TLSClientCertificate,
-		fieldTLSKey:            &c.TLSClientKey,
-		fieldCABundle:          &c.CABundle,
-		fieldIssuer:            &c.Issuer,
-		fieldRevocationURL:     &c.RevocationURL,
-		fieldDeviceURL:         &c.DeviceAuthorizationURL,
-	}
-	for field, dst := range strs {
+	applyStrings(c, d)
+	applyLists(c, d)
+	applyBools(c, req, d)
+	return applyDurations(c, req, d)
+}
+
+func applyStrings(c *backend.Config, d *framework.FieldData) {
+	for field, dst := range map[string]*string{
+		fieldProvider: &c.Provider, fieldEnvironment: &c.Environment, fieldGrantType: &c.GrantType, fieldTokenURL: &c.TokenURL,
+		fieldClientID: &c.ClientID, fieldClientSecret: &c.ClientSecret, fieldRefreshToken: &c.RefreshToken, fieldAPIKey: &c.APIKey,
+		fieldAuthStyle: &c.AuthStyle, fieldBasicEncoding: &c.BasicEncoding, fieldBodyFormat: &c.BodyFormat, fieldAuthorizeURL: &c.AuthorizeURL,
+		fieldAssertionAudience: &c.AssertionAudience, fieldTLSCert: &c.TLSClientCertificate, fieldTLSKey: &c.TLSClientKey,
+		fieldCABundle: &c.CABundle, fieldIssuer: &c.Issuer, fieldRevocationURL: &c.RevocationURL, fieldDeviceURL: &c.DeviceAuthorizationURL,
+	} {
 		if v, ok := d.GetOk(field); ok {
 			*dst = strings.TrimSpace(v.(string))
 		}
@@ -644,29 +664,15 @@ func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData
 	if c.Provider == "" {
 		c.Provider = "generic"
 	}
+}
+
+func applyLists(c *backend.Config, d *framework.FieldData) {
 	if v, ok := d.GetOk(fieldScopes); ok {
 		var scopes []string
 		for _, s := range v.([]string) {
 			scopes = append(scopes, strings.Fields(s)...)
 		}
 		c.Scopes = scopes
-	}
-	if v, ok := d.GetOk(fieldUsePKCE); ok {
-		b := v.(bool)
-		c.UsePKCE = &b
-	}
-	if sentEmpty(req, fieldUsePKCE) {
-		c.UsePKCE = nil
-	}
-	if v, ok := d.GetOk(fieldMetadata); ok {
-		c.Metadata = v.(map[string]string)
-	}
-	if v, ok := d.GetOk(fieldRevokeOnDelete); ok {
-		b := v.(bool)
-		c.RevokeOnDelete = &b
-	}
-	if sentEmpty(req, fieldRevokeOnDelete) {
-		c.RevokeOnDelete = nil
 	}
 	for field, dst := range map[string]*[]string{fieldResponseFields: &c.ResponseFields, fieldSecretFields: &c.SecretResponseFields} {
 		if v, ok := d.GetOk(field); ok {
@@ -678,54 +684,60 @@ func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData
 			}
 		}
 	}
-	if v, ok := d.GetOk(fieldGrantTypeInQuery); ok {
-		b := v.(bool)
-		c.GrantTypeInQuery = &b
-	}
-	if v, ok := d.GetOk(fieldRetryLostRefresh); ok {
-		b := v.(bool)
-		c.RetryLostRefresh = &b
-	}
-	if v, ok := d.GetOk(fieldExtraParams); ok {
-		c.ExtraParams = v.(map[string]string)
-	}
-	if v, ok := d.GetOk(fieldExtraHeaders); ok {
-		c.ExtraHeaders = v.(map[string]string)
-	}
-	durations := map[string]*time.Duration{
-		fieldDefaultTTL: &c.DefaultTTL,
-		fieldMaxTTL:     &c.MaxTTL,
-	}
-	for field, dst := range durations {
+	for field, dst := range map[string]*map[string]string{fieldMetadata: &c.Metadata, fieldExtraParams: &c.ExtraParams, fieldExtraHeaders: &c.ExtraHeaders} {
 		if v, ok := d.GetOk(field); ok {
-			sec := v.(int)
-			if sec < 0 {
-				return &userError{msg: field + " cannot be negative"}
-			}
-			*dst = time.Duration(sec) * time.Second
+			*dst = v.(map[string]string)
+		}
+	}
+}
+
+// applyBools sets the optional booleans the request carries; "" returns
+// one to its default (nil).
+func applyBools(c *backend.Config, req *logical.Request, d *framework.FieldData) {
+	for field, dst := range map[string]**bool{
+		fieldUsePKCE: &c.UsePKCE, fieldRevokeOnDelete: &c.RevokeOnDelete, fieldGrantTypeInQuery: &c.GrantTypeInQuery, fieldRetryLostRefresh: &c.RetryLostRefresh,
+	} {
+		if v, ok := d.GetOk(field); ok {
+			b := v.(bool)
+			*dst = &b
+		}
+		if sentEmpty(req, field) {
+			*dst = nil
+		}
+	}
+}
+
+func applyDurations(c *backend.Config, req *logical.Request, d *framework.FieldData) error {
+	seconds := func(field string) (time.Duration, bool, error) {
+		v, ok := d.GetOk(field)
+		if !ok {
+			return 0, false, nil
+		}
+		if v.(int) < 0 {
+			return 0, false, &userError{msg: field + " cannot be negative"}
+		}
+		return time.Duration(v.(int)) * time.Second, true, nil
+	}
+	for field, dst := range map[string]*time.Duration{fieldDefaultTTL: &c.DefaultTTL, fieldMaxTTL: &c.MaxTTL} {
+		dur, ok, err := seconds(field)
+		if err != nil {
+			return err
+		}
+		if ok {
+			*dst = dur
 		}
 	}
 	for field, dst := range map[string]**time.Duration{fieldExpirySkew: &c.ExpirySkew, fieldKeepAlive: &c.KeepAlive} {
-		if v, ok := d.GetOk(field); ok {
-			sec := v.(int)
-			if sec < 0 {
-				return &userError{msg: field + " cannot be negative"}
-			}
-			dur := time.Duration(sec) * time.Second
+		dur, ok, err := seconds(field)
+		if err != nil {
+			return err
+		}
+		if ok {
 			*dst = &dur
 		}
-	}
-	if sentEmpty(req, fieldGrantTypeInQuery) {
-		c.GrantTypeInQuery = nil
-	}
-	if sentEmpty(req, fieldExpirySkew) {
-		c.ExpirySkew = nil
-	}
-	if sentEmpty(req, fieldRetryLostRefresh) {
-		c.RetryLostRefresh = nil
-	}
-	if sentEmpty(req, fieldKeepAlive) {
-		c.KeepAlive = nil
+		if sentEmpty(req, field) {
+			*dst = nil
+		}
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
 
@@ -188,95 +189,56 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	if !writable {
 		return nil, logical.ErrReadOnly
 	}
-	// Penbox's docs ask partners to URL-decode the code; a code copied from
-	// the redirect's address bar arrives encoded. A raw code never holds a
-	// '%', and PathUnescape leaves '+' alone.
-	if strings.Contains(code, "%") {
-		if dec, err := url.PathUnescape(code); err == nil {
-			code = dec
-		}
-	}
-	ctx, cancel := m.detached(grantTimeout)
+	gctx, cancel := m.detached(grantTimeout)
 	defer cancel()
-	unlock, err := m.lockName(ctx, "exchange", name)
+	unlock, err := m.lockName(gctx, "exchange", name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	e, err := m.current(ctx, s, name)
+	e, err := m.current(gctx, s, name)
 	if err != nil {
 		return nil, err
 	}
-	a, err := readAuthorization(ctx, s, name, state, e)
+	a, err := m.openAuthorization(gctx, s, name, state, e)
 	if err != nil {
 		return nil, err
 	}
-	if a == nil {
-		return nil, &StateError{Name: name}
-	}
-	if m.now().After(a.ExpiresAt) {
-		_ = deleteAuthorization(ctx, s, name, state, e)
-		return nil, &StateError{Name: name, ExpiredAt: a.ExpiresAt}
-	}
-	fl, err := m.flowFor(ctx, s, name, e, a.App)
+	fl, err := m.flowFor(gctx, s, name, e, a.App)
 	if err != nil {
 		return nil, err
 	}
-	if e == nil {
-		e = &Entry{Config: Config{App: fl.appName}}
-	}
-	st := *fl.settings // a copy: it changes below, and may be shared by the app's connections
-	settings := &st
-
-	req := fl.eff.Request(settings)
-	if err := m.withClientAuth(ctx, s, name, &fl.eff, settings, &req); err != nil {
+	req := fl.eff.Request(fl.settings)
+	if err := m.withClientAuth(gctx, s, name, &fl.eff, fl.settings, &req); err != nil {
 		return nil, err
 	}
 	req.GrantType = GrantAuthorizationCode
 	req.Scopes = nil
-	req.Params = map[string]string{"code": code, "redirect_uri": a.RedirectURI}
+	req.Params = map[string]string{"code": decodeCode(code), "redirect_uri": a.RedirectURI}
 	if a.CodeVerifier != "" {
 		req.Params["code_verifier"] = a.CodeVerifier
 	}
-	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
+	log := m.logger.With("name", name, "vendor", fl.settings.Preset.Name)
 	if !m.inflight.start() {
 		return nil, ErrClosed
 	}
 	defer m.inflight.done()
 	sentAt := m.now()
-	tok, err := m.callVendor(ctx, ctx, name, req)
+	tok, err := m.callVendor(gctx, gctx, name, req)
 	if err == nil && tok.RefreshToken == "" {
 		err = ErrNoRefreshToken
 	}
 	if err != nil {
-		gerr := &GrantError{Name: name, Vendor: settings.Preset.DisplayName, Preset: settings.Preset, Grant: GrantAuthorizationCode, Err: err}
+		gerr := &GrantError{Name: name, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: GrantAuthorizationCode, Err: err}
 		m.countersOf(name).fail(gerr.VendorCode())
 		log.Warn("authorization code exchange failed", "error", gerr.Err.Error())
 		return nil, gerr
 	}
 	m.countersOf(name).grants.Add(1)
-	next := e.Clone()
-	settings.GrantType = providers.GrantRefreshToken
-	if next.Config.App == "" {
-		next.Config.GrantType = ""
-		if !settings.Preset.SupportsGrant(providers.GrantRefreshToken) || settings.Preset.DefaultGrantType() != providers.GrantRefreshToken {
-			next.Config.GrantType = providers.GrantRefreshToken
-		}
-	}
-	if len(a.Metadata) > 0 {
-		if next.Config.Metadata == nil {
-			next.Config.Metadata = map[string]string{}
-		}
-		maps.Copy(next.Config.Metadata, a.Metadata)
-	}
-	next.Config.RefreshToken = tok.RefreshToken
-	next.Config.RefreshTokenFor = settings.TokenURL
-	next.Status = Status{}
-	next.applyToken(tok, settings, sentAt)
-	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)
+	next, settings := connectedEntry(e, fl, tok, sentAt, a.Metadata)
 	// The vendor issued a refresh token that exists nowhere else: a failed
 	// write holds it like a rotated one instead of dropping it.
-	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(gctx), storeTimeout)
 	defer wcancel()
 	if err := m.persist(wctx, s, name, next, log); err != nil {
 		return nil, err
@@ -288,6 +250,68 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	m.clearProblem(wctx, s, name)
 	log.Info("connected an account with an authorization code")
 	return m.handOut(name, next, settings)
+}
+
+// decodeCode URL-decodes a code that arrives encoded. Penbox's docs ask
+// partners to URL-decode the code; a code copied from the redirect's
+// address bar arrives encoded. A raw code never holds a '%', and
+// PathUnescape leaves '+' alone.
+func decodeCode(code string) string {
+	if strings.Contains(code, "%") {
+		if dec, err := url.PathUnescape(code); err == nil {
+			return dec
+		}
+	}
+	return code
+}
+
+// openAuthorization is name's unexpired authorization for state, or a
+// StateError.
+func (m *Manager) openAuthorization(ctx context.Context, s logical.Storage, name, state string, e *Entry) (*Authorization, error) {
+	a, err := readAuthorization(ctx, s, name, state, e)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, &StateError{Name: name}
+	}
+	if m.now().After(a.ExpiresAt) {
+		_ = deleteAuthorization(ctx, s, name, state, e)
+		return nil, &StateError{Name: name, ExpiredAt: a.ExpiresAt}
+	}
+	return a, nil
+}
+
+// connectedEntry is e (or a new connection of fl's app) after an account
+// was connected: the vendor's refresh token bound to the token endpoint it
+// came from, the access token that came with it, a clean status, the
+// flow's metadata merged in. It returns the settings the token is handed
+// out with (a refresh-token grant from now on).
+func connectedEntry(e *Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time, metadata map[string]string) (*Entry, *Settings) {
+	if e == nil {
+		e = &Entry{Config: Config{App: fl.appName}}
+	}
+	st := *fl.settings // a copy: it may be shared by the app's connections
+	settings := &st
+	settings.GrantType = providers.GrantRefreshToken
+	next := e.Clone()
+	if next.Config.App == "" {
+		next.Config.GrantType = ""
+		if settings.Preset.DefaultGrantType() != providers.GrantRefreshToken {
+			next.Config.GrantType = providers.GrantRefreshToken
+		}
+	}
+	if len(metadata) > 0 {
+		if next.Config.Metadata == nil {
+			next.Config.Metadata = map[string]string{}
+		}
+		maps.Copy(next.Config.Metadata, metadata)
+	}
+	next.Config.RefreshToken, next.Config.RefreshTokenFor = tok.RefreshToken, settings.TokenURL
+	next.Status = Status{}
+	next.applyToken(tok, settings, sentAt)
+	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)
+	return next, settings
 }
 
 // canConnect refuses an authorization flow for a vendor whose preset takes

@@ -36,7 +36,7 @@ type entryCache struct {
 	// size counts the entries, so the cache stays within maxCached: a
 	// mount with 100,000 connections that are all read keeps its memory
 	// bounded, and a read outside the cache costs one storage read.
-	size atomic.Int64
+	size    atomic.Int64
 	seed    maphash.Seed
 	stripes [cacheStripes]struct {
 		mu  sync.Mutex

@@ -165,15 +165,3 @@ func responseExtras(tok *tokenclient.Token, eff *Config) (plain, secret map[stri
 	}
 	return pick(eff.ResponseFields), pick(eff.SecretResponseFields)
 }
-
-// secretsOf lists every secret value an entry sends or keeps, for
-// redaction.
-func secretsOf(eff *Config, tok *Token) []string {
-	out := eff.Secrets()
-	if tok != nil {
-		for _, v := range tok.SecretFields {
-			out = append(out, v)
-		}
-	}
-	return out
-}

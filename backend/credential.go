@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,30 +122,35 @@ type Discovered struct {
 // scopes) and resets the credential's backoff (the vendor deserves a
 // fresh try), a change of lease settings does neither.
 func (c *Config) SameRequest(o *Config) bool {
-	return c.Provider == o.Provider &&
-		c.Environment == o.Environment &&
-		c.GrantType == o.GrantType &&
-		c.TokenURL == o.TokenURL &&
-		c.ClientID == o.ClientID &&
-		c.ClientSecret == o.ClientSecret &&
-		c.RefreshToken == o.RefreshToken &&
-		c.APIKey == o.APIKey &&
+	return c.sentScalars() == o.sentScalars() &&
 		slices.Equal(c.Scopes, o.Scopes) &&
-		c.AuthStyle == o.AuthStyle &&
-		c.BasicEncoding == o.BasicEncoding &&
-		c.BodyFormat == o.BodyFormat &&
-		equalBoolPtr(c.GrantTypeInQuery, o.GrantTypeInQuery) &&
 		maps.Equal(c.ExtraParams, o.ExtraParams) &&
 		maps.Equal(c.ExtraHeaders, o.ExtraHeaders) &&
-		c.AuthorizeURL == o.AuthorizeURL &&
-		equalBoolPtr(c.UsePKCE, o.UsePKCE) &&
-		c.AssertionAudience == o.AssertionAudience &&
-		c.TLSClientCertificate == o.TLSClientCertificate &&
-		c.TLSClientKey == o.TLSClientKey &&
-		c.CABundle == o.CABundle &&
-		c.Issuer == o.Issuer &&
 		slices.Equal(c.ResponseFields, o.ResponseFields) &&
 		slices.Equal(c.SecretResponseFields, o.SecretResponseFields)
+}
+
+// sentScalars are the single-valued fields SameRequest compares, in a
+// comparable struct; a pointer's value counts (nil is "").
+type sentScalars struct {
+	provider, environment, grantType, tokenURL, clientID, clientSecret, refreshToken, apiKey string
+	authStyle, basicEncoding, bodyFormat, grantTypeInQuery, authorizeURL, usePKCE            string
+	assertionAudience, tlsClientCertificate, tlsClientKey, caBundle, issuer                  string
+}
+
+func (c *Config) sentScalars() sentScalars {
+	return sentScalars{
+		c.Provider, c.Environment, c.GrantType, c.TokenURL, c.ClientID, c.ClientSecret, c.RefreshToken, c.APIKey,
+		c.AuthStyle, c.BasicEncoding, c.BodyFormat, boolText(c.GrantTypeInQuery), c.AuthorizeURL, boolText(c.UsePKCE),
+		c.AssertionAudience, c.TLSClientCertificate, c.TLSClientKey, c.CABundle, c.Issuer,
+	}
+}
+
+func boolText(b *bool) string {
+	if b == nil {
+		return ""
+	}
+	return strconv.FormatBool(*b)
 }
 
 // notSent lists the Config fields that are not part of the vendor's
@@ -156,10 +162,6 @@ var notSent = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh",
 	// What the issuer said and where else secrets go (checked as
 	// destinations, not as the token request).
 	"Discovered", "RevocationURL", "RevokeOnDelete", "DeviceAuthorizationURL"}
-
-func equalBoolPtr(a, b *bool) bool {
-	return (a == nil) == (b == nil) && (a == nil || *a == *b)
-}
 
 // DestinationChanges lists where a config sends its secrets and users that
 // differs between c and o, as "field=new (was old)": the resolved token
@@ -395,46 +397,71 @@ func (c *Config) Resolve() (*Settings, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q; use one of: %s", c.Provider, strings.Join(providers.Names(), ", "))
 	}
+	s := c.withDefaults(p)
+	if err := c.resolveURLs(s); err != nil {
+		return nil, err
+	}
+	if err := c.checkStyle(s); err != nil {
+		return nil, err
+	}
+	if s.Static() {
+		// A user-minted token needs nothing else: no endpoint is called.
+		return s, nil
+	}
+	if err := c.checkRequired(s); err != nil {
+		return nil, err
+	}
+	if err := c.checkExtras(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// withDefaults is c's settings with the preset's defaults where c leaves
+// them out.
+func (c *Config) withDefaults(p *providers.Preset) *Settings {
 	s := &Settings{
 		Preset:           p,
-		Environment:      c.Environment,
+		Environment:      pick(c.Environment, p.DefaultEnvironment),
 		GrantType:        pick(c.GrantType, p.DefaultGrantType()),
 		ClientID:         c.ClientID,
 		Scopes:           c.Scopes,
 		AuthStyle:        pick(c.AuthStyle, p.AuthStyle),
 		BasicEncoding:    pick(c.BasicEncoding, p.BasicEncoding),
 		BodyFormat:       pick(c.BodyFormat, p.BodyFormat),
-		GrantTypeInQuery: p.GrantTypeInQuery,
+		GrantTypeInQuery: derefOr(c.GrantTypeInQuery, p.GrantTypeInQuery),
 		ExtraParams:      c.ExtraParams,
 		DefaultTTL:       DefaultTTL,
 		MaxTTL:           c.MaxTTL,
-		ExpirySkew:       DefaultExpirySkew,
-		RetryLostRefresh: c.RetryLostRefresh == nil || *c.RetryLostRefresh,
-		KeepAlive:        DefaultKeepAlive,
-		UsePKCE:          c.UsePKCE == nil || *c.UsePKCE,
-		RevokeOnDelete:   c.RevokeOnDelete == nil || *c.RevokeOnDelete,
-	}
-	if c.KeepAlive != nil {
-		s.KeepAlive = *c.KeepAlive
-	}
-	if c.GrantTypeInQuery != nil {
-		s.GrantTypeInQuery = *c.GrantTypeInQuery
+		ExpirySkew:       derefOr(c.ExpirySkew, DefaultExpirySkew),
+		RetryLostRefresh: derefOr(c.RetryLostRefresh, true),
+		KeepAlive:        derefOr(c.KeepAlive, DefaultKeepAlive),
+		UsePKCE:          derefOr(c.UsePKCE, true),
+		RevokeOnDelete:   derefOr(c.RevokeOnDelete, true),
 	}
 	if c.DefaultTTL > 0 {
 		s.DefaultTTL = c.DefaultTTL
 	}
-	if c.ExpirySkew != nil {
-		s.ExpirySkew = *c.ExpirySkew
+	return s
+}
+
+func derefOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
 	}
+	return *p
+}
+
+// resolveURLs picks every endpoint: explicit, else discovered, else the
+// preset's; and checks them.
+func (c *Config) resolveURLs(s *Settings) error {
+	p := s.Preset
 	if c.Environment != "" && len(p.TokenURLs) == 0 {
-		return nil, fmt.Errorf("provider %s has no environments; drop environment and set token_url", p.Name)
-	}
-	if s.Environment == "" {
-		s.Environment = p.DefaultEnvironment
+		return fmt.Errorf("provider %s has no environments; drop environment and set token_url", p.Name)
 	}
 	presetURL, err := p.TokenURL(c.Environment)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d := c.Discovered
 	if d == nil {
@@ -444,98 +471,121 @@ func (c *Config) Resolve() (*Settings, error) {
 	s.AuthorizeURL = pick(c.AuthorizeURL, pick(d.AuthorizeURL, p.AuthorizeURL))
 	s.RevocationURL = pick(c.RevocationURL, d.RevocationURL)
 	s.DeviceAuthorizationURL = pick(c.DeviceAuthorizationURL, d.DeviceAuthorizationURL)
-	for field, u := range map[string]string{"revocation_url": s.RevocationURL, "device_authorization_url": s.DeviceAuthorizationURL} {
-		if u != "" {
-			if err := validateURL(field, u); err != nil {
-				return nil, err
-			}
+	for _, u := range []struct{ field, url string }{
+		{"authorize_url", s.AuthorizeURL}, {"revocation_url", s.RevocationURL}, {"device_authorization_url", s.DeviceAuthorizationURL},
+	} {
+		if u.url == "" {
+			continue
+		}
+		if err := validateURL(u.field, u.url); err != nil {
+			return err
 		}
 	}
+	return nil
+}
 
+// checkStyle checks the values that say how the request is made.
+func (c *Config) checkStyle(s *Settings) error {
+	p := s.Preset
 	if err := oneOf("grant_type", s.GrantType, p.GrantTypes...); err != nil {
-		return nil, fmt.Errorf("%w (provider %s)", err, p.Name)
+		return fmt.Errorf("%w (provider %s)", err, p.Name)
 	}
-	if err := oneOf("auth_style", s.AuthStyle, AuthStyles()...); err != nil {
-		return nil, err
+	for _, f := range []struct {
+		field, v string
+		allowed  []string
+	}{
+		{"auth_style", s.AuthStyle, AuthStyles()},
+		{"basic_encoding", s.BasicEncoding, []string{providers.EncodingRFC6749, providers.EncodingRaw}},
+		{"body_format", s.BodyFormat, []string{providers.FormatForm, providers.FormatJSON}},
+	} {
+		if err := oneOf(f.field, f.v, f.allowed...); err != nil {
+			return err
+		}
 	}
 	if err := c.checkClientAuth(s); err != nil {
-		return nil, err
-	}
-	if err := oneOf("basic_encoding", s.BasicEncoding, providers.EncodingRFC6749, providers.EncodingRaw); err != nil {
-		return nil, err
-	}
-	if err := oneOf("body_format", s.BodyFormat, providers.FormatForm, providers.FormatJSON); err != nil {
-		return nil, err
+		return err
 	}
 	if c.MaxTTL < 0 || c.DefaultTTL < 0 || s.ExpirySkew < 0 || s.KeepAlive < 0 {
-		return nil, fmt.Errorf("default_ttl, max_ttl, expiry_skew and keepalive_interval cannot be negative")
-	}
-	if s.AuthorizeURL != "" {
-		if err := validateURL("authorize_url", s.AuthorizeURL); err != nil {
-			return nil, err
-		}
-	}
-	if s.Static() {
-		// A user-minted token needs nothing else: no endpoint is called.
-		return s, nil
-	}
-	if s.TokenURL == "" {
-		return nil, fmt.Errorf("token_url is required for provider %s, e.g. %s", p.Name, p.Example)
-	}
-	if err := ValidateTokenURL(s.TokenURL); err != nil {
-		return nil, err
-	}
-	if c.ClientID == "" {
-		return nil, fmt.Errorf("client_id is required, e.g. %s", p.Example)
-	}
-	if c.ClientSecret == "" && s.usesSecret() && (p.Requires(providers.FieldClientSecret) || s.GrantType == providers.GrantClientCredentials) {
-		return nil, fmt.Errorf("client_secret is required for grant_type=%s with provider %s", s.GrantType, p.Name)
-	}
-	// A vendor with an authorization flow gets its refresh token from
-	// exchange/<name>, so the config may come first.
-	if c.RefreshToken == "" && s.AuthorizeURL == "" && s.DeviceAuthorizationURL == "" && (p.Requires(providers.FieldRefreshToken) || s.GrantType == providers.GrantRefreshToken) {
-		return nil, fmt.Errorf("refresh_token is required for grant_type=refresh_token with provider %s", p.Name)
-	}
-	if len(c.Scopes) == 0 && p.Requires(providers.FieldScopes) {
-		return nil, fmt.Errorf("scopes are required for provider %s, e.g. %s", p.Name, p.Example)
-	}
-	if p.APIKeyHeader == "" && c.APIKey != "" {
-		return nil, fmt.Errorf("provider %s takes no api_key; send custom headers with extra_headers=<Header>=<value>", p.Name)
-	}
-	if c.APIKey == "" && p.Requires(providers.FieldAPIKey) {
-		return nil, fmt.Errorf("api_key is required for provider %s (sent as %s), e.g. %s", p.Name, p.APIKeyHeader, p.Example)
+		return fmt.Errorf("default_ttl, max_ttl, expiry_skew and keepalive_interval cannot be negative")
 	}
 	if c.UsePKCE != nil && *c.UsePKCE && s.AuthorizeURL == "" {
-		return nil, fmt.Errorf("use_pkce needs an authorization flow; set authorize_url")
+		return fmt.Errorf("use_pkce needs an authorization flow; set authorize_url")
 	}
+	return nil
+}
+
+// checkRequired checks that c has what its vendor and grant need.
+func (c *Config) checkRequired(s *Settings) error {
+	p := s.Preset
+	if s.TokenURL == "" {
+		return fmt.Errorf("token_url is required for provider %s, e.g. %s", p.Name, p.Example)
+	}
+	if err := ValidateTokenURL(s.TokenURL); err != nil {
+		return err
+	}
+	if c.ClientID == "" {
+		return fmt.Errorf("client_id is required, e.g. %s", p.Example)
+	}
+	if c.ClientSecret == "" && s.usesSecret() && (p.Requires(providers.FieldClientSecret) || s.GrantType == providers.GrantClientCredentials) {
+		return fmt.Errorf("client_secret is required for grant_type=%s with provider %s", s.GrantType, p.Name)
+	}
+	// A vendor with an authorization or device flow gets its refresh
+	// token from exchange/<name> or device/<name>, so the config may come
+	// first.
+	connectable := s.AuthorizeURL != "" || s.DeviceAuthorizationURL != ""
+	if c.RefreshToken == "" && !connectable && (p.Requires(providers.FieldRefreshToken) || s.GrantType == providers.GrantRefreshToken) {
+		return fmt.Errorf("refresh_token is required for grant_type=refresh_token with provider %s", p.Name)
+	}
+	if len(c.Scopes) == 0 && p.Requires(providers.FieldScopes) {
+		return fmt.Errorf("scopes are required for provider %s, e.g. %s", p.Name, p.Example)
+	}
+	if p.APIKeyHeader == "" && c.APIKey != "" {
+		return fmt.Errorf("provider %s takes no api_key; send custom headers with extra_headers=<Header>=<value>", p.Name)
+	}
+	if c.APIKey == "" && p.Requires(providers.FieldAPIKey) {
+		return fmt.Errorf("api_key is required for provider %s (sent as %s), e.g. %s", p.Name, p.APIKeyHeader, p.Example)
+	}
+	return nil
+}
+
+// checkExtras checks extra_params and extra_headers, and lists the header
+// names in s.
+func (c *Config) checkExtras(s *Settings) error {
 	for k := range c.ExtraParams {
 		switch k {
 		case "grant_type", "client_id", "client_secret", "scope", "refresh_token", "code", "redirect_uri", "code_verifier":
-			return nil, fmt.Errorf("extra_params cannot set %q; use the config field for it", k)
+			return fmt.Errorf("extra_params cannot set %q; use the config field for it", k)
 		}
 	}
 	for k := range c.ExtraHeaders {
-		if strings.EqualFold(k, "Authorization") && s.AuthStyle == providers.AuthBasic {
-			return nil, fmt.Errorf("extra_headers cannot set Authorization while auth_style=basic; use auth_style=body or drop the header")
-		}
-		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
-			return nil, fmt.Errorf("extra_headers has an invalid header name %q", k)
-		}
-		switch http.CanonicalHeaderKey(k) {
-		case "Host", "X-Forwarded-Host", "Forwarded", "X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Host":
-			// A shared front end (a CDN, an ingress) routes by these: one
-			// would send every secret of the request to another tenant
-			// behind the same address without changing token_url.
-			return nil, fmt.Errorf("extra_headers cannot set %s: it would change where the request goes; set token_url instead", http.CanonicalHeaderKey(k))
-		case "Content-Type", "Content-Length", "Transfer-Encoding":
-			// The body_format decides these; overriding them would make
-			// the vendor misread every request.
-			return nil, fmt.Errorf("extra_headers cannot set %s; it follows from body_format", http.CanonicalHeaderKey(k))
+		if err := checkHeader(k, s); err != nil {
+			return err
 		}
 		s.HeaderNames = append(s.HeaderNames, k)
 	}
 	sort.Strings(s.HeaderNames)
-	return s, nil
+	return nil
+}
+
+func checkHeader(k string, s *Settings) error {
+	if strings.EqualFold(k, "Authorization") && s.AuthStyle == providers.AuthBasic {
+		return fmt.Errorf("extra_headers cannot set Authorization while auth_style=basic; use auth_style=body or drop the header")
+	}
+	if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+		return fmt.Errorf("extra_headers has an invalid header name %q", k)
+	}
+	switch http.CanonicalHeaderKey(k) {
+	case "Host", "X-Forwarded-Host", "Forwarded", "X-Original-Url", "X-Rewrite-Url", "X-Original-Host", "X-Host":
+		// A shared front end (a CDN, an ingress) routes by these: one
+		// would send every secret of the request to another tenant
+		// behind the same address without changing token_url.
+		return fmt.Errorf("extra_headers cannot set %s: it would change where the request goes; set token_url instead", http.CanonicalHeaderKey(k))
+	case "Content-Type", "Content-Length", "Transfer-Encoding":
+		// The body_format decides these; overriding them would make
+		// the vendor misread every request.
+		return fmt.Errorf("extra_headers cannot set %s; it follows from body_format", http.CanonicalHeaderKey(k))
+	}
+	return nil
 }
 
 // Request builds the token request for the credential's grant.

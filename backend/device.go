@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -318,25 +317,7 @@ func (m *Manager) storeDeviceTokens(ctx context.Context, s logical.Storage, name
 	if tok.RefreshToken == "" {
 		return ErrNoRefreshToken
 	}
-	if e == nil {
-		e = &Entry{Config: Config{App: fl.appName}}
-	}
-	next := e.Clone()
-	settings := *fl.settings
-	settings.GrantType = providers.GrantRefreshToken
-	if next.Config.App == "" && fl.settings.Preset.DefaultGrantType() != providers.GrantRefreshToken {
-		next.Config.GrantType = providers.GrantRefreshToken
-	}
-	if len(d.Metadata) > 0 {
-		if next.Config.Metadata == nil {
-			next.Config.Metadata = map[string]string{}
-		}
-		maps.Copy(next.Config.Metadata, d.Metadata)
-	}
-	next.Config.RefreshToken, next.Config.RefreshTokenFor = tok.RefreshToken, settings.TokenURL
-	next.Status = Status{}
-	next.applyToken(tok, &settings, sentAt)
-	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)
+	next, settings := connectedEntry(e, fl, tok, sentAt, d.Metadata)
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
 	if err := m.persist(ctx, s, name, next, log); err != nil {
 		return err

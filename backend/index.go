@@ -192,16 +192,6 @@ func (x *index) count(app string) (int, bool) {
 	return len(x.names[app]), x.complete
 }
 
-// appOfName is the app a name is indexed under.
-func (x *index) appOfName(name string) string {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if app, ok := x.app[name]; ok {
-		return app
-	}
-	return AppOf(name)
-}
-
 // AppHealth is how the credentials of one app (or the self-contained ones,
 // app "") are doing, for status: counts by state and the unhealthy names.
 type AppHealth struct {

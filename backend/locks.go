@@ -58,13 +58,6 @@ func (l *nameLocks) release(name string, nl *nameLock) {
 	}
 }
 
-// held is the number of names with a holder or a waiter, for tests.
-func (l *nameLocks) held() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.locks)
-}
-
 // tracker counts work in flight that must end with the backend, so Close
 // can wait for it; once closed it refuses new work.
 type tracker struct {

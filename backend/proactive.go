@@ -47,8 +47,6 @@ const (
 	// maxRefreshWorkers bounds the goroutines of background refreshes
 	// waiting for their endpoint's turn.
 	maxRefreshWorkers = 64
-	// callTimeout matches the token client's own timeout.
-	callTimeout = 30 * time.Second
 )
 
 // refreshLead is how long before a token's hand-out end its proactive
@@ -316,22 +314,7 @@ type endpointLimit struct {
 // endpointTurn waits until name's token endpoint may take another
 // background refresh, and returns the func that frees the slot.
 func (m *Manager) endpointTurn(ctx context.Context, s logical.Storage, name string) (func(), error) {
-	key, conc, rate := "?", refreshConcurrency, float64(refreshRate)
-	if c, err := m.get(ctx, s, name); err == nil && c != nil && c.settings != nil {
-		key = endpointKey(c.settings)
-		if app := c.entry.Config.App; app != "" {
-			// An app's connections share its limits.
-			key = "app:" + app
-			if a, err := m.App(ctx, s, app); err == nil && a != nil {
-				if a.RefreshConcurrency > 0 {
-					conc = a.RefreshConcurrency
-				}
-				if a.RefreshRate > 0 {
-					rate = a.RefreshRate
-				}
-			}
-		}
-	}
+	key, conc, rate := m.limitsFor(ctx, s, name)
 	r := m.refresher
 	r.mu.Lock()
 	l := r.limits[key]
@@ -362,6 +345,31 @@ func (m *Manager) endpointTurn(ctx context.Context, s logical.Storage, name stri
 		}
 	}
 	return func() { <-l.slots }, nil
+}
+
+// limitsFor is the group name's background refreshes count against (its
+// app, else its token endpoint's host) and the group's limits.
+func (m *Manager) limitsFor(ctx context.Context, s logical.Storage, name string) (key string, conc int, rate float64) {
+	key, conc, rate = "?", refreshConcurrency, float64(refreshRate)
+	c, err := m.get(ctx, s, name)
+	if err != nil || c == nil || c.settings == nil {
+		return key, conc, rate
+	}
+	app := c.entry.Config.App
+	if app == "" {
+		return endpointKey(c.settings), conc, rate
+	}
+	// An app's connections share its limits.
+	a, err := m.App(ctx, s, app)
+	if err == nil && a != nil {
+		if a.RefreshConcurrency > 0 {
+			conc = a.RefreshConcurrency
+		}
+		if a.RefreshRate > 0 {
+			rate = a.RefreshRate
+		}
+	}
+	return "app:" + app, conc, rate
 }
 
 // endpointKey groups credentials by the host of their token endpoint: what

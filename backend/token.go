@@ -314,35 +314,8 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 	if err := m.withClientAuth(ctx, s, name, &l.eff, settings, &req); err != nil {
 		return nil, err
 	}
-	sentAt := m.now()
-	tok, err := m.callVendor(ctx, start, name, req)
-	usedPrevious := false
-	if prev := l.app.previousSecret(m.now()); prev != "" && isInvalidClient(err) {
-		// The app's secret changed in Vault before at the vendor (or the
-		// other way round): the one secret the vendor refused, the
-		// other may still work during the overlap.
-		log.Warn("the vendor refused the app's client secret; trying its previous one once")
-		alt := req
-		alt.ClientSecret = prev
-		if tok2, err2 := m.callVendor(ctx, start, name, alt); err2 == nil {
-			tok, err, usedPrevious = tok2, nil, true
-		}
-	}
-	// An operator's forced refresh makes exactly one request.
-	if err != nil && md != modeForce && settings.retriesLostAnswer(e) && isLostAnswer(err) {
-		// The vendor may have rotated the refresh token in the answer we
-		// lost. Without a grace period the old one is dead already (a
-		// retry gets invalid_grant, the same as waiting); with rotation
-		// leeway it still works for a short while, so only a prompt
-		// retry can save the chain. It continues a call already made, so
-		// a tick's start window does not hold it back.
-		log.Warn("a refresh was sent but no answer came back; retrying once at once, while the vendor may still accept the refresh token", "error", err.Error())
-		retrySentAt := m.now()
-		tok2, err2 := m.callVendor(ctx, ctx, name, req)
-		if !errors.Is(err2, errNotStarted) {
-			tok, err, sentAt = tok2, err2, retrySentAt
-		}
-	}
+	a := m.attempt(ctx, start, name, l, md, req, log)
+	tok, err, sentAt, usedPrevious := a.tok, a.err, a.sentAt, a.usedPrevious
 	if err != nil && ctx.Err() != nil && !isLostAnswer(err) {
 		return nil, err // cancelled before anything reached the vendor
 	}
@@ -381,6 +354,50 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 		res.UsedPreviousSecret, res.PreviousUntil = true, l.app.PreviousUntil
 	}
 	return res, err
+}
+
+// attempted is what a grant's calls to the vendor got.
+type attempted struct {
+	tok          *tokenclient.Token
+	err          error
+	sentAt       time.Time // when the request that answered was sent
+	usedPrevious bool      // the app's previous client secret worked
+}
+
+// attempt sends req, and once more in the two cases where a second try at
+// once can save the day: the vendor refused the app's client secret while
+// its previous one is in its overlap, or the answer to a refresh of a
+// rotating credential was lost.
+func (m *Manager) attempt(ctx, start context.Context, name string, l *locked, md mode, req tokenclient.Request, log hclog.Logger) attempted {
+	a := attempted{sentAt: m.now()}
+	a.tok, a.err = m.callVendor(ctx, start, name, req)
+	if prev := l.app.previousSecret(m.now()); prev != "" && isInvalidClient(a.err) {
+		// The app's secret changed in Vault before at the vendor (or the
+		// other way round): the one secret the vendor refused, the
+		// other may still work during the overlap.
+		log.Warn("the vendor refused the app's client secret; trying its previous one once")
+		alt := req
+		alt.ClientSecret = prev
+		if tok, err := m.callVendor(ctx, start, name, alt); err == nil {
+			a.tok, a.err, a.usedPrevious = tok, nil, true
+		}
+	}
+	// An operator's forced refresh makes exactly one request.
+	if a.err == nil || md == modeForce || !l.settings.retriesLostAnswer(l.e) || !isLostAnswer(a.err) {
+		return a
+	}
+	// The vendor may have rotated the refresh token in the answer we lost.
+	// Without a grace period the old one is dead already (a retry gets
+	// invalid_grant, the same as waiting); with rotation leeway it still
+	// works for a short while, so only a prompt retry can save the chain.
+	// It continues a call already made, so a tick's start window does not
+	// hold it back.
+	log.Warn("a refresh was sent but no answer came back; retrying once at once, while the vendor may still accept the refresh token", "error", a.err.Error())
+	sentAt := m.now()
+	if tok, err := m.callVendor(ctx, ctx, name, req); !errors.Is(err, errNotStarted) {
+		a.tok, a.err, a.sentAt = tok, err, sentAt
+	}
+	return a
 }
 
 // isInvalidClient reports whether the vendor refused the client's
