@@ -184,14 +184,15 @@ func (p *devicePollers) poll(m *Manager, s logical.Storage, name string) {
 	if p.running == nil {
 		p.running = map[string]bool{}
 	}
-	if p.running[name] || !m.inflight.start() {
+	// The poller waits out intervals for minutes: only its polls count as
+	// work in flight (pollOnce), or Close would always wait for it.
+	if p.running[name] || m.life.Err() != nil {
 		p.mu.Unlock()
 		return
 	}
 	p.running[name] = true
 	p.mu.Unlock()
 	go func() {
-		defer m.inflight.done()
 		defer m.recoverBackground("device flow", name)
 		defer func() {
 			p.mu.Lock()

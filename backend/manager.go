@@ -140,6 +140,8 @@ const closeWait = 5 * time.Second
 // try at s, and are logged if that fails too, since they are lost with the
 // backend.
 func (m *Manager) Close(s logical.Storage) {
+	// Background loops start nothing more while Close waits.
+	m.refresher.halt()
 	select {
 	case <-m.inflight.close():
 	case <-time.After(closeWait):

@@ -170,16 +170,14 @@ func (r *refresher) wake() {
 func (r *refresher) run(m *Manager, s logical.Storage) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stop != nil || r.manual {
-		return
-	}
-	if !m.inflight.start() {
+	// The loop itself is not work in flight (Close would always wait for
+	// it): its grants count, each for its vendor call and store.
+	if r.stop != nil || r.manual || m.life.Err() != nil {
 		return
 	}
 	ctx, stop := context.WithCancel(m.life)
 	r.stop = stop
 	go func() {
-		defer m.inflight.done()
 		defer m.recoverBackground("background refresher", "")
 		defer r.halt()
 		r.loop(ctx, m, s)
