@@ -103,3 +103,120 @@ func TestCloseDoesNotWaitForBackgroundLoops(t *testing.T) {
 		t.Errorf("Close with nothing in flight warned of calls in flight:\n%s", env.logs.String())
 	}
 }
+
+// waitPoll waits for the vendor to see a device poll.
+func (v *deviceVendor) waitPoll(t *testing.T) {
+	t.Helper()
+	select {
+	case <-v.polled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for a device poll")
+	}
+}
+
+// storedRefreshTokenOf is name's refresh token as storage holds it, read
+// by a backend of its own, or "".
+func storedRefreshTokenOf(t *testing.T, env *testEnv, name string) string {
+	t.Helper()
+	e, err := newTestEnvOver(t, env).b.creds.Get(context.Background(), env.storage, name)
+	if err != nil || e == nil {
+		return ""
+	}
+	return e.Config.RefreshToken
+}
+
+// A node that cannot write (a performance standby, or one that lost
+// leadership) makes no vendor call: the device pollers used to go on
+// polling after the tick that halted the refresher, and without a probe
+// write, so an approval would hand a refresh token to a node that cannot
+// store it. The next tick that finds the node writable resumes them.
+func TestDevicePollersStopOnANodeThatCannotWrite(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		lose func(*testEnv)
+		back func(*testEnv)
+	}{
+		{name: "a tick finds the node cannot write",
+			lose: func(env *testEnv) {
+				env.setReadOnly()
+				if err := env.b.creds.Tick(context.Background(), env.storage, env.b.writable()); err != nil {
+					panic(err)
+				}
+			},
+			back: func(env *testEnv) { env.system.ReplicationStateVal = 0 }},
+		{name: "storage writes fail",
+			lose: func(env *testEnv) { env.storage.failPuts.Store(1 << 20) },
+			back: func(env *testEnv) { env.storage.failPuts.Store(0) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t)
+			defer env.b.clean(context.Background())
+			v := newDeviceVendor(t)
+			v.app(t, env, "a")
+			env.startDevice(t, "a/x")
+			v.waitPoll(t)
+			tc.lose(env)
+			before := v.polls.Load()
+			time.Sleep(2500 * time.Millisecond) // two intervals and more
+			if after := v.polls.Load(); after != before {
+				t.Fatalf("the device poller polled %d times on a node that cannot write", after-before)
+			}
+			tc.back(env)
+			if err := env.b.creds.Tick(context.Background(), env.storage, env.b.writable()); err != nil {
+				t.Fatal(err)
+			}
+			v.approved.Store(true)
+			deadline := time.Now().Add(10 * time.Second)
+			for storedRefreshTokenOf(t, env, "a/x") != "RT-dev" {
+				if time.Now().After(deadline) {
+					t.Fatal("the writable tick did not resume the device flow")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// An approval whose answer is on its way when the pollers stop (a tick on
+// a node that lost writability, or Close) is still stored: the vendor has
+// issued the only copy of its refresh token.
+func TestDeviceApprovalInFlightIsStored(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		stop func(*testEnv)
+	}{
+		{name: "tick on a node that cannot write", stop: func(env *testEnv) {
+			_ = env.b.creds.Tick(context.Background(), env.storage, false)
+		}},
+		{name: "clean", stop: func(env *testEnv) { env.b.clean(context.Background()) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t)
+			defer env.b.clean(context.Background())
+			v := newDeviceVendor(t)
+			v.hold = make(chan struct{})
+			v.approved.Store(true)
+			v.app(t, env, "a")
+			env.startDevice(t, "a/x")
+			v.waitPoll(t) // the approving answer is held
+			stopped := make(chan struct{})
+			go func() { defer close(stopped); tc.stop(env) }()
+			time.Sleep(100 * time.Millisecond) // the pollers are stopped
+			close(v.hold)
+			waitFor(t, "the pollers to stop", stopped)
+			deadline := time.Now().Add(10 * time.Second)
+			for storedRefreshTokenOf(t, env, "a/x") != "RT-dev" {
+				if time.Now().After(deadline) {
+					t.Fatal("the refresh token of an approval in flight was lost")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -171,36 +171,58 @@ func writeDevice(ctx context.Context, s logical.Storage, name string, d *DeviceF
 	return nil
 }
 
-// devicePollers runs one poller per pending device flow, for the
-// backend's lifetime.
+// devicePollers runs one poller per pending device flow, on the node that
+// can write: like the refresher, they stop when the backend closes and
+// when a tick finds the node cannot write, and the next tick that finds it
+// writable resumes them.
 type devicePollers struct {
 	mu      sync.Mutex
-	running map[string]bool
+	running map[string]*devicePoller
 }
+
+type devicePoller struct{ stop context.CancelFunc }
 
 // poll starts polling name's flow unless a poller runs for it.
 func (p *devicePollers) poll(m *Manager, s logical.Storage, name string) {
 	p.mu.Lock()
 	if p.running == nil {
-		p.running = map[string]bool{}
+		p.running = map[string]*devicePoller{}
 	}
 	// The poller waits out intervals for minutes: only its polls count as
 	// work in flight (pollOnce), or Close would always wait for it.
-	if p.running[name] || m.life.Err() != nil {
+	if p.running[name] != nil || m.life.Err() != nil {
 		p.mu.Unlock()
 		return
 	}
-	p.running[name] = true
+	ctx, stop := context.WithCancel(m.life)
+	me := &devicePoller{stop: stop}
+	p.running[name] = me
 	p.mu.Unlock()
 	go func() {
 		defer m.recoverBackground("device flow", name)
 		defer func() {
+			stop()
 			p.mu.Lock()
-			delete(p.running, name)
+			// A poller started after this one was stopped is not ours to
+			// forget.
+			if p.running[name] == me {
+				delete(p.running, name)
+			}
 			p.mu.Unlock()
 		}()
-		m.pollDevice(m.life, s, name)
+		m.pollDevice(ctx, s, name)
 	}()
+}
+
+// halt stops every poller; a poll in flight finishes and stores what it
+// got.
+func (p *devicePollers) halt() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name, r := range p.running {
+		r.stop()
+		delete(p.running, name)
+	}
 }
 
 // resume starts pollers for the pending flows in storage, after a start.
@@ -255,7 +277,9 @@ func (m *Manager) pollDevice(ctx context.Context, s logical.Storage, name string
 }
 
 // pollOnce makes one poll and records its outcome; true when the flow is
-// over.
+// over or this poller must stop. ctx stops only what may begin: an answer
+// that came is stored whatever happens to ctx, since an approval's refresh
+// token exists nowhere else.
 func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string, d *DeviceFlow) bool {
 	unlock, err := m.lockName(ctx, "device poll", name)
 	if err != nil {
@@ -264,7 +288,7 @@ func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string, 
 	defer unlock()
 	e, err := m.current(ctx, s, name)
 	if err != nil {
-		return false
+		return ctx.Err() != nil
 	}
 	fl, err := m.deviceFlowFor(ctx, s, name, e, d.App)
 	if err != nil {
@@ -274,19 +298,38 @@ func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string, 
 	}
 	req := fl.eff.Request(fl.settings)
 	if err := m.withClientAuth(ctx, s, name, &fl.eff, fl.settings, &req); err != nil {
-		return false
+		return ctx.Err() != nil
 	}
-	if !m.inflight.start() {
+	// Prove this node can still write before the vendor hands over a
+	// refresh token that only a write can keep; the next tick that finds
+	// the node writable resumes the flow.
+	if err := m.probeWrite(ctx, s); err != nil {
+		m.logger.Warn("device polling stopped: this node cannot write storage; the next periodic tick resumes it if it can", "name", name, "error", err)
+		return true
+	}
+	if ctx.Err() != nil || !m.inflight.start() {
 		return true
 	}
 	defer m.inflight.done()
+	// The poll runs for the backend's lifetime, not the poller's: a node
+	// that stops being writable while it is in flight still gets, and
+	// stores, its answer.
+	pctx, cancel := m.detached(grantTimeout)
+	defer cancel()
 	sentAt := m.now()
-	res, err := m.client.PollDeviceToken(ctx, req, d.DeviceCode, d.Interval)
+	res, err := m.client.PollDeviceToken(pctx, req, d.DeviceCode, d.Interval)
 	if err != nil {
 		// A transport or server failure: try again at the next interval.
 		m.logger.Warn("polling a device authorization failed; trying again", "name", name, "error", err.Error())
 		return false
 	}
+	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer wcancel()
+	return m.recordPoll(wctx, s, name, e, fl, d, res, sentAt)
+}
+
+// recordPoll stores what a poll got; true when the flow is over.
+func (m *Manager) recordPoll(ctx context.Context, s logical.Storage, name string, e *Entry, fl *flow, d *DeviceFlow, res *tokenclient.DevicePoll, sentAt time.Time) bool {
 	switch res.Status {
 	case tokenclient.DevicePending:
 		return false
@@ -313,7 +356,9 @@ func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string, 
 }
 
 // storeDeviceTokens stores what an approved device flow got, creating the
-// connection if needed; the caller holds name's lock.
+// connection if needed; the caller holds name's lock, and ctx outlives the
+// poller and the backend (WithoutCancel, with a timeout): the refresh
+// token exists nowhere else.
 func (m *Manager) storeDeviceTokens(ctx context.Context, s logical.Storage, name string, e *Entry, fl *flow, d *DeviceFlow, tok *tokenclient.Token, sentAt time.Time) error {
 	if tok.RefreshToken == "" {
 		return ErrNoRefreshToken

@@ -142,6 +142,7 @@ const closeWait = 5 * time.Second
 func (m *Manager) Close(s logical.Storage) {
 	// Background loops start nothing more while Close waits.
 	m.refresher.halt()
+	m.devices.halt()
 	select {
 	case <-m.inflight.close():
 	case <-time.After(closeWait):

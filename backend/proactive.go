@@ -125,12 +125,14 @@ func (m *Manager) used(name string, e *Entry) bool {
 
 // Tick is the periodic work: it stores rotated refresh tokens whose write
 // failed, keeps building the schedule after a restart, and keeps the
-// background refresher running on the node that can write (and stopped on
-// one that cannot: OpenBao's standbys run periodic functions too). It
+// background refresher and the device pollers running on the node that
+// can write (and stopped on one that cannot: OpenBao's standbys run
+// periodic functions too). It
 // calls no vendor itself, so it ends long before Vault's deadline for it.
 func (m *Manager) Tick(ctx context.Context, s logical.Storage, writable bool) error {
 	if !writable {
 		m.refresher.halt()
+		m.devices.halt()
 		return nil
 	}
 	m.flushPending(ctx, s)
