@@ -220,3 +220,87 @@ func TestDeviceApprovalInFlightIsStored(t *testing.T) {
 		})
 	}
 }
+
+// A connection deleted while its device flow is pending stays deleted when
+// the user approves: the delete used to leave the flow, whose poller then
+// created the connection again with a new refresh token. A flow that
+// connects an existing credential stops if the credential is gone, even
+// when its record was left (another node's delete, a failed delete).
+func TestDeletedConnectionIsNotConnectedAgainByItsDeviceFlow(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		delete func(*testing.T, *testEnv)
+	}{
+		{name: "delete", delete: func(t *testing.T, env *testEnv) {
+			if resp, err := env.request(t, logical.DeleteOperation, "config/a/x", nil); err != nil || resp.IsError() {
+				t.Fatal(err, resp)
+			}
+			if raw, _ := env.storage.InmemStorage.Get(context.Background(), "device/a/x"); raw != nil {
+				t.Error("the delete left the device flow")
+			}
+		}},
+		{name: "entry gone, flow left", delete: func(t *testing.T, env *testEnv) {
+			_ = env.storage.InmemStorage.Delete(context.Background(), "creds/a/x")
+			env.b.creds.Invalidate("creds/a/x")
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t)
+			defer env.b.clean(context.Background())
+			v := newDeviceVendor(t)
+			v.app(t, env, "a")
+			env.write(t, "a/x", map[string]interface{}{"refresh_token": "RT0"})
+			env.startDevice(t, "a/x")
+			v.waitPoll(t)
+			tc.delete(t, env)
+			v.approved.Store(true)
+			time.Sleep(2500 * time.Millisecond) // two intervals and more
+			if rt := storedRefreshTokenOf(t, env, "a/x"); rt != "" {
+				t.Fatalf("the deleted connection came back with refresh token %q", rt)
+			}
+		})
+	}
+}
+
+// A finished device flow can be read for a day after its codes expire;
+// then the tick deletes it, instead of listing and reading it forever.
+func TestFinishedDeviceFlowsAreDeleted(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	defer env.b.clean(context.Background())
+	clk := env.useClock()
+	v := newDeviceVendor(t)
+	v.app(t, env, "a")
+	v.approved.Store(true)
+	env.startDevice(t, "a/x")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := env.request(t, logical.ReadOperation, "device/a/x", nil)
+		if err != nil || resp == nil {
+			t.Fatal(err, resp)
+		}
+		if resp.Data["status"] == "approved" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("device flow: %v", resp.Data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	clk.add(10*time.Minute + 23*time.Hour) // expired less than a day ago
+	_ = env.b.creds.Tick(context.Background(), env.storage, true)
+	if resp, _ := env.request(t, logical.ReadOperation, "device/a/x", nil); resp == nil || resp.Data["status"] != "approved" {
+		t.Fatalf("a flow that expired less than a day ago: %v", resp)
+	}
+	clk.add(2 * time.Hour)
+	if resp, _ := env.request(t, logical.ReadOperation, "device/a/x", nil); resp != nil {
+		t.Errorf("a flow that expired over a day ago still reads: %v", resp.Data)
+	}
+	_ = env.b.creds.Tick(context.Background(), env.storage, true)
+	if raw, _ := env.storage.InmemStorage.Get(context.Background(), "device/a/x"); raw != nil {
+		t.Error("the tick left a flow that expired over a day ago")
+	}
+}

@@ -100,6 +100,8 @@ or the issuer's) for a user code, and returns user_code, verification_uri
 approves on another device. The active node polls the vendor at its interval
 (slower after slow_down) and, on approval, stores the refresh token and the
 access token (creating the connection <app>/<account> if needed). A read
-shows status: pending, approved, denied, expired or failed. The device code
-is never shown.
+shows status: pending, approved, denied, expired or failed, until a day
+after the codes expire; then the flow is deleted, as it is with its
+credential (a delete also stops a pending flow). The device code is never
+shown.
 `

@@ -18,6 +18,11 @@ import (
 // user decides; seal-wrapped, since they hold the device code.
 const DevicePrefix = "device/"
 
+// deviceRetention is how long after its codes expire (when every flow is
+// over) a device flow can still be read; then the tick deletes it, so
+// finished flows are not listed and read on every tick forever.
+const deviceRetention = 24 * time.Hour
+
 // Device flow states, as status shows them.
 const (
 	DevicePending  = "pending"
@@ -40,6 +45,9 @@ type DeviceFlow struct {
 	App                     string            `json:"app,omitempty"`
 	Metadata                map[string]string `json:"metadata,omitempty"`
 	Scopes                  []string          `json:"scopes,omitempty"`
+	// Existing: the flow connects a credential that existed when it
+	// started, so it must not create it again once it is deleted.
+	Existing bool `json:"existing,omitempty"`
 	// deviceCode is the secret the plugin polls with; it is stored, never
 	// shown.
 	DeviceCode string `json:"device_code,omitempty"`
@@ -90,7 +98,7 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	d := &DeviceFlow{
 		UserCode: da.UserCode, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
 		ExpiresAt: now.Add(da.ExpiresIn), Interval: da.Interval, State: DevicePending, StartedAt: now,
-		App: fl.appName, Metadata: r.Metadata, Scopes: r.Scopes, DeviceCode: da.DeviceCode,
+		App: fl.appName, Metadata: r.Metadata, Scopes: r.Scopes, DeviceCode: da.DeviceCode, Existing: e != nil,
 	}
 	if err := writeDevice(ctx, s, name, d); err != nil {
 		return nil, err
@@ -137,6 +145,9 @@ func (m *Manager) Device(ctx context.Context, s logical.Storage, name string) (*
 	d, err := readDevice(ctx, s, name)
 	if err != nil || d == nil {
 		return nil, err
+	}
+	if m.now().After(d.ExpiresAt.Add(deviceRetention)) {
+		return nil, nil // the tick deletes it
 	}
 	if d.State == DevicePending && m.now().After(d.ExpiresAt) {
 		d.State = DeviceExpired
@@ -214,6 +225,16 @@ func (p *devicePollers) poll(m *Manager, s logical.Storage, name string) {
 	}()
 }
 
+// stop stops name's poller, if one runs.
+func (p *devicePollers) stop(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r := p.running[name]; r != nil {
+		r.stop()
+		delete(p.running, name)
+	}
+}
+
 // halt stops every poller; a poll in flight finishes and stores what it
 // got.
 func (p *devicePollers) halt() {
@@ -246,9 +267,31 @@ func (p *devicePollers) resume(m *Manager, s logical.Storage) {
 		names = append(names, k)
 	}
 	for _, name := range names {
-		if d, err := readDevice(m.life, s, name); err == nil && d != nil && d.State == DevicePending {
+		d, err := readDevice(m.life, s, name)
+		switch {
+		case err != nil || d == nil:
+		case m.now().After(d.ExpiresAt.Add(deviceRetention)):
+			m.forgetDevice(s, name)
+		case d.State == DevicePending:
 			p.poll(m, s, name)
 		}
+	}
+}
+
+// forgetDevice deletes name's device flow once it is past its retention,
+// under name's lock so a flow started meanwhile is kept.
+func (m *Manager) forgetDevice(s logical.Storage, name string) {
+	unlock, err := m.lockName(m.life, "device cleanup", name)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	d, err := readDevice(m.life, s, name)
+	if err != nil || d == nil || !m.now().After(d.ExpiresAt.Add(deviceRetention)) {
+		return
+	}
+	if err := s.Delete(m.life, deviceKey(name)); err != nil {
+		m.logger.Warn("deleting a finished device flow failed; the next tick tries again", "name", name, "error", err)
 	}
 }
 
@@ -270,7 +313,7 @@ func (m *Manager) pollDevice(ctx context.Context, s logical.Storage, name string
 			return
 		case <-time.After(d.Interval):
 		}
-		if done := m.pollOnce(ctx, s, name, d); done {
+		if done := m.pollOnce(ctx, s, name); done {
 			return
 		}
 	}
@@ -280,15 +323,30 @@ func (m *Manager) pollDevice(ctx context.Context, s logical.Storage, name string
 // over or this poller must stop. ctx stops only what may begin: an answer
 // that came is stored whatever happens to ctx, since an approval's refresh
 // token exists nowhere else.
-func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string, d *DeviceFlow) bool {
+func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string) bool {
 	unlock, err := m.lockName(ctx, "device poll", name)
 	if err != nil {
 		return true
 	}
 	defer unlock()
+	// Read again under the lock: a delete of the credential while this
+	// poller waited deleted its flow too, and polling on would bring the
+	// credential back on approval.
+	d, err := readDevice(ctx, s, name)
+	if err != nil {
+		return ctx.Err() != nil
+	}
+	if d == nil || d.State != DevicePending {
+		return true
+	}
 	e, err := m.current(ctx, s, name)
 	if err != nil {
 		return ctx.Err() != nil
+	}
+	if e == nil && d.Existing {
+		d.State, d.Detail, d.DeviceCode = DeviceFailed, "the credential was deleted while the flow was pending", ""
+		_ = writeDevice(ctx, s, name, d)
+		return true
 	}
 	fl, err := m.deviceFlowFor(ctx, s, name, e, d.App)
 	if err != nil {

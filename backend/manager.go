@@ -545,6 +545,12 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	if err := deleteRecords(ctx, s, name); err != nil {
 		m.logger.Warn("deleting a credential's status or open authorizations failed; they expire unused", "name", name, "error", err)
 	}
+	// A pending device flow would create the credential again on
+	// approval.
+	m.devices.stop(name)
+	if err := s.Delete(ctx, deviceKey(name)); err != nil {
+		m.logger.Warn("deleting a credential's device flow failed; if the user still approves it, it connects the credential again", "name", name, "error", err)
+	}
 	m.pendingMu.Lock()
 	delete(m.pending, name)
 	m.pendingMu.Unlock()
