@@ -2,7 +2,6 @@ package vendoroauth
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -128,29 +127,53 @@ func (b *vendorBackend) handleRotateKey(ctx context.Context, req *logical.Reques
 	}}, nil
 }
 
+// handleJWKS serves the published keys to anyone: a vendor fetches them
+// without a Vault token. Whatever publishes none (no such name, a
+// connection, a credential or app without keys) gets the same 404, so the
+// path does not tell anyone which accounts and apps exist.
 func (b *vendorBackend) handleJWKS(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	owner, resp, err := b.keyOwner(ctx, req, d)
-	if err != nil || resp != nil {
-		return resp, err
+	owner, err := b.publishingOwner(ctx, req, d)
+	if err != nil || owner == "" {
+		return nil, err
 	}
-	if owner == "" {
+	set, err := b.creds.Keys(ctx, req.Storage, owner)
+	if err != nil {
+		return nil, err
+	}
+	now := b.now()
+	if len(set.Published(now)) == 0 {
 		return nil, nil
 	}
-	raw, err := b.creds.JWKS(ctx, req.Storage, owner)
+	raw, err := set.JWKS(now)
 	if err != nil {
 		return nil, err
 	}
 	// Served as the document itself, as a vendor fetching jwks_uri
 	// expects, not wrapped in Vault's response envelope.
-	var doc map[string]interface{}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, err
-	}
 	return &logical.Response{Data: map[string]interface{}{
 		logical.HTTPContentType: "application/jwk-set+json",
 		logical.HTTPRawBody:     raw,
 		logical.HTTPStatusCode:  200,
 	}}, nil
+}
+
+// publishingOwner is whose keys a JWKS path may publish: an app that
+// exists, or a self-contained credential that exists; "" for anything
+// else. Unlike keyOwner, it says nothing about why.
+func (b *vendorBackend) publishingOwner(ctx context.Context, req *logical.Request, d *framework.FieldData) (string, error) {
+	if v, ok := d.GetOk(fieldApp); ok {
+		a, err := b.creds.App(ctx, req.Storage, v.(string))
+		if err != nil || a == nil {
+			return "", err
+		}
+		return "app/" + v.(string), nil
+	}
+	name := d.Get(fieldName).(string)
+	e, err := b.creds.Get(ctx, req.Storage, name)
+	if err != nil || e == nil || e.Config.App != "" {
+		return "", err
+	}
+	return backend.KeyOwner(name, &e.Config), nil
 }
 
 // jwksPathOf is the URL path a vendor fetches owner's JWKS from.
@@ -186,5 +209,8 @@ const pathJWKSHelpDesc = `
 Unauthenticated, so a vendor can fetch it as the client's jwks_uri:
 <vault address>/v1/<mount>/jwks/<name>, or /v1/<mount>/apps/<app>/jwks for an
 app. It holds public keys only: the current one and those within their
-overlap after a rotation.
+overlap after a rotation. Anything without published keys (no such name, a
+connection, which signs with its app's keys, a credential or app without a
+key) is a 404 alike, so the path does not reveal which names exist;
+rotate-key, which needs a token, says which.
 `

@@ -123,3 +123,37 @@ func TestDiscoveryRevocationAndDeviceFlow(t *testing.T) {
 		t.Errorf("revocations: %+v", revs)
 	}
 }
+
+// The JWKS paths need no token, so they must not tell anyone which
+// accounts and apps exist: every name without published keys got a
+// different answer (a 404, an empty set, an error naming the app and the
+// mount, "there is no app"). Now all get the same 404, and only names with
+// keys a JWKS.
+func TestJWKSPathsRevealNoNames(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := newDeviceVendor(t)
+	for _, app := range []string{"a", "signed"} {
+		v.app(t, env, app)
+	}
+	env.write(t, "a/cust42", map[string]interface{}{"refresh_token": "RT0"})
+	for _, name := range []string{"solo", "signer"} {
+		env.write(t, name, map[string]interface{}{"token_url": v.url + "/token", "client_id": "id", "client_secret": "S", "grant_type": "client_credentials"})
+	}
+	for _, p := range []string{"rotate-key/signer", "apps/signed/rotate-key"} {
+		if resp, err := env.request(t, logical.UpdateOperation, p, nil); err != nil || resp.IsError() {
+			t.Fatal(p, err, resp)
+		}
+	}
+	for _, p := range []string{"jwks/nosuch", "jwks/solo", "jwks/a/cust42", "jwks/a/nosuch", "apps/a/jwks", "apps/nosuch/jwks"} {
+		if resp, err := env.request(t, logical.ReadOperation, p, nil); err != nil || resp != nil {
+			t.Errorf("%s: got %v, %v; want the 404 of a name without keys", p, resp, err)
+		}
+	}
+	for _, p := range []string{"jwks/signer", "apps/signed/jwks"} {
+		resp, err := env.request(t, logical.ReadOperation, p, nil)
+		if err != nil || resp == nil || !strings.Contains(string(resp.Data[logical.HTTPRawBody].([]byte)), `"kid"`) {
+			t.Errorf("%s: got %v, %v; want a JWKS", p, resp, err)
+		}
+	}
+}
