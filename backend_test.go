@@ -111,9 +111,11 @@ func assertNoSecrets(t testing.TB, where, s string, secrets ...string) {
 type faultStorage struct {
 	*logical.InmemStorage
 	failPuts atomic.Int32 // the next n puts fail
-	mu       sync.Mutex
-	failGet  func(key string) bool // reads of keys it picks fail
-	gate     chan struct{}         // if set, reads wait until it is closed
+	// failDeletes: the next n deletes fail.
+	failDeletes atomic.Int32
+	mu          sync.Mutex
+	failGet     func(key string) bool // reads of keys it picks fail
+	gate        chan struct{}         // if set, reads wait until it is closed
 }
 
 var errInjected = errors.New("injected storage failure")
@@ -141,6 +143,14 @@ func (s *faultStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
 	}
 	s.failPuts.Store(0)
 	return s.InmemStorage.Put(ctx, e)
+}
+
+func (s *faultStorage) Delete(ctx context.Context, key string) error {
+	if s.failDeletes.Add(-1) >= 0 {
+		return errInjected
+	}
+	s.failDeletes.Store(0)
+	return s.InmemStorage.Delete(ctx, key)
 }
 
 func (s *faultStorage) setFailGet(f func(key string) bool) {

@@ -157,3 +157,49 @@ func TestJWKSPathsRevealNoNames(t *testing.T) {
 		}
 	}
 }
+
+// A credential's signing keys go with it, and only after it: Delete used
+// to delete the keys first and ignore a failure, so a failed key delete
+// left them for the next credential of that name to publish and sign
+// with. A credential that becomes a
+// connection signs with its app's keys, and its own are deleted.
+func TestSigningKeysGoWithTheirCredential(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := newDeviceVendor(t)
+	v.app(t, env, "a")
+	conf := map[string]interface{}{"token_url": v.url + "/token", "client_id": "id", "client_secret": "S", "grant_type": "client_credentials"}
+	keyed := func(name string) {
+		t.Helper()
+		env.write(t, name, conf)
+		if resp, err := env.request(t, logical.UpdateOperation, "rotate-key/"+name, nil); err != nil || resp.IsError() {
+			t.Fatal(err, resp)
+		}
+	}
+	keysOf := func(name string) bool {
+		raw, _ := env.storage.InmemStorage.Get(context.Background(), "keys/cred/"+name)
+		return raw != nil
+	}
+
+	keyed("s")
+	env.storage.failDeletes.Store(1)
+	if resp, err := env.request(t, logical.DeleteOperation, "config/s", nil); err == nil && !resp.IsError() {
+		t.Error("a delete whose first storage delete failed reported success")
+	}
+	if !keysOf("s") {
+		t.Error("a failed delete of the credential left it without its keys")
+	}
+	if resp, err := env.request(t, logical.DeleteOperation, "config/s", nil); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	env.write(t, "s", conf)
+	if resp, err := env.request(t, logical.ReadOperation, "jwks/s", nil); err != nil || resp != nil {
+		t.Errorf("a new credential under a deleted one's name publishes its keys: %v %v", resp, err)
+	}
+
+	keyed("c")
+	env.write(t, "c", map[string]interface{}{"app": "a"})
+	if keysOf("c") {
+		t.Error("a credential that became a connection kept its own signing keys")
+	}
+}

@@ -513,6 +513,10 @@ func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn
 	if err := m.writeEntry(ctx, s, name, next); err != nil {
 		return nil, err
 	}
+	if before != nil && before.App == "" && next.Config.App != "" {
+		// Now a connection, it signs with its app's keys.
+		m.deleteOwnKeys(ctx, s, name)
+	}
 	if before == nil || !before.SameRequest(&next.Config) {
 		// New settings deserve a fresh attempt at the vendor.
 		m.resetHealth(name)
@@ -532,13 +536,15 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	var revoked RevokeResult
 	if e, err := m.current(ctx, s, name); err == nil && e != nil {
 		revoked = m.revokeAtVendor(ctx, s, name, e)
-		if e.Config.App == "" {
-			_ = m.DeleteKeys(ctx, s, KeyOwner(name, &e.Config))
-		}
 	}
 	if err := s.Delete(ctx, storageKey(name)); err != nil {
 		return revoked, fmt.Errorf("%s %q: %w", errDeleteEntry, name, err)
 	}
+	// The keys go after the entry, so a failed entry delete keeps a
+	// working credential; they go even when the entry could not be read,
+	// since a credential written later under the name must not sign with
+	// them (a connection has none of its own).
+	m.deleteOwnKeys(ctx, s, name)
 	m.cache.drop(name)
 	m.index.remove(name)
 	m.problems.Delete(name)
@@ -558,6 +564,14 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	m.sched.set(name, time.Time{})
 	m.counters.Delete(name)
 	return revoked, nil
+}
+
+// deleteOwnKeys deletes the signing keys of name as a self-contained
+// credential; the caller holds name's lock.
+func (m *Manager) deleteOwnKeys(ctx context.Context, s logical.Storage, name string) {
+	if err := m.DeleteKeys(ctx, s, KeyOwner(name, &Config{})); err != nil {
+		m.logger.Warn("deleting a credential's signing keys failed; a credential written later under its name would sign with them until rotate-key", "name", name, "error", err)
+	}
 }
 
 // List returns the names of all credentials, connections of apps
