@@ -279,9 +279,13 @@ func (p *devicePollers) resume(m *Manager, s logical.Storage) {
 }
 
 // forgetDevice deletes name's device flow once it is past its retention,
-// under name's lock so a flow started meanwhile is kept.
+// under name's lock so a flow started meanwhile is kept. The tick calls no
+// vendor and must not wait for one: a name busy with a vendor call is left
+// for a later tick.
 func (m *Manager) forgetDevice(s logical.Storage, name string) {
-	unlock, err := m.lockName(m.life, "device cleanup", name)
+	wait, cancel := context.WithTimeout(m.life, 100*time.Millisecond)
+	defer cancel()
+	unlock, err := m.lockName(wait, "device cleanup", name)
 	if err != nil {
 		return
 	}
