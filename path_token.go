@@ -2,6 +2,7 @@ package vendoroauth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -80,10 +81,10 @@ func tokenResponseFields() map[string]*framework.FieldSchema {
 }
 
 // secretToken is the lease of a handed-out token. It is renewable, up to
-// the token's hand-out end and never beyond: Vault Agent's and Vault
-// Proxy's caches keep only renewable secrets, and a copy they keep is
-// dropped when the plugin would stop handing that token out. A reader
-// re-reads token/<name> for the next token.
+// the token's lease end and never beyond (backend/lease.go): Vault
+// Agent's and Vault Proxy's caches keep only renewable secrets, and a
+// copy they keep is dropped when that end comes. A reader re-reads
+// token/<name> for the next token.
 func secretToken(b *vendorBackend) *framework.Secret {
 	return &framework.Secret{
 		Type:   secretTokenType,
@@ -93,11 +94,16 @@ func secretToken(b *vendorBackend) *framework.Secret {
 	}
 }
 
-// internalObtained is the lease's record of which token it holds.
-const internalObtained = "obtained_at"
+// internalObtained and internalExpires are the lease's record of which
+// token it holds.
+const (
+	internalObtained = "obtained_at"
+	internalExpires  = "expires_at"
+)
 
-// handleTokenRenew extends a lease to the hand-out end of its token, while
-// that token is still the one handed out; it never calls a vendor.
+// handleTokenRenew extends a lease to its token's lease end, while that
+// token is the one handed out or was replaced by a successor (not
+// dropped); it never calls a vendor.
 func (b *vendorBackend) handleTokenRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	name, _ := req.Secret.InternalData[fieldName].(string)
 	raw, _ := req.Secret.InternalData[internalObtained].(string)
@@ -105,7 +111,10 @@ func (b *vendorBackend) handleTokenRenew(ctx context.Context, req *logical.Reque
 	if name == "" || err != nil {
 		return logical.ErrorResponse("this lease does not say which token it holds (it predates renewable leases); read token/<name> again"), nil
 	}
-	ttl, err := b.creds.Renew(ctx, req.Storage, name, obtained)
+	// Leases from before expires_at was recorded renew only while their
+	// token is the one handed out.
+	expires, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(req.Secret.InternalData[internalExpires]))
+	ttl, err := b.creds.Renew(ctx, req.Storage, name, obtained, expires)
 	if err != nil {
 		return tokenError(mountOf(req), name, err)
 	}
@@ -150,6 +159,7 @@ func (b *vendorBackend) tokenResponse(mount, name string, res *backend.Result) *
 	resp := b.Secret(secretTokenType).Response(data, map[string]interface{}{
 		fieldName:        name,
 		internalObtained: res.Token.ObtainedAt.UTC().Format(time.RFC3339Nano),
+		internalExpires:  res.Token.ExpiresAt.UTC().Format(time.RFC3339Nano),
 	})
 	resp.Secret.TTL = res.TTL
 	resp.Secret.MaxTTL = res.TTL

@@ -55,8 +55,8 @@ func TestTokenReadCachesAndLeases(t *testing.T) {
 	if resp.Secret == nil || !resp.Secret.Renewable {
 		t.Fatalf("want a renewable lease, got %+v", resp.Secret)
 	}
-	// To the hand-out end: 3599 s - 60 s skew - 3% of 3599 s.
-	if want := 3431 * time.Second; resp.Secret.TTL > want || resp.Secret.TTL < want-2*time.Second {
+	// To the lease end: 3599 s - 60 s skew - 3% of 3599 s + 2 s.
+	if want := 3433 * time.Second; resp.Secret.TTL > want || resp.Secret.TTL < want-2*time.Second {
 		t.Errorf("lease TTL = %s, want about %s", resp.Secret.TTL, want)
 	}
 	if resp.Data["token_type"] != "Bearer" {
@@ -333,5 +333,56 @@ func TestLogLinesNameCredentialAndVendor(t *testing.T) {
 		if !strings.Contains(line, "name=o ") || !strings.Contains(line, "vendor=officernd") {
 			t.Errorf("log line without name=o and vendor=officernd: %s", line)
 		}
+	}
+}
+
+// TestTokenLeaseRenewal: a lease renews to its token's lease end while the
+// token is the one handed out, and still does once a successor replaced
+// it (a reader that renews right after a read must not be told to read
+// again within the same second: lease.go), but not past that end, and not
+// once the token was dropped by a config change.
+func TestTokenLeaseRenewal(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.officernd(t, "o", nil)
+	clk := env.useClock()
+	renew := func(sec *logical.Secret) (*logical.Response, error) {
+		t.Helper()
+		return env.b.HandleRequest(context.Background(), &logical.Request{
+			Operation: logical.RenewOperation, Path: "token/o", Storage: env.storage,
+			Secret: sec, MountPoint: "vendoroauth/",
+		})
+	}
+	first := env.readToken(t, "o")
+	first.Secret.IssueTime = clk.now()
+	if resp, err := renew(first.Secret); err != nil || resp.IsError() || resp.Secret.TTL != first.Secret.TTL {
+		t.Fatalf("renewing the current token's lease: %v %v", resp, err)
+	}
+
+	clk.add(10 * time.Minute)
+	if resp, err := env.request(t, logical.UpdateOperation, "refresh/o", nil); err != nil || resp.IsError() {
+		t.Fatalf("refresh: %v %v", resp, err)
+	}
+	second := env.readToken(t, "o")
+	if second.Data["access_token"] == first.Data["access_token"] {
+		t.Fatal("refresh/o did not replace the token")
+	}
+	want := first.Secret.TTL - 10*time.Minute
+	resp, err := renew(first.Secret)
+	if err != nil || resp.IsError() {
+		t.Fatalf("renewing a replaced token's lease before its end: %v %v", resp, err)
+	}
+	if resp.Secret.TTL > want || resp.Secret.TTL < want-time.Second {
+		t.Errorf("a replaced token's lease renewed to %s, want its own end (%s)", resp.Secret.TTL, want)
+	}
+
+	clk.add(want)
+	if resp, err := renew(first.Secret); err == nil && !resp.IsError() {
+		t.Errorf("renewed a lease past its token's lease end: %v", resp)
+	}
+
+	env.write(t, "o", map[string]interface{}{"scopes": "officernd.api.read officernd.api.write"})
+	if resp, err := renew(second.Secret); err == nil && !resp.IsError() {
+		t.Errorf("renewed the lease of a token a config change dropped: %v", resp)
 	}
 }

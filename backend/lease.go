@@ -7,34 +7,50 @@ import "time"
 // their own.
 //
 // A token of life L (from when its request was sent to the vendor's
-// expiry E) with skew s (expiry_skew, at most L/10) is handed out until its
-// hand-out end
+// expiry E) with skew s (expiry_skew, at most L/10) has a margin
 //
-//	H = E - s - m,    m = 3% of L   (0 for a static token)
+//	M = max(3% of L, 2 s)   (0 for a static token)
 //
-// and every lease it is handed out under ends at H at the latest: a lease
-// read at t lasts floor(H - t) seconds, renewable up to the same end, never
+// and is handed out from the cache while at least M of its life is left
+// before E - s. Each lease ends at the lease end
+//
+//	H = E - s - (M - 2 s)
+//
+// at the latest: a cached read at t is handed a lease of floor(H - t)
+// seconds, never less than 2 s, renewable up to the same end and never
 // beyond it. So a reader's copy of a token (in Vault Agent, Vault Proxy's
 // cache, consul-template, an application) is dropped or re-read by H, and
-// the re-read that lands after H gets the next token; a reader that
-// re-reads at 85-95% of its lease lands before H and gets the same token
-// again under a lease that still ends at H, so the leases shrink
-// geometrically towards H rather than loop (each re-read leaves at most
-// 15% of the time to H). Vault leases are whole seconds: when less than a
-// second is left before H, a one-second lease is still handed out if it
-// ends by E - s, else the token is replaced.
+// the re-read that lands after the hand-out end H - 2 s gets the next
+// token; a reader that re-reads at 85-95% of its lease (or renews, as
+// Agent does, until less than 10-20% of it is left) lands before the
+// hand-out end and gets the same token again under a lease that still
+// ends at H, so the leases shrink geometrically towards H rather than
+// loop: a handful of cheap cache hits per token and reader.
 //
-// A token is then replaced once per L - s - m of a busy credential's time
+// The floor of 2 s is for consul-template (inside Vault Agent), which
+// drops an answer that arrives within the same wall-clock second as the
+// one before it ("no new data (index was the same)"): a token handed out
+// under a shorter lease would be followed, within that second, by the
+// read that gets the next token, and Agent would keep the old one in its
+// file until the new one's lease ran out. Under a lease of 2 s or more a
+// reader's next read comes at least 1.3 s later (Agent renews first,
+// after 2/3 of the lease; others re-read at 85%). A replaced token's
+// leases are renewed to their own end (its successor's reads do not cut
+// them short) for the same reason.
+//
+// A token is then replaced once per L - s - M of a busy credential's time
 // (plus a vendor round trip), so the vendor calls per token lifetime are
 //
-//	L / (L - s - m) = 1 / (0.97 - s/L)
+//	L / (L - s - M) = 1 / (0.97 - s/L)   for L >= 67 s
 //
 // for an hour-long token with the default 30 s skew: 3600 / 3462 = 1.040.
-// The margin m is what keeps a re-read at 85-95% of a lease from landing
-// in a sliver of time with a lease too short to be useful.
 
-// handoutMarginPercent is m as a share of a token's life.
+// handoutMarginPercent is the margin M as a share of a token's life.
 const handoutMarginPercent = 3
+
+// minCachedLease is the shortest lease a cached token is handed out
+// under, and the least margin M (see above).
+const minCachedLease = 2 * time.Second
 
 // effectiveSkew is the skew actually applied to tok: at most a tenth of its
 // life, since a skew near the token's life would make almost every read a
@@ -47,38 +63,81 @@ func effectiveSkew(tok *Token, s *Settings) time.Duration {
 	return s.ExpirySkew
 }
 
-// handoutEnd is H: when tok stops being handed out, and when every lease
-// it is handed out under ends.
-func handoutEnd(tok *Token, s *Settings) time.Time {
-	end := tok.ExpiresAt.Add(-effectiveSkew(tok, s))
+// margin is M: how much of tok's life before E - s is not handed out.
+func margin(tok *Token, s *Settings) time.Duration {
 	if s.Static() {
 		// A static token cannot be replaced: it is handed out to its
 		// skew.
-		return end
+		return 0
 	}
-	return end.Add(-tok.ExpiresAt.Sub(tok.ObtainedAt) * handoutMarginPercent / 100)
+	m := tok.ExpiresAt.Sub(tok.ObtainedAt) * handoutMarginPercent / 100
+	return max(m, minCachedLease)
 }
 
-// Lease returns how long tok may be handed out for at now, and whether it
-// may be handed out at all; the lease ends at the token's hand-out end at
-// the latest, capped by max_ttl.
+// handoutEnd is when tok stops being handed out from the cache.
+func handoutEnd(tok *Token, s *Settings) time.Time {
+	return tok.ExpiresAt.Add(-effectiveSkew(tok, s) - margin(tok, s))
+}
+
+// leaseEnd is H: when every lease tok is handed out under ends at the
+// latest.
+func leaseEnd(tok *Token, s *Settings) time.Time {
+	if s.Static() {
+		return handoutEnd(tok, s)
+	}
+	return handoutEnd(tok, s).Add(minCachedLease)
+}
+
+// capTTL applies max_ttl.
+func capTTL(ttl time.Duration, s *Settings) time.Duration {
+	if s.MaxTTL > 0 && ttl > s.MaxTTL {
+		return s.MaxTTL
+	}
+	return ttl
+}
+
+// Lease returns how long tok may be handed out from the cache for at now,
+// and whether it may be handed out at all: a lease to H of at least 2 s,
+// capped by max_ttl.
 func Lease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
+	if tok == nil || s == nil || now.After(handoutEnd(tok, s)) {
+		return 0, false
+	}
+	ttl := leaseEnd(tok, s).Sub(now).Truncate(time.Second)
+	if ttl < time.Second || (!s.Static() && ttl < minCachedLease) {
+		return 0, false
+	}
+	return capTTL(ttl, s), true
+}
+
+// freshLease is the lease of a token just obtained from the vendor: to H,
+// or when a token lives so briefly that less than a second is left, one
+// second if that still ends by E - s.
+func freshLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 	if tok == nil || s == nil {
 		return 0, false
 	}
-	ttl := handoutEnd(tok, s).Sub(now).Truncate(time.Second)
+	ttl := leaseEnd(tok, s).Sub(now).Truncate(time.Second)
 	if ttl < time.Second {
-		// Less than a second before H: one second, if it still ends by
-		// the skew.
-		if tok.ExpiresAt.Add(-effectiveSkew(tok, s)).Sub(now) < time.Second || !now.Before(handoutEnd(tok, s)) {
+		if tok.ExpiresAt.Add(-effectiveSkew(tok, s)).Sub(now) < time.Second {
 			return 0, false
 		}
 		ttl = time.Second
 	}
-	if s.MaxTTL > 0 && ttl > s.MaxTTL {
-		ttl = s.MaxTTL
+	return capTTL(ttl, s), true
+}
+
+// renewLease is how long a lease holding tok may be extended for at now:
+// to H, while at least a second is left.
+func renewLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
+	if tok == nil || s == nil {
+		return 0, false
 	}
-	return ttl, true
+	ttl := leaseEnd(tok, s).Sub(now).Truncate(time.Second)
+	if ttl < time.Second {
+		return 0, false
+	}
+	return capTTL(ttl, s), true
 }
 
 // VendorCallsPerLifetime is the rule's cost for a busy credential: how many

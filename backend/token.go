@@ -91,11 +91,14 @@ func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, wri
 }
 
 // Renew says how much longer a lease holding the token obtained at
-// obtained may last: to that token's hand-out end, if it is still the one
-// handed out. A renewal counts as a read of the token (a proxy serving a
-// cached copy renews instead of reading), so it marks the credential in
-// use. It never calls a vendor.
-func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obtained time.Time) (time.Duration, error) {
+// obtained (expiring at expires) may last: to that token's lease end H.
+// The token need not be the one handed out now: a token replaced by its
+// successor keeps its leases to their own end (see lease.go), while one
+// that was dropped (a config change, a refusal by the vendor) ends them
+// now. A renewal counts as a read (a proxy serving a cached copy renews
+// instead of reading), so it marks the credential in use. It never calls
+// a vendor.
+func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obtained, expires time.Time) (time.Duration, error) {
 	c, err := m.get(ctx, s, name)
 	if err != nil {
 		return 0, err
@@ -104,10 +107,16 @@ func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obt
 		return 0, ErrNotFound
 	}
 	tok := c.entry.Token
-	if tok == nil || !tok.ObtainedAt.Equal(obtained) {
+	switch {
+	case tok == nil || c.settings == nil:
+		return 0, &LeaseEndedError{Name: name}
+	case tok.ObtainedAt.Equal(obtained):
+	case tok.ObtainedAt.After(obtained) && expires.After(obtained):
+		tok = &Token{ObtainedAt: obtained, ExpiresAt: expires}
+	default:
 		return 0, &LeaseEndedError{Name: name}
 	}
-	ttl, ok := Lease(tok, c.settings, m.now())
+	ttl, ok := renewLease(tok, c.settings, m.now())
 	if !ok {
 		return 0, &LeaseEndedError{Name: name}
 	}
@@ -530,7 +539,7 @@ func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, sentAt time.Time
 }
 
 func (m *Manager) handOut(name string, e *Entry, s *Settings) (*Result, error) {
-	ttl, ok := Lease(e.Token, s, m.now())
+	ttl, ok := freshLease(e.Token, s, m.now())
 	if !ok {
 		return nil, &ShortTokenError{Name: name, Lifetime: e.Token.ExpiresAt.Sub(e.Token.ObtainedAt)}
 	}
