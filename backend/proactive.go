@@ -151,6 +151,7 @@ func (m *Manager) Tick(ctx context.Context, s logical.Storage, writable bool) er
 type refresher struct {
 	mu      sync.Mutex
 	stop    context.CancelFunc // nil when not running
+	gen     uint64             // counts runs, so a loop's exit stops only its own
 	wakeCh  chan struct{}
 	manual  bool // a test drives RefreshDue itself
 	limits  map[string]*endpointLimit
@@ -179,11 +180,25 @@ func (r *refresher) run(m *Manager, s logical.Storage) {
 	}
 	ctx, stop := context.WithCancel(m.life)
 	r.stop = stop
+	r.gen++
+	gen := r.gen
 	go func() {
 		defer m.recoverBackground("background refresher", "")
-		defer r.halt()
+		// A loop halted by a tick may still be finishing a refresh when
+		// the next tick starts another: its exit must not stop that one.
+		defer r.haltRun(gen)
 		r.loop(ctx, m, s)
 	}()
+}
+
+// haltRun stops the refresher if its current run is gen.
+func (r *refresher) haltRun(gen uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stop != nil && r.gen == gen {
+		r.stop()
+		r.stop = nil
+	}
 }
 
 // halt stops the refresher; refreshes in flight finish.
