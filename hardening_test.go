@@ -2,8 +2,15 @@ package vendoroauth
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -235,6 +242,8 @@ func TestDestinationChangeNeedsTheSecretsAgain(t *testing.T) {
 	t.Parallel()
 	thief := standin.New()
 	thiefSrv := newHTTPServer(t, thief)
+	// Another CA makes another host the endpoint, at the same URL.
+	otherCA := selfSignedCAPEM(t)
 	cases := []struct {
 		name   string
 		preset string // penbox, or boldpenguin for its environments
@@ -249,6 +258,10 @@ func TestDestinationChangeNeedsTheSecretsAgain(t *testing.T) {
 		{"token_url with every secret", "penbox", map[string]interface{}{"token_url": thiefSrv + "/generic/token", "client_secret": "x", "refresh_token": "y"}, true},
 		{"token_url, clearing the refresh token", "penbox", map[string]interface{}{"token_url": thiefSrv + "/generic/token", "client_secret": "x", "refresh_token": ""}, true},
 		{"environment with every secret", "boldpenguin", map[string]interface{}{"environment": "production", "client_secret": "x", "api_key": "y"}, true},
+		{"ca_bundle alone", "penbox", map[string]interface{}{"ca_bundle": otherCA}, false},
+		{"ca_bundle with the client secret but not the refresh token", "penbox", map[string]interface{}{"ca_bundle": otherCA, "client_secret": "pb-secret"}, false},
+		{"ca_bundle with every secret", "penbox", map[string]interface{}{"ca_bundle": otherCA, "client_secret": "x", "refresh_token": "y"}, true},
+		{"assertion_audience alone", "penbox", map[string]interface{}{"assertion_audience": thiefSrv + "/generic/token"}, false},
 		{"scopes alone", "penbox", map[string]interface{}{"scopes": "a,b"}, true},
 		{"the same token_url again", "penbox", map[string]interface{}{"token_url": "SAME"}, true},
 		{"provider to one with the same endpoints", "penbox", map[string]interface{}{"provider": "generic"}, true},
@@ -289,6 +302,23 @@ func TestDestinationChangeNeedsTheSecretsAgain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// selfSignedCAPEM is a new CA certificate, as an operator would paste into
+// ca_bundle.
+func selfSignedCAPEM(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
 // After a restart the schedule is rebuilt from storage; an entry whose

@@ -281,8 +281,9 @@ previous one is kept for client_secret_overlap (default 24h) and tried once
 if the vendor refuses the new one with invalid_client.
 
 A write that changes where the app's secrets go (provider, environment,
-token_url, authorize_url) must give client_secret, api_key and extra_headers
-again. Connections' refresh tokens are never sent to a token endpoint other
+token_url, authorize_url, revocation_url, device_authorization_url, issuer,
+ca_bundle, assertion_audience) must give client_secret, api_key and
+extra_headers again. Connections' refresh tokens are never sent to a token endpoint other
 than the one they were issued for: after such a change they need connecting
 again.
 `

@@ -236,6 +236,24 @@ func TestRefreshTokensStayWithTheirEndpoint(t *testing.T) {
 	}
 }
 
+// An app's ca_bundle decides which host is trusted to be its endpoints:
+// changing it is a change of where the client secret goes.
+func TestAppCABundleChangeNeedsTheSecretsAgain(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.penboxApp(t, "partner", nil)
+	otherCA := selfSignedCAPEM(t)
+	resp, err := env.request(t, logical.UpdateOperation, "apps/partner", map[string]interface{}{"ca_bundle": otherCA})
+	msg := mustErr(t, resp, err, "vendoroauth/apps/partner was not changed", "ca_bundle (changed)", "give client_secret again")
+	assertNoSecrets(t, "the refusal", msg, "pb-secret")
+	if read, _ := env.request(t, logical.ReadOperation, "apps/partner", nil); read.Data["ca_bundle"] != "" {
+		t.Errorf("a refused write changed ca_bundle")
+	}
+	if resp, err := env.request(t, logical.UpdateOperation, "apps/partner", map[string]interface{}{"ca_bundle": otherCA, "client_secret": "pb-secret"}); err != nil || resp.IsError() {
+		t.Fatalf("with the secret again: %v %v", err, resp)
+	}
+}
+
 // Entries written by the previous release (schema 1: error and open
 // authorizations inline) keep working and move to their own keys on the
 // next write.

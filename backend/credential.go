@@ -166,7 +166,11 @@ var notSent = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh",
 // DestinationChanges lists where a config sends its secrets and users that
 // differs between c and o, as "field=new (was old)": the resolved token
 // and authorization endpoints when both configs resolve, else the raw
-// fields that choose them, so any change still shows.
+// fields that choose them, so any change still shows. Who may answer at an
+// endpoint counts too: ca_bundle decides which hosts are trusted to be the
+// endpoints, and assertion_audience where a client assertion (a
+// credential) is valid. The client certificate and key say who the client
+// is, not where it sends; the key is a secret, given again with the rest.
 func (c *Config) DestinationChanges(o *Config) []string {
 	type pair struct{ field, was, now string }
 	var fields []pair
@@ -180,12 +184,16 @@ func (c *Config) DestinationChanges(o *Config) []string {
 			{"token_url", c.TokenURL, o.TokenURL}, {"authorize_url", c.AuthorizeURL, o.AuthorizeURL},
 			{"revocation_url", c.RevocationURL, o.RevocationURL}, {"device_authorization_url", c.DeviceAuthorizationURL, o.DeviceAuthorizationURL}}
 	}
-	fields = append(fields, pair{"issuer", c.Issuer, o.Issuer})
+	fields = append(fields, pair{"issuer", c.Issuer, o.Issuer}, pair{"assertion_audience", c.AssertionAudience, o.AssertionAudience})
 	var out []string
 	for _, f := range fields {
 		if f.was != f.now {
 			out = append(out, fmt.Sprintf("%s=%s (was %s)", f.field, f.now, f.was))
 		}
+	}
+	if c.CABundle != o.CABundle {
+		// A PEM does not fit in a message: say that it changed.
+		out = append(out, "ca_bundle (changed)")
 	}
 	return out
 }
