@@ -131,7 +131,7 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 	if err != nil || resp != nil {
 		return resp, err
 	}
-	var rotated bool
+	var rotated, dropped bool
 	_, err = b.creds.UpdateApp(ctx, req.Storage, name, func(cur *backend.App) (*backend.App, error) {
 		next := &backend.App{Config: backend.Config{Provider: "generic"}}
 		if cur != nil {
@@ -148,18 +148,25 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 		if err := next.Validate(); err != nil {
 			return nil, &userError{msg: err.Error()}
 		}
-		if cur != nil {
-			if err := checkDestination(&before, &next.Config, &next.Config, req); err != nil {
-				return nil, err
-			}
+		if cur == nil {
+			return next, nil
 		}
-		// A new secret reaches every connection at once; the old one is
-		// kept for the overlap, for a vendor that does not know the new
-		// one yet.
-		if cur != nil && before.ClientSecret != "" && next.Config.ClientSecret != before.ClientSecret {
-			next.PreviousClientSecret = before.ClientSecret
-			next.PreviousUntil = b.now().Add(next.Overlap())
-			rotated = true
+		if err := checkDestination(&before, &next.Config, &next.Config, req); err != nil {
+			return nil, err
+		}
+		secretChanged := before.ClientSecret != "" && next.Config.ClientSecret != before.ClientSecret
+		switch {
+		case len(before.DestinationChanges(&next.Config)) > 0:
+			// Every secret kept was written for the old destination: it
+			// is never sent to the new one, not even once on
+			// invalid_client.
+			dropped = next.HasPrevious(b.now()) || secretChanged
+			next.DropPrevious()
+		case secretChanged:
+			// A new secret reaches every connection at once; the old one
+			// is kept for the overlap, for a vendor that does not know
+			// the new one yet.
+			rotated = next.KeepPrevious(&before, b.now())
 		}
 		return next, nil
 	})
@@ -174,6 +181,9 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 		return resp, err
 	}
 	b.Logger().Info("app configured", "app", name, "operation", string(req.Operation), "client_secret_rotated", rotated)
+	if dropped {
+		return &logical.Response{Warnings: []string{fmt.Sprintf("%sapps/%s: the previous client_secret is not kept for an overlap: it was written for where the app sent its secrets before this write, and is never sent to the new destination", mount, name)}}, nil
+	}
 	return nil, nil
 }
 
@@ -283,7 +293,8 @@ if the vendor refuses the new one with invalid_client.
 A write that changes where the app's secrets go (provider, environment,
 token_url, authorize_url, revocation_url, device_authorization_url, issuer,
 ca_bundle, assertion_audience) must give client_secret, api_key and
-extra_headers again. Connections' refresh tokens are never sent to a token endpoint other
+extra_headers again, and keeps no previous client_secret: it was written for
+the old destination. Connections' refresh tokens are never sent to a token endpoint other
 than the one they were issued for: after such a change they need connecting
 again.
 `

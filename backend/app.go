@@ -35,9 +35,11 @@ type App struct {
 	AllowedRedirectURIs []string `json:"allowed_redirect_uris,omitempty"`
 	// PreviousClientSecret is the secret before the last change, tried
 	// once when the vendor refuses the current one with invalid_client,
-	// until PreviousUntil.
+	// until PreviousUntil, and only at PreviousFor, the token endpoint it
+	// was written for.
 	PreviousClientSecret string    `json:"previous_client_secret,omitempty"`
 	PreviousUntil        time.Time `json:"previous_until,omitempty"`
+	PreviousFor          string    `json:"previous_for,omitempty"`
 	// SecretOverlap: nil means DefaultSecretOverlap.
 	SecretOverlap *time.Duration `json:"client_secret_overlap,omitempty"`
 	// RefreshConcurrency and RefreshRate bound the background refreshes of
@@ -77,12 +79,39 @@ func (a *App) Overlap() time.Duration {
 }
 
 // previousSecret is the previous client secret while it may still be
-// tried, or "".
-func (a *App) previousSecret(now time.Time) string {
-	if a == nil || a.PreviousClientSecret == "" || !now.Before(a.PreviousUntil) {
+// tried at tokenURL, or "". One kept without the endpoint it was written
+// for (by an older release) is not tried: it may have been kept across a
+// change of token_url.
+func (a *App) previousSecret(now time.Time, tokenURL string) string {
+	if a == nil || a.PreviousClientSecret == "" || !now.Before(a.PreviousUntil) || a.PreviousFor == "" || a.PreviousFor != tokenURL {
 		return ""
 	}
 	return a.PreviousClientSecret
+}
+
+// HasPrevious reports whether a previous client secret is kept and not
+// yet past its overlap.
+func (a *App) HasPrevious(now time.Time) bool {
+	return a.PreviousClientSecret != "" && now.Before(a.PreviousUntil)
+}
+
+// KeepPrevious keeps before's client secret for the overlap, bound to the
+// token endpoint it was written for; one whose endpoint cannot be told is
+// not kept.
+func (a *App) KeepPrevious(before *Config, now time.Time) bool {
+	c := before.Clone()
+	c.RefreshToken = "a connection's" // resolved as its connections are
+	s, err := c.Resolve()
+	if err != nil || before.ClientSecret == "" {
+		return false
+	}
+	a.PreviousClientSecret, a.PreviousUntil, a.PreviousFor = before.ClientSecret, now.Add(a.Overlap()), s.TokenURL
+	return true
+}
+
+// DropPrevious forgets the previous client secret.
+func (a *App) DropPrevious() {
+	a.PreviousClientSecret, a.PreviousUntil, a.PreviousFor = "", time.Time{}, ""
 }
 
 // Clone returns a deep copy.

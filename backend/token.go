@@ -380,7 +380,7 @@ type attempted struct {
 func (m *Manager) attempt(ctx, start context.Context, name string, l *locked, md mode, req tokenclient.Request, log hclog.Logger) attempted {
 	a := attempted{sentAt: m.now()}
 	a.tok, a.err = m.callVendor(ctx, start, name, req)
-	if prev := l.app.previousSecret(m.now()); prev != "" && isInvalidClient(a.err) {
+	if prev := l.app.previousSecret(m.now(), req.TokenURL); prev != "" && isInvalidClient(a.err) {
 		// The app's secret changed in Vault before at the vendor (or the
 		// other way round): the one secret the vendor refused, the
 		// other may still work during the overlap.

@@ -1,0 +1,219 @@
+package vendoroauth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+)
+
+// Regression tests for where secrets go: nothing a caller could not read
+// is ever sent to a destination chosen after the secret was written, not
+// by a write that gives only some secrets again, not by an app written
+// anew, not by an issuer's metadata that changed. Each fails without its
+// fix.
+
+// recordingAS is an authorization server that records every request it
+// gets (path, Authorization header and body), to find secrets in.
+type recordingAS struct {
+	URL       string
+	mu        sync.Mutex
+	seen      []string
+	tokenCode atomic.Int32 // the token endpoint's status; 401 is invalid_client
+	doc       atomic.Value // func(base string) map[string]any: the metadata
+}
+
+func newRecordingAS(t *testing.T) *recordingAS {
+	t.Helper()
+	f := &recordingAS{}
+	f.tokenCode.Store(http.StatusOK)
+	f.setDoc(func(base string) map[string]any {
+		return map[string]any{"issuer": base, "token_endpoint": base + "/token", "revocation_endpoint": base + "/revoke"}
+	})
+	srv := httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+func (f *recordingAS) setDoc(doc func(base string) map[string]any) { f.doc.Store(doc) }
+
+func (f *recordingAS) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	auth := r.Header.Get("Authorization")
+	if enc, ok := strings.CutPrefix(auth, "Basic "); ok {
+		if dec, err := base64.StdEncoding.DecodeString(enc); err == nil {
+			auth = "Basic " + string(dec)
+		}
+	}
+	f.mu.Lock()
+	f.seen = append(f.seen, r.URL.Path+" auth="+auth+" body="+string(body))
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/.well-known/"):
+		_ = json.NewEncoder(w).Encode(f.doc.Load().(func(string) map[string]any)(f.URL))
+	case r.URL.Path == "/token" && f.tokenCode.Load() != http.StatusOK:
+		w.WriteHeader(int(f.tokenCode.Load()))
+		fmt.Fprint(w, `{"error":"invalid_client"}`)
+	case r.URL.Path == "/token":
+		fmt.Fprintf(w, `{"access_token":"AT-%d","expires_in":3600}`, time.Now().UnixNano())
+	case r.URL.Path == "/revoke":
+	default:
+		w.WriteHeader(http.StatusNotFound)
+	}
+}
+
+// mark is how many requests came so far, for sawSince.
+func (f *recordingAS) mark() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.seen)
+}
+
+// sawSince reports the first request since mark that carried s (in the
+// body or the decoded Basic header), or "".
+func (f *recordingAS) sawSince(mark int, s string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, x := range f.seen[mark:] {
+		if strings.Contains(x, s) {
+			return x
+		}
+	}
+	return ""
+}
+
+// A write that changes an app's destination while giving the client
+// secret again must not keep the old secret for the overlap: it was
+// written for the old destination, and trying it once on invalid_client
+// would send it to the new one.
+func TestPreviousSecretStaysWithItsDestination(t *testing.T) {
+	t.Parallel()
+	otherCA := selfSignedCAPEM(t)
+	cases := []struct {
+		name string
+		// change is the write after the rotation; "THIEF" is replaced
+		// with the other server's URL.
+		change   map[string]interface{}
+		dropped  bool // the previous secret is gone, and the write says so
+		tryOnce  bool // the previous secret is tried on invalid_client
+		toThief  bool // requests go to the other server after the change
+		warnings bool
+	}{
+		{"token_url with the secret again", map[string]interface{}{"token_url": "THIEF/token", "client_secret": "junk"}, true, false, true, true},
+		{"ca_bundle with the secret again", map[string]interface{}{"ca_bundle": otherCA, "client_secret": "junk"}, true, false, false, true},
+		{"the secret alone", map[string]interface{}{"client_secret": "NEXT-SECRET"}, false, true, false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t)
+			clk := env.useClock()
+			legit, thief := newRecordingAS(t), newRecordingAS(t)
+			thief.tokenCode.Store(http.StatusUnauthorized)
+			resp, err := env.request(t, logical.CreateOperation, "apps/a", map[string]interface{}{
+				"token_url": legit.URL + "/token", "client_id": "id", "client_secret": "OLD-SECRET", "grant_type": "client_credentials"})
+			if err != nil || resp.IsError() {
+				t.Fatal(err, resp)
+			}
+			env.write(t, "a/x", nil)
+			env.readToken(t, "a/x")
+			// A rotation: OLD-SECRET is the previous one, in its overlap.
+			if resp, err := env.request(t, logical.UpdateOperation, "apps/a", map[string]interface{}{"client_secret": "REAL-SECRET"}); err != nil || resp.IsError() {
+				t.Fatal(err, resp)
+			}
+			change := map[string]interface{}{}
+			for k, v := range c.change {
+				if s, ok := v.(string); ok {
+					v = strings.ReplaceAll(s, "THIEF", thief.URL)
+				}
+				change[k] = v
+			}
+			resp, err = env.request(t, logical.UpdateOperation, "apps/a", change)
+			if err != nil || resp.IsError() {
+				t.Fatal(err, resp)
+			}
+			warned := resp != nil && strings.Contains(strings.Join(resp.Warnings, " "), "previous client_secret is not kept")
+			if warned != c.warnings {
+				t.Errorf("warned that the previous secret is dropped: %v, want %v (%v)", warned, c.warnings, resp)
+			}
+			read, _ := env.request(t, logical.ReadOperation, "apps/a", nil)
+			if dropped := read.Data["previous_client_secret_until"] == ""; dropped != c.dropped {
+				t.Errorf("previous secret dropped: %v, want %v", dropped, c.dropped)
+			}
+			// Wherever the app now sends, the vendor refuses the client.
+			legit.tokenCode.Store(http.StatusUnauthorized)
+			mLegit, mThief := legit.mark(), thief.mark()
+			clk.add(2 * time.Hour)
+			_, _ = env.request(t, logical.ReadOperation, "token/a/x", nil)
+			for _, old := range []string{"OLD-SECRET", "REAL-SECRET"} {
+				if got := thief.sawSince(mThief, old); got != "" {
+					t.Errorf("the new token endpoint got %s: %s", old, got)
+				}
+			}
+			prev := "REAL-SECRET"
+			got := legit.sawSince(mLegit, prev)
+			if c.toThief {
+				got = thief.sawSince(mThief, prev)
+			}
+			if (got != "") != c.tryOnce {
+				t.Errorf("the previous secret was tried after the change: %q, want tried=%v", got, c.tryOnce)
+			}
+			assertNoSecrets(t, "the log", env.logs.String(), "OLD-SECRET", "REAL-SECRET")
+		})
+	}
+}
+
+// A previous secret an older release kept says nothing of the endpoint it
+// was written for (it may have been kept across a change of token_url): it
+// is not tried.
+func TestUnboundPreviousSecretIsNotTried(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	clk := env.useClock()
+	as := newRecordingAS(t)
+	resp, err := env.request(t, logical.CreateOperation, "apps/a", map[string]interface{}{
+		"token_url": as.URL + "/token", "client_id": "id", "client_secret": "OLD-SECRET", "grant_type": "client_credentials"})
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	env.write(t, "a/x", nil)
+	if resp, err := env.request(t, logical.UpdateOperation, "apps/a", map[string]interface{}{"client_secret": "NEW-SECRET"}); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	ctx := context.Background()
+	raw, err := env.storage.InmemStorage.Get(ctx, backend.AppPrefix+"a")
+	if err != nil || raw == nil {
+		t.Fatal(err)
+	}
+	var stored map[string]any
+	if err := json.Unmarshal(raw.Value, &stored); err != nil || stored["previous_for"] != as.URL+"/token" {
+		t.Fatalf("the previous secret is not bound to its token endpoint: %v %v", err, stored["previous_for"])
+	}
+	delete(stored, "previous_for")
+	raw.Value, _ = json.Marshal(stored)
+	if err := env.storage.InmemStorage.Put(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	env.b.invalidate(ctx, backend.AppPrefix+"a")
+	as.tokenCode.Store(http.StatusUnauthorized)
+	m := as.mark()
+	clk.add(time.Hour)
+	_, _ = env.request(t, logical.ReadOperation, "token/a/x", nil)
+	if got := as.sawSince(m, "OLD-SECRET"); got != "" {
+		t.Errorf("an unbound previous secret was sent: %s", got)
+	}
+}
