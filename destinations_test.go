@@ -217,3 +217,106 @@ func TestUnboundPreviousSecretIsNotTried(t *testing.T) {
 		t.Errorf("an unbound previous secret was sent: %s", got)
 	}
 }
+
+// Deleting a connection revokes its refresh token only at the revocation
+// endpoint in effect when it was stored: not at one an app write moved it
+// to with the app's secrets alone, nor at one of an app deleted and
+// written anew.
+func TestRevocationStaysWithItsDestination(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// legacy: the connection was stored before its revocation
+		// endpoint was recorded.
+		legacy bool
+		// move changes the app after the connection is stored;
+		// "LEGIT" and "THIEF" are replaced with the servers' URLs.
+		move    func(t *testing.T, env *testEnv, legit, thief string)
+		revoked bool // at the legit server
+	}{
+		{"nothing changed", false, nil, true},
+		{"revocation_url moved with the app's secret again", false, func(t *testing.T, env *testEnv, _, thief string) {
+			writeApp(t, env, logical.UpdateOperation, map[string]interface{}{"revocation_url": thief + "/revoke", "client_secret": "REAL-SECRET"})
+		}, false},
+		{"app deleted and written anew", false, func(t *testing.T, env *testEnv, legit, thief string) {
+			if resp, err := env.request(t, logical.DeleteOperation, "apps/a", nil); err != nil || resp.IsError() {
+				t.Fatal(err, resp)
+			}
+			writeApp(t, env, logical.CreateOperation, map[string]interface{}{"token_url": legit + "/token", "revocation_url": thief + "/revoke",
+				"client_id": "id", "client_secret": "junk", "grant_type": "refresh_token"})
+		}, false},
+		{"stored before the binding, revocation moved to another host", true, func(t *testing.T, env *testEnv, _, thief string) {
+			writeApp(t, env, logical.UpdateOperation, map[string]interface{}{"revocation_url": thief + "/revoke", "client_secret": "REAL-SECRET"})
+		}, false},
+		{"stored before the binding, revocation on the token endpoint's host", true, nil, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t)
+			legit, thief := newRecordingAS(t), newRecordingAS(t)
+			writeApp(t, env, logical.CreateOperation, map[string]interface{}{"token_url": legit.URL + "/token", "revocation_url": legit.URL + "/revoke",
+				"client_id": "id", "client_secret": "REAL-SECRET", "grant_type": "refresh_token"})
+			env.write(t, "a/victim", map[string]interface{}{"refresh_token": "VICTIM-RT"})
+			if c.legacy {
+				forgetRevocationBinding(t, env, "a/victim")
+			}
+			if c.move != nil {
+				c.move(t, env, legit.URL, thief.URL)
+			}
+			resp, err := env.request(t, logical.DeleteOperation, "config/a/victim", nil)
+			if err != nil || resp.IsError() {
+				t.Fatal(err, resp)
+			}
+			if got := thief.sawSince(0, "VICTIM-RT"); got != "" {
+				t.Errorf("the new revocation endpoint got the refresh token: %s", got)
+			}
+			if got := thief.sawSince(0, "REAL-SECRET"); got != "" {
+				t.Errorf("the new revocation endpoint got the client secret: %s", got)
+			}
+			revoked := legit.sawSince(0, "/revoke auth=Basic id:REAL-SECRET body=token=VICTIM-RT") != ""
+			if revoked != c.revoked {
+				t.Errorf("revoked at the original endpoint: %v, want %v", revoked, c.revoked)
+			}
+			if !c.revoked && (resp == nil || !strings.Contains(strings.Join(resp.Warnings, " "), "refresh token was not revoked")) {
+				t.Errorf("the delete does not say the refresh token was not revoked: %v", resp)
+			}
+			if e, _ := env.b.creds.Get(context.Background(), env.storage, "a/victim"); e != nil {
+				t.Errorf("the connection was not deleted")
+			}
+		})
+	}
+}
+
+func writeApp(t *testing.T, env *testEnv, op logical.Operation, data map[string]interface{}) {
+	t.Helper()
+	if resp, err := env.request(t, op, "apps/a", data); err != nil || resp.IsError() {
+		t.Fatalf("write apps/a: %v %v", err, resp)
+	}
+}
+
+// forgetRevocationBinding makes name's stored entry look as an older
+// release wrote it, without the revocation endpoint its refresh token was
+// stored for.
+func forgetRevocationBinding(t *testing.T, env *testEnv, name string) {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := env.storage.InmemStorage.Get(ctx, backend.StoragePrefix+name)
+	if err != nil || raw == nil {
+		t.Fatal(err)
+	}
+	var stored map[string]any
+	if err := json.Unmarshal(raw.Value, &stored); err != nil {
+		t.Fatal(err)
+	}
+	cfg := stored["config"].(map[string]any)
+	if cfg["revoke_url_for"] == nil {
+		t.Fatalf("the revocation endpoint is not recorded: %v", cfg)
+	}
+	delete(cfg, "revoke_url_for")
+	raw.Value, _ = json.Marshal(stored)
+	if err := env.storage.InmemStorage.Put(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	env.b.invalidate(ctx, backend.StoragePrefix+name)
+}

@@ -295,8 +295,9 @@ token_url, authorize_url, revocation_url, device_authorization_url, issuer,
 ca_bundle, assertion_audience) must give client_secret, api_key and
 extra_headers again, and keeps no previous client_secret: it was written for
 the old destination. Connections' refresh tokens are never sent to a token endpoint other
-than the one they were issued for: after such a change they need connecting
-again.
+than the one they were issued for (after such a change they need connecting
+again), nor revoked at a revocation endpoint other than the one in effect
+when they were stored, also when the app is deleted and written anew.
 `
 
 const pathAppsListHelpSyn = `List the apps.`

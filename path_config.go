@@ -594,7 +594,7 @@ func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *fr
 	if c.App == "" {
 		// Converted: what the app supplies goes.
 		*c = backend.Config{
-			App: app, RefreshToken: c.RefreshToken, RefreshTokenFor: c.RefreshTokenFor, Scopes: c.Scopes, ExtraParams: c.ExtraParams,
+			App: app, RefreshToken: c.RefreshToken, RefreshTokenFor: c.RefreshTokenFor, RevokeURLFor: c.RevokeURLFor, Scopes: c.Scopes, ExtraParams: c.ExtraParams,
 			Metadata: c.Metadata, DefaultTTL: c.DefaultTTL, MaxTTL: c.MaxTTL, ExpirySkew: c.ExpirySkew, KeepAlive: c.KeepAlive,
 			RetryLostRefresh: c.RetryLostRefresh,
 		}
@@ -602,14 +602,14 @@ func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *fr
 	return nil
 }
 
-// bindRefreshToken records which token endpoint a refresh token written
-// now is for; a kept one keeps its endpoint.
+// bindRefreshToken records which token and revocation endpoints a refresh
+// token written now is for; a kept one keeps its endpoints.
 func bindRefreshToken(c, before *backend.Config, s *backend.Settings, req *logical.Request) {
 	switch {
 	case c.RefreshToken == "":
-		c.RefreshTokenFor = ""
+		c.RefreshTokenFor, c.RevokeURLFor = "", ""
 	case req.Data[fieldRefreshToken] != nil || c.RefreshToken != before.RefreshToken || c.RefreshTokenFor == "":
-		c.RefreshTokenFor = s.TokenURL
+		c.RefreshTokenFor, c.RevokeURLFor = s.TokenURL, s.RevocationURL
 	}
 }
 
@@ -942,6 +942,8 @@ func (b *vendorBackend) handleConfigDelete(ctx context.Context, req *logical.Req
 		return &logical.Response{Warnings: []string{fmt.Sprintf("the credential was deleted, but revoking its refresh token at the vendor failed: %s; revoke it in the vendor's console if it must stop working", describe(mountOf(req), revoked.Err))}}, nil
 	case revoked.Tried:
 		return &logical.Response{Data: map[string]interface{}{"refresh_token_revoked": true}}, nil
+	case revoked.NotSent:
+		return &logical.Response{Warnings: []string{fmt.Sprintf("the credential was deleted, but its refresh token was not revoked: it would go to %s, and it was stored for %s, where the plugin may only send it; revoke it in the vendor's console if it must stop working", revoked.Endpoint, revoked.BoundTo)}}, nil
 	}
 	return nil, nil
 }

@@ -138,7 +138,7 @@ func (c *Config) Effective(a *App) Config {
 	}
 	eff := a.Config
 	eff.App, eff.Metadata = c.App, c.Metadata
-	eff.RefreshToken, eff.RefreshTokenFor = c.RefreshToken, c.RefreshTokenFor
+	eff.RefreshToken, eff.RefreshTokenFor, eff.RevokeURLFor = c.RefreshToken, c.RefreshTokenFor, c.RevokeURLFor
 	if len(c.Scopes) > 0 {
 		eff.Scopes = c.Scopes
 	}

@@ -307,7 +307,7 @@ func connectedEntry(e *Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time
 		}
 		maps.Copy(next.Config.Metadata, metadata)
 	}
-	next.Config.RefreshToken, next.Config.RefreshTokenFor = tok.RefreshToken, settings.TokenURL
+	next.Config.RefreshToken, next.Config.RefreshTokenFor, next.Config.RevokeURLFor = tok.RefreshToken, settings.TokenURL, settings.RevocationURL
 	next.Status = Status{}
 	next.applyToken(tok, settings, sentAt)
 	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)

@@ -74,6 +74,12 @@ type Config struct {
 	// or issued for: it is never sent anywhere else, whatever the config
 	// or its app later says.
 	RefreshTokenFor string `json:"refresh_token_for,omitempty"`
+	// RevokeURLFor is the revocation endpoint in effect when the refresh
+	// token was written or issued: deleting the credential revokes it
+	// there only. Empty for refresh tokens stored before it was recorded
+	// (or when no revocation endpoint was known): those are revoked only
+	// at a revocation endpoint on the host of their token endpoint.
+	RevokeURLFor string `json:"revoke_url_for,omitempty"`
 
 	// AssertionAudience overrides the aud of private_key_jwt and
 	// client_secret_jwt client assertions (the token endpoint).
@@ -158,7 +164,7 @@ func boolText(b *bool) string {
 // credential. SameRequest compares effective configs (a connection's with
 // its app's merged in), so which app supplies a setting does not matter,
 // only what is sent.
-var notSent = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh", "KeepAlive", "Metadata", "App", "RefreshTokenFor",
+var notSent = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh", "KeepAlive", "Metadata", "App", "RefreshTokenFor", "RevokeURLFor",
 	// What the issuer said and where else secrets go (checked as
 	// destinations, not as the token request).
 	"Discovered", "RevocationURL", "RevokeOnDelete", "DeviceAuthorizationURL"}

@@ -530,6 +530,8 @@ func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, sentAt time.Time
 		rotated = true
 	}
 	if rotated {
+		// RevokeURLFor stays: a rotated refresh token continues the one
+		// stored, and is revoked where that one would have been.
 		e.Config.RefreshTokenFor = s.TokenURL
 	}
 	e.Status.LastRefreshedAt = sentAt

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -86,6 +87,10 @@ type RevokeResult struct {
 	// revoke_on_delete was on.
 	Tried bool
 	Err   error
+	// NotSent: the refresh token was not revoked because the endpoint it
+	// would go to (Endpoint) is not the one it was stored for (BoundTo).
+	NotSent           bool
+	Endpoint, BoundTo string
 }
 
 // revokeAtVendor revokes e's refresh token (RFC 7009) before its delete,
@@ -102,7 +107,19 @@ func (m *Manager) revokeAtVendor(ctx context.Context, s logical.Storage, name st
 	}
 	if e.Config.RefreshTokenFor != "" && e.Config.RefreshTokenFor != st.TokenURL {
 		// Bound to another endpoint: sent nowhere, revoked nowhere.
-		return RevokeResult{}
+		return RevokeResult{NotSent: true, Endpoint: st.TokenURL, BoundTo: e.Config.RefreshTokenFor}
+	}
+	if !revocationBound(&e.Config, st.RevocationURL) {
+		// The revocation endpoint changed since the refresh token was
+		// stored (an app written anew, a revocation_url given with the
+		// app's secrets alone): the new one gets neither it nor the
+		// client's secrets.
+		m.logger.Warn("not revoking the refresh token of a deleted credential: the revocation endpoint is not the one in effect when it was stored", "name", name, "vendor", st.Preset.Name)
+		bound := e.Config.RevokeURLFor
+		if bound == "" {
+			bound = e.Config.RefreshTokenFor
+		}
+		return RevokeResult{NotSent: true, Endpoint: st.RevocationURL, BoundTo: bound}
 	}
 	if !m.inflight.start() {
 		return RevokeResult{Tried: true, Err: ErrClosed}
@@ -119,6 +136,22 @@ func (m *Manager) revokeAtVendor(ctx context.Context, s logical.Storage, name st
 		m.logger.Info("revoked the refresh token of a deleted credential at the vendor", "name", name, "vendor", st.Preset.Name)
 	}
 	return RevokeResult{Tried: true, Err: err}
+}
+
+// revocationBound reports whether a refresh token stored with c may be
+// revoked at url: the revocation endpoint in effect when it was stored, or,
+// for one stored before that was recorded, an endpoint on the host of the
+// token endpoint it is bound to (the host it is sent to anyway).
+func revocationBound(c *Config, url string) bool {
+	if c.RevokeURLFor != "" {
+		return c.RevokeURLFor == url
+	}
+	if c.RefreshTokenFor == "" {
+		return false
+	}
+	revokeHost, err1 := parseHost(url)
+	tokenHost, err2 := parseHost(c.RefreshTokenFor)
+	return err1 == nil && err2 == nil && tokenHost != "" && strings.EqualFold(revokeHost, tokenHost)
 }
 
 // rediscover fetches the metadata of configs and apps whose issuer's was
