@@ -597,6 +597,13 @@ func TestMessagesNameTheRealMount(t *testing.T) {
 	env.mount = "oauth/prod/"
 	v := env.penbox(t, "pb", nil) // no refresh token yet
 	env.write(t, "static", map[string]interface{}{"grant_type": "static", "access_token": "tok", "ttl": "1s", "provider": "penbox"})
+	refusing := newRecordingAS(t)
+	refusing.tokenCode.Store(http.StatusUnauthorized)
+	if resp, err := env.request(t, logical.CreateOperation, "apps/partner", map[string]interface{}{"token_url": refusing.URL + "/token",
+		"client_id": "id", "client_secret": "s", "grant_type": "client_credentials"}); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	env.write(t, "partner/a", nil)
 	time.Sleep(1100 * time.Millisecond)
 	v.SetBehavior(standin.Behavior{})
 	cases := []struct {
@@ -610,6 +617,8 @@ func TestMessagesNameTheRealMount(t *testing.T) {
 		{"static expired", "token/static", logical.ReadOperation, nil, "vault write oauth/prod/config/static"},
 		{"unknown state", "exchange/pb", logical.UpdateOperation, map[string]interface{}{"code": "c", "state": "s"}, "vault write oauth/prod/authorize/pb"},
 		{"config refused", "config/pb", logical.UpdateOperation, map[string]interface{}{"token_url": "http://127.0.0.1:1/x"}, "oauth/prod/config/pb was not changed"},
+		// A connection's client settings are its app's.
+		{"connection's client refused", "token/partner/a", logical.ReadOperation, nil, "check client_id and client_secret in oauth/prod/apps/partner;"},
 	}
 	for _, c := range cases {
 		resp, err := env.request(t, c.op, c.path, c.data)

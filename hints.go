@@ -86,9 +86,14 @@ func reauthHint(mount, name string, canConnect bool) string {
 }
 
 // grantHint says what to fix for a failed grant: the preset's own advice
-// first, then advice that holds for any OAuth2 server.
+// first, then advice that holds for any OAuth2 server. The client's
+// settings of a connection are its app's: those hints name apps/<app>.
 func grantHint(mount string, e *backend.GrantError) string {
 	cfg := mount + "config/" + e.Name
+	client := cfg
+	if e.App != "" {
+		client = mount + "apps/" + e.App
+	}
 	if e.Grant == backend.GrantAuthorizationCode {
 		if errors.Is(e.Err, backend.ErrNoRefreshToken) {
 			return "ask for the offline_access scope (or the vendor's equivalent) in " + mount + "authorize/" + e.Name
@@ -99,11 +104,11 @@ func grantHint(mount string, e *backend.GrantError) string {
 	if !errors.As(e.Err, &ve) {
 		var re *tokenclient.ResponseError
 		if errors.As(e.Err, &re) {
-			return "check that token_url in " + cfg + " points at the vendor's token endpoint"
+			return "check that token_url in " + client + " points at the vendor's token endpoint"
 		}
 		var te *tokenclient.TransportError
 		if errors.As(e.Err, &te) {
-			return "check that token_url in " + cfg + " is reachable from the Vault server; the plugin will try again on the next read"
+			return "check that token_url in " + client + " is reachable from the Vault server; the plugin will try again on the next read"
 		}
 		return ""
 	}
@@ -112,45 +117,48 @@ func grantHint(mount string, e *backend.GrantError) string {
 			return h
 		}
 	}
-	if h := codeHint(cfg, e.Grant, ve.Code); h != "" || ve.Code != "" {
+	if h := codeHint(cfg, client, e.Grant, ve.Code); h != "" || ve.Code != "" {
 		return h
 	}
-	return statusHint(cfg, ve.StatusCode)
+	return statusHint(client, ve.StatusCode)
 }
 
-func codeHint(cfg, grant, code string) string {
+// codeHint is the advice for a vendor's error code: cfg is where the
+// credential's refresh token is written, client where its client settings
+// are (the app's, for a connection).
+func codeHint(cfg, client, grant, code string) string {
 	switch code {
 	case "invalid_client":
-		return "check client_id and client_secret in " + cfg + "; if they are right, try auth_style=body or basic_encoding=raw"
+		return "check client_id and client_secret in " + client + "; if they are right, try auth_style=body or basic_encoding=raw"
 	case "invalid_grant":
 		if grant == providers.GrantRefreshToken {
 			return "the refresh token was refused (expired, revoked or already used): write a new refresh_token to " + cfg
 		}
-		return "the server refused the grant: check client_id, client_secret and scopes in " + cfg
+		return "the server refused the grant: check client_id, client_secret and scopes in " + client
 	case "invalid_scope":
 		return "remove the scopes the client is not allowed from " + cfg + ", or grant them at the vendor"
 	case "unauthorized_client":
-		return "the client is not allowed grant_type=" + grant + " at the vendor: check grant_type in " + cfg
+		return "the client is not allowed grant_type=" + grant + " at the vendor: check grant_type in " + client
 	case "unsupported_grant_type":
-		return "the server does not take grant_type=" + grant + " as sent: check grant_type and grant_type_in_query in " + cfg
+		return "the server does not take grant_type=" + grant + " as sent: check grant_type and grant_type_in_query in " + client
 	case "invalid_request":
-		return "check auth_style, body_format, grant_type_in_query, extra_params and extra_headers in " + cfg + " against the vendor's docs"
+		return "check auth_style, body_format, grant_type_in_query, extra_params and extra_headers in " + client + " against the vendor's docs"
 	}
 	return ""
 }
 
-func statusHint(cfg string, status int) string {
+func statusHint(client string, status int) string {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return "the token endpoint refused the client's credentials or headers: check client_secret, api_key and extra_headers in " + cfg
+		return "the token endpoint refused the client's credentials or headers: check client_secret, api_key and extra_headers in " + client
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
-		return "check token_url in " + cfg
+		return "check token_url in " + client
 	case status == http.StatusTooManyRequests:
 		return "the vendor is rate-limiting token requests; reads will succeed again after it allows"
 	case status >= 500:
 		return "the vendor's token endpoint is failing; reads will try again"
 	case status >= 300 && status < 400:
-		return "set token_url in " + cfg + " to the endpoint the vendor redirects to, if you trust it"
+		return "set token_url in " + client + " to the endpoint the vendor redirects to, if you trust it"
 	}
 	return ""
 }

@@ -110,6 +110,8 @@ func TestConnectionMistakesAreClear400s(t *testing.T) {
 	env := newTestEnv(t)
 	env.penboxApp(t, "partner", nil)
 	env.penboxApp(t, "other", map[string]interface{}{"allowed_redirect_uris": "https://other.example/cb"})
+	env.penbox(t, "solo", nil)
+	env.write(t, "solo", map[string]interface{}{"app": "partner"})
 	cases := []struct {
 		name, path string
 		data       map[string]interface{}
@@ -121,10 +123,14 @@ func TestConnectionMistakesAreClear400s(t *testing.T) {
 		{"client secret on a connection", "config/partner/a", map[string]interface{}{"client_secret": "x"}, "belong to the app"},
 		{"refresh token on an app", "apps/partner", map[string]interface{}{"refresh_token": "x"}, "unknown field"},
 		{"http redirect on a public host", "apps/partner", map[string]interface{}{"allowed_redirect_uris": "http://partner.example/cb"}, "must use https"},
+		{"connection moved to another app", "config/solo", map[string]interface{}{"app": "other"}, "cannot move to another app"},
 	}
 	for _, c := range cases {
 		resp, err := env.request(t, logical.UpdateOperation, c.path, c.data)
 		mustErr(t, resp, err, c.want)
+	}
+	if read, _ := env.request(t, logical.ReadOperation, "config/solo", nil); read.Data["app"] != "partner" {
+		t.Errorf("a refused move changed the connection's app: %v", read.Data["app"])
 	}
 	// A state issued for one connection does not finish another.
 	resp, err := env.request(t, logical.UpdateOperation, "authorize/partner/a", map[string]interface{}{"redirect_uri": partnerCallback})

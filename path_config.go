@@ -572,6 +572,9 @@ func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *fr
 			return &userError{msg: fmt.Sprintf("%q is a connection of app %q by its name; app=%q does not match", name, app, given)}
 		case given == "" && c.App != "":
 			return &userError{msg: fmt.Sprintf("a connection cannot leave its app %q; delete it and write a self-contained credential", c.App)}
+		case c.App != "" && given != c.App:
+			// Its refresh token was issued to the other app's client.
+			return &userError{msg: fmt.Sprintf("a connection cannot move to another app: %q is a connection of app %q; delete it and connect the account again under app %q", name, c.App, given)}
 		}
 		app = given
 	}

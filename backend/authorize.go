@@ -229,7 +229,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 		err = ErrNoRefreshToken
 	}
 	if err != nil {
-		gerr := &GrantError{Name: name, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: GrantAuthorizationCode, Err: err}
+		gerr := &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: GrantAuthorizationCode, Err: err}
 		m.countersOf(name).fail(gerr.VendorCode())
 		log.Warn("authorization code exchange failed", "error", gerr.Err.Error())
 		return nil, gerr

@@ -92,7 +92,7 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	da, err := m.client.StartDeviceAuthorization(ctx, req, fl.settings.DeviceAuthorizationURL)
 	m.inflight.done()
 	if err != nil {
-		return nil, &GrantError{Name: name, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: "device_code", Err: err}
+		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: "device_code", Err: err}
 	}
 	now := m.now()
 	d := &DeviceFlow{

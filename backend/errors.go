@@ -39,7 +39,10 @@ const (
 // credential and vendor it concerns. Its message never holds a secret: the
 // token client redacts vendor text.
 type GrantError struct {
-	Name   string
+	Name string
+	// App is the app whose client settings the credential uses; empty
+	// for a self-contained credential.
+	App    string
 	Vendor string
 	// Preset and Grant say what was asked, for the advice.
 	Preset *providers.Preset

@@ -466,7 +466,7 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 		// Nothing was asked of the vendor: nothing to record.
 		return nil, err
 	}
-	gerr := &GrantError{Name: name, Vendor: settings.Preset.DisplayName, Preset: settings.Preset, Grant: settings.GrantType, Err: err}
+	gerr := &GrantError{Name: name, App: e.Config.App, Vendor: settings.Preset.DisplayName, Preset: settings.Preset, Grant: settings.GrantType, Err: err}
 	m.countersOf(name).fail(gerr.VendorCode())
 	retryAt := m.noteFailure(name, gerr, m.now())
 	log.Warn("token request failed", "grant_type", settings.GrantType, "error", gerr.Err.Error(), "retry_after", retryAt.Sub(m.now()).Round(time.Second).String())
