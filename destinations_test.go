@@ -320,3 +320,86 @@ func forgetRevocationBinding(t *testing.T, env *testEnv, name string) {
 	}
 	env.b.invalidate(ctx, backend.StoragePrefix+name)
 }
+
+// The daily rediscovery of an app's issuer does not adopt metadata that
+// moves an endpoint its secrets go to: the app keeps the endpoints it had
+// and says what moved, until an operator writes it again with the
+// secrets.
+func TestRediscoveryDoesNotMoveSecrets(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		doc   func(base, thief string) map[string]any
+		moved string // in discovery_changed; "" when nothing moved
+	}{
+		{"token_endpoint moved", func(base, thief string) map[string]any {
+			return map[string]any{"issuer": base, "token_endpoint": thief + "/token", "revocation_endpoint": base + "/revoke"}
+		}, "token_url="},
+		{"revocation_endpoint moved", func(base, thief string) map[string]any {
+			return map[string]any{"issuer": base, "token_endpoint": base + "/token", "revocation_endpoint": thief + "/revoke"}
+		}, "revocation_url="},
+		{"only the PKCE methods changed", func(base, _ string) map[string]any {
+			return map[string]any{"issuer": base, "token_endpoint": base + "/token", "revocation_endpoint": base + "/revoke", "code_challenge_methods_supported": []string{"S256"}}
+		}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t)
+			env.mount = "oauth/prod/"
+			clk := env.useClock()
+			iss, thief := newRecordingAS(t), newRecordingAS(t)
+			writeApp(t, env, logical.CreateOperation, map[string]interface{}{"issuer": iss.URL, "client_id": "id", "client_secret": "REAL-SECRET", "grant_type": "refresh_token"})
+			env.write(t, "a/victim", map[string]interface{}{"refresh_token": "VICTIM-RT"})
+			before, _ := env.request(t, logical.ReadOperation, "apps/a", nil)
+			iss.setDoc(func(base string) map[string]any { return c.doc(base, thief.URL) })
+			clk.add(25 * time.Hour)
+			if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+				t.Fatal(err)
+			}
+			read, _ := env.request(t, logical.ReadOperation, "apps/a", nil)
+			status, _ := env.request(t, logical.ReadOperation, "status/a", nil)
+			for where, got := range map[string]interface{}{"apps/a": read.Data["discovery_changed"], "status/a": status.Data["discovery_changed"]} {
+				msg := got.(string)
+				if c.moved == "" {
+					if msg != "" {
+						t.Errorf("%s: discovery_changed %q with nothing moved", where, msg)
+					}
+					continue
+				}
+				for _, want := range []string{c.moved + thief.URL, "vault write oauth/prod/apps/a issuer=" + iss.URL + " client_secret=..."} {
+					if !strings.Contains(msg, want) {
+						t.Errorf("%s: discovery_changed %q does not say %q", where, msg, want)
+					}
+				}
+			}
+			if adopted := read.Data["discovered_at"] != before.Data["discovered_at"]; adopted != (c.moved == "") {
+				t.Errorf("the new metadata was adopted: %v (discovered_at %v, was %v)", adopted, read.Data["discovered_at"], before.Data["discovered_at"])
+			}
+			// The token endpoint and the revocation endpoint in use are
+			// still the issuer's.
+			_, _ = env.request(t, logical.ReadOperation, "token/a/victim", nil)
+			_, _ = env.request(t, logical.DeleteOperation, "config/a/victim", nil)
+			for _, secret := range []string{"REAL-SECRET", "VICTIM-RT"} {
+				if got := thief.sawSince(0, secret); got != "" {
+					t.Errorf("the moved endpoint got %s: %s", secret, got)
+				}
+				if iss.sawSince(0, secret) == "" {
+					t.Errorf("the issuer's endpoints did not get %s", secret)
+				}
+			}
+			assertNoSecrets(t, "the log", env.logs.String(), "REAL-SECRET", "VICTIM-RT")
+			if c.moved == "" {
+				return
+			}
+			// The fix the answer names: write the issuer again, with the
+			// secrets.
+			resp, err := env.request(t, logical.UpdateOperation, "apps/a", map[string]interface{}{"issuer": iss.URL})
+			mustErr(t, resp, err, "changes where the credential's secrets are sent")
+			writeApp(t, env, logical.UpdateOperation, map[string]interface{}{"issuer": iss.URL, "client_secret": "NEW-SECRET"})
+			if read, _ := env.request(t, logical.ReadOperation, "apps/a", nil); read.Data["discovery_changed"] != "" {
+				t.Errorf("discovery_changed after the app was written again: %v", read.Data["discovery_changed"])
+			}
+		})
+	}
+}

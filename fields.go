@@ -41,6 +41,9 @@ const (
 	fieldRefreshConc      = "refresh_concurrency"
 	fieldRefreshRate      = "refresh_rate"
 	fieldStateFilter      = "state"
+	// fieldDiscoveryChanged is only in answers: an app's issuer now names
+	// endpoints the app does not use.
+	fieldDiscoveryChanged = "discovery_changed"
 
 	fieldAssertionAudience = "assertion_audience"
 	fieldTLSCert           = "tls_client_certificate"

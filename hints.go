@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -211,4 +212,18 @@ func resultWarnings(mount string, res *backend.Result) []string {
 		out = append(out, fmt.Sprintf("the vendor refused the app's client_secret and accepted its previous one, which is kept until %s: set the new secret at the vendor before then", res.PreviousUntil.UTC().Format(time.RFC3339)))
 	}
 	return out
+}
+
+// discoveryChanged says what an app's issuer now names that the app does
+// not use, and how to adopt it; "" when nothing changed.
+func discoveryChanged(mount, app string, c *backend.Config) string {
+	if c.Discovered == nil || len(c.Discovered.Changed) == 0 {
+		return ""
+	}
+	again := ""
+	if secrets := c.SecretsSet(); len(secrets) > 0 {
+		again = " " + strings.Join(secrets, "=... ") + "=..."
+	}
+	return fmt.Sprintf("the metadata of issuer %s now names other endpoints: %s; the app keeps using the ones it had, and sends no secret to the new ones. If the vendor moved them, adopt them with vault write %sapps/%s issuer=%s%s",
+		c.Issuer, strings.Join(c.Discovered.Changed, ", "), mount, app, c.Issuer, again)
 }

@@ -242,6 +242,7 @@ func (b *vendorBackend) handleAppRead(ctx context.Context, req *logical.Request,
 		data["previous_client_secret_until"] = formatTime(a.PreviousUntil)
 	}
 	data[fieldRefreshConc], data[fieldRefreshRate] = a.RefreshConcurrency, a.RefreshRate
+	data[fieldDiscoveryChanged] = discoveryChanged(mountOf(req), name, &a.Config)
 	h := b.creds.Health(name)
 	data["connections"] = countsOf(h)
 	return &logical.Response{Data: data, Warnings: warnings}, nil

@@ -377,7 +377,7 @@ func connectionAndAuthFields() map[string]*framework.FieldSchema {
 		},
 		fieldIssuer: {
 			Type:         framework.TypeString,
-			Description:  "An authorization server's issuer URL: its metadata (RFC 8414, then OpenID Discovery) fills token_url, authorize_url, revocation_url and device_authorization_url; explicit fields win. Fetched on write and refreshed daily by the active node, never on a read.",
+			Description:  "An authorization server's issuer URL: its metadata (RFC 8414, then OpenID Discovery) fills token_url, authorize_url, revocation_url and device_authorization_url; explicit fields win. Fetched when the config or app is written, never on a read. An app's is fetched again daily by the active node: new auth and PKCE methods are taken, moved endpoints are not (discovery_changed at apps/<app> says what moved) until the app is written again with issuer= and its secrets.",
 			DisplayAttrs: &framework.DisplayAttributes{Name: "Issuer"},
 		},
 		fieldRevocationURL: {

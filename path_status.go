@@ -110,17 +110,26 @@ func (b *vendorBackend) handleStatus(ctx context.Context, req *logical.Request, 
 	}}, nil
 }
 
-func (b *vendorBackend) handleAppStatus(_ context.Context, _ *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+func (b *vendorBackend) handleAppStatus(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	app := d.Get(fieldApp).(string)
 	h := b.creds.Health(app)
 	unhealthy, next := pageUnhealthy(h.Unhealthy, d)
+	changed := ""
+	a, err := b.creds.App(ctx, req.Storage, app)
+	if err != nil {
+		return nil, err
+	}
+	if a != nil {
+		changed = discoveryChanged(mountOf(req), app, &a.Config)
+	}
 	return &logical.Response{Data: map[string]interface{}{
-		"app":             app,
-		"counts":          countsOf(h),
-		"unhealthy":       unhealthy,
-		"next":            next,
-		"schedule_loaded": h.Complete,
-		"counted_since":   b.started.UTC().Format(time.RFC3339),
+		"app":                 app,
+		"counts":              countsOf(h),
+		"unhealthy":           unhealthy,
+		"next":                next,
+		"schedule_loaded":     h.Complete,
+		"counted_since":       b.started.UTC().Format(time.RFC3339),
+		fieldDiscoveryChanged: changed,
 	}}, nil
 }
 
@@ -208,6 +217,8 @@ const pathAppStatusHelpDesc = `
 counts: how many of the app's connections are healthy, refreshing,
 backing_off, needs_reauthorization or static_expired; unhealthy: those that
 are not healthy, by name, a page at a time (after, limit), optionally only
-one state (state=needs_reauthorization). The answer does not grow with the
-number of healthy connections.
+one state (state=needs_reauthorization). discovery_changed: when the app's
+issuer now names other endpoints, what changed and how to adopt them (the
+app keeps the ones it had). The answer does not grow with the number of
+healthy connections.
 `

@@ -118,6 +118,13 @@ type Discovered struct {
 	AuthMethods            []string  `json:"auth_methods,omitempty"`
 	PKCEMethods            []string  `json:"pkce_methods,omitempty"`
 	FetchedAt              time.Time `json:"fetched_at"`
+	// CheckedAt is when the active node last fetched the metadata again
+	// in the background.
+	CheckedAt time.Time `json:"checked_at,omitempty"`
+	// Changed lists, as DestinationChanges does, the endpoints a later
+	// fetch named that differ from those above: they are not used until
+	// an operator writes the issuer again with the secrets.
+	Changed []string `json:"changed,omitempty"`
 }
 
 // SameRequest reports whether c and o make the vendor the same request:
@@ -186,9 +193,16 @@ func (c *Config) DestinationChanges(o *Config) []string {
 		fields = []pair{{"token_url", cs.TokenURL, os.TokenURL}, {"authorize_url", cs.AuthorizeURL, os.AuthorizeURL},
 			{"revocation_url", cs.RevocationURL, os.RevocationURL}, {"device_authorization_url", cs.DeviceAuthorizationURL, os.DeviceAuthorizationURL}}
 	} else {
+		// An app with grant_type=refresh_token does not resolve without
+		// a connection's refresh token: what its issuer's metadata says
+		// counts too.
+		cd, od := c.discovered(), o.discovered()
 		fields = []pair{{"provider", c.Provider, o.Provider}, {"environment", c.Environment, o.Environment},
 			{"token_url", c.TokenURL, o.TokenURL}, {"authorize_url", c.AuthorizeURL, o.AuthorizeURL},
-			{"revocation_url", c.RevocationURL, o.RevocationURL}, {"device_authorization_url", c.DeviceAuthorizationURL, o.DeviceAuthorizationURL}}
+			{"revocation_url", c.RevocationURL, o.RevocationURL}, {"device_authorization_url", c.DeviceAuthorizationURL, o.DeviceAuthorizationURL},
+			{"discovered token_url", cd.TokenURL, od.TokenURL}, {"discovered authorize_url", cd.AuthorizeURL, od.AuthorizeURL},
+			{"discovered revocation_url", cd.RevocationURL, od.RevocationURL},
+			{"discovered device_authorization_url", cd.DeviceAuthorizationURL, od.DeviceAuthorizationURL}}
 	}
 	fields = append(fields, pair{"issuer", c.Issuer, o.Issuer}, pair{"assertion_audience", c.AssertionAudience, o.AssertionAudience})
 	var out []string
@@ -202,6 +216,13 @@ func (c *Config) DestinationChanges(o *Config) []string {
 		out = append(out, "ca_bundle (changed)")
 	}
 	return out
+}
+
+func (c *Config) discovered() Discovered {
+	if c.Discovered == nil {
+		return Discovered{}
+	}
+	return *c.Discovered
 }
 
 // SecretsSet names the write-only fields that hold a value.
@@ -329,7 +350,7 @@ func (c Config) clone() Config {
 	c.SecretResponseFields = slices.Clone(c.SecretResponseFields)
 	if c.Discovered != nil {
 		d := *c.Discovered
-		d.AuthMethods, d.PKCEMethods = slices.Clone(d.AuthMethods), slices.Clone(d.PKCEMethods)
+		d.AuthMethods, d.PKCEMethods, d.Changed = slices.Clone(d.AuthMethods), slices.Clone(d.PKCEMethods), slices.Clone(d.Changed)
 		c.Discovered = &d
 	}
 	return c

@@ -154,8 +154,14 @@ func revocationBound(c *Config, url string) bool {
 	return err1 == nil && err2 == nil && tokenHost != "" && strings.EqualFold(revokeHost, tokenHost)
 }
 
-// rediscover fetches the metadata of configs and apps whose issuer's was
-// fetched more than rediscoverAfter ago; at most a few per tick.
+// rediscoverApps fetches again the metadata of apps whose issuer's was
+// fetched more than rediscoverAfter ago; at most a few per tick. Metadata
+// that moves an endpoint the app's secrets go to is not adopted: whoever
+// controls the issuer's document (or its host, later) would otherwise get
+// them without anyone writing the app. The app keeps what it had and says
+// what changed (Discovered.Changed) until an operator writes it again.
+// Self-contained configs are not fetched again: their metadata is what was
+// fetched when they were written.
 func (m *Manager) rediscoverApps(ctx context.Context, s logical.Storage) {
 	names, err := m.ListApps(ctx, s)
 	if err != nil {
@@ -167,7 +173,7 @@ func (m *Manager) rediscoverApps(ctx context.Context, s logical.Storage) {
 			return
 		}
 		a, err := m.App(ctx, s, name)
-		if err != nil || a == nil || a.Config.Issuer == "" || a.Config.Discovered == nil || m.now().Sub(a.Config.Discovered.FetchedAt) < rediscoverAfter {
+		if err != nil || a == nil || a.Config.Issuer == "" || a.Config.Discovered == nil || !rediscoverDue(a.Config.Discovered, m.now()) {
 			continue
 		}
 		done++
@@ -176,14 +182,62 @@ func (m *Manager) rediscoverApps(ctx context.Context, s logical.Storage) {
 			m.logger.Warn("refreshing an issuer's metadata failed; keeping what was fetched before", "app", name, "error", err.Error())
 			continue
 		}
+		changed := a.Config.discoveryChanges(d)
+		if len(changed) > 0 {
+			m.logger.Warn("an issuer's metadata now names other endpoints for the app's secrets; keeping the ones in use until the app is written again", "app", name, "changed", strings.Join(changed, ", "))
+		}
 		if _, err := m.UpdateApp(ctx, s, name, func(cur *App) (*App, error) {
-			if cur == nil || cur.Config.Issuer != a.Config.Issuer {
+			if cur == nil || cur.Config.Issuer != a.Config.Issuer || cur.Config.Discovered == nil || !cur.Config.Discovered.FetchedAt.Equal(a.Config.Discovered.FetchedAt) {
 				return nil, fmt.Errorf("changed meanwhile")
 			}
-			cur.Config.Discovered = d
+			if len(changed) > 0 {
+				cur.Config.Discovered.Changed = changed
+				cur.Config.Discovered.CheckedAt = m.now()
+			} else {
+				cur.Config.Discovered = d
+			}
 			return cur, nil
 		}); err != nil {
 			m.logger.Warn("storing an issuer's refreshed metadata failed", "app", name, "error", err.Error())
 		}
 	}
+}
+
+// rediscoverDue reports whether d is old enough to fetch again at now.
+func rediscoverDue(d *Discovered, now time.Time) bool {
+	last := d.FetchedAt
+	if d.CheckedAt.After(last) {
+		last = d.CheckedAt
+	}
+	return now.Sub(last) >= rediscoverAfter
+}
+
+// discoveryChanges lists where c's secrets would go differently with d in
+// place of its Discovered: the resolved endpoints, so one an explicit
+// field overrides does not count; when c does not resolve, any discovered
+// endpoint that differs.
+func (c *Config) discoveryChanges(d *Discovered) []string {
+	before, after := c.Clone(), c.Clone()
+	after.Discovered = d
+	for _, x := range []*Config{&before, &after} {
+		if x.RefreshToken == "" {
+			x.RefreshToken = "a connection's" // resolved as an app's connections are
+		}
+	}
+	if _, err := before.Resolve(); err == nil {
+		if _, err := after.Resolve(); err == nil {
+			return before.DestinationChanges(&after)
+		}
+	}
+	var out []string
+	old := c.Discovered
+	for _, f := range []struct{ field, was, now string }{
+		{"token_url", old.TokenURL, d.TokenURL}, {"authorize_url", old.AuthorizeURL, d.AuthorizeURL},
+		{"revocation_url", old.RevocationURL, d.RevocationURL}, {"device_authorization_url", old.DeviceAuthorizationURL, d.DeviceAuthorizationURL},
+	} {
+		if f.was != f.now {
+			out = append(out, fmt.Sprintf("%s=%s (was %s)", f.field, f.now, f.was))
+		}
+	}
+	return out
 }
