@@ -403,3 +403,64 @@ func TestRediscoveryDoesNotMoveSecrets(t *testing.T) {
 		})
 	}
 }
+
+// Issuers that fail do not starve the others' rediscovery: every try is
+// recorded and backs off, so each tick asks about other apps, and a
+// failing issuer is not asked again every tick.
+func TestRediscoveryGivesEveryAppItsTurn(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	clk := env.useClock()
+	var failing atomic.Bool
+	var calls atomic.Int32
+	var base string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		issuerPath, ok := strings.CutPrefix(r.URL.Path, "/.well-known/oauth-authorization-server")
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		calls.Add(1)
+		// Only the last app's issuer answers once the others fail.
+		if failing.Load() && issuerPath != "/i9" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"token_endpoint":%q}`, base+issuerPath, base+"/token")
+	}))
+	t.Cleanup(srv.Close)
+	base = srv.URL
+	for i := range 10 {
+		resp, err := env.request(t, logical.CreateOperation, fmt.Sprintf("apps/a%d", i), map[string]interface{}{
+			"issuer": fmt.Sprintf("%s/i%d", base, i), "client_id": "id", "client_secret": "S", "grant_type": "client_credentials"})
+		if err != nil || resp.IsError() {
+			t.Fatal(err, resp)
+		}
+	}
+	failing.Store(true)
+	clk.add(25 * time.Hour)
+	tick := func() int32 {
+		calls.Store(0)
+		if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+			t.Fatal(err)
+		}
+		return calls.Load()
+	}
+	for i := range 3 {
+		if n := tick(); n == 0 || n > 4 {
+			t.Errorf("tick %d asked %d issuers, want 1 to 4", i, n)
+		}
+	}
+	read, _ := env.request(t, logical.ReadOperation, "apps/a9", nil)
+	if got, want := read.Data["discovered_at"], clk.now().UTC().Format(time.RFC3339); got != want {
+		t.Errorf("after 3 ticks the last app's metadata was fetched at %v, want %v: the failing issuers before it took every turn", got, want)
+	}
+	if n := tick(); n != 0 {
+		t.Errorf("the next tick asked %d issuers again; failures must back off", n)
+	}
+	clk.add(20 * time.Minute)
+	if n := tick(); n == 0 {
+		t.Errorf("after the backoff no failing issuer was asked again")
+	}
+}

@@ -118,9 +118,11 @@ type Discovered struct {
 	AuthMethods            []string  `json:"auth_methods,omitempty"`
 	PKCEMethods            []string  `json:"pkce_methods,omitempty"`
 	FetchedAt              time.Time `json:"fetched_at"`
-	// CheckedAt is when the active node last fetched the metadata again
-	// in the background.
+	// CheckedAt is when the active node last tried to fetch the metadata
+	// again in the background; Failures how many of those tries in a row
+	// failed, for the backoff.
 	CheckedAt time.Time `json:"checked_at,omitempty"`
+	Failures  int       `json:"failures,omitempty"`
 	// Changed lists, as DestinationChanges does, the endpoints a later
 	// fetch named that differ from those above: they are not used until
 	// an operator writes the issuer again with the secrets.

@@ -127,8 +127,9 @@ func (m *Manager) used(name string, e *Entry) bool {
 // failed, keeps building the schedule after a restart, and keeps the
 // background refresher and the device pollers running on the node that
 // can write (and stopped on one that cannot: OpenBao's standbys run
-// periodic functions too). It
-// calls no vendor itself, so it ends long before Vault's deadline for it.
+// periodic functions too). It calls no vendor itself but a few issuers
+// for their metadata, within rediscoverBudget, so it ends long before
+// Vault's deadline for it.
 func (m *Manager) Tick(ctx context.Context, s logical.Storage, writable bool) error {
 	if !writable {
 		m.refresher.halt()

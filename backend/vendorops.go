@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -16,6 +17,19 @@ import (
 // rediscoverAfter is how old an issuer's metadata may get before the
 // active node fetches it again.
 const rediscoverAfter = 24 * time.Hour
+
+// A failed fetch is tried again after rediscoverRetry, doubling with each
+// failure in a row up to rediscoverAfter, so an issuer that is down is not
+// asked every tick and does not hold back the other apps.
+const rediscoverRetry = 15 * time.Minute
+
+// rediscoverBudget bounds the time one tick spends fetching metadata, and
+// rediscoverPerTick how many issuers it asks: the tick runs on Vault's
+// periodic schedule and must end long before its deadline.
+const (
+	rediscoverBudget  = 20 * time.Second
+	rediscoverPerTick = 4
+)
 
 // Discover fetches an issuer's metadata (RFC 8414, then OpenID
 // Discovery), checking that it names the same issuer. It runs when a
@@ -162,14 +176,17 @@ func revocationBound(c *Config, url string) bool {
 // what changed (Discovered.Changed) until an operator writes it again.
 // Self-contained configs are not fetched again: their metadata is what was
 // fetched when they were written.
-func (m *Manager) rediscoverApps(ctx context.Context, s logical.Storage) {
+func (m *Manager) rediscoverApps(tick context.Context, s logical.Storage) {
+	ctx, cancel := context.WithTimeout(m.life, rediscoverBudget)
+	defer cancel()
+	defer context.AfterFunc(tick, cancel)()
 	names, err := m.ListApps(ctx, s)
 	if err != nil {
 		return
 	}
 	done := 0
 	for _, name := range names {
-		if done >= 4 || ctx.Err() != nil {
+		if done >= rediscoverPerTick || ctx.Err() != nil {
 			return
 		}
 		a, err := m.App(ctx, s, name)
@@ -177,34 +194,56 @@ func (m *Manager) rediscoverApps(ctx context.Context, s logical.Storage) {
 			continue
 		}
 		done++
-		d, err := m.Discover(ctx, a.Config.Issuer, &a.Config)
-		if err != nil {
-			m.logger.Warn("refreshing an issuer's metadata failed; keeping what was fetched before", "app", name, "error", err.Error())
-			continue
-		}
-		changed := a.Config.discoveryChanges(d)
-		if len(changed) > 0 {
-			m.logger.Warn("an issuer's metadata now names other endpoints for the app's secrets; keeping the ones in use until the app is written again", "app", name, "changed", strings.Join(changed, ", "))
-		}
-		if _, err := m.UpdateApp(ctx, s, name, func(cur *App) (*App, error) {
-			if cur == nil || cur.Config.Issuer != a.Config.Issuer || cur.Config.Discovered == nil || !cur.Config.Discovered.FetchedAt.Equal(a.Config.Discovered.FetchedAt) {
-				return nil, fmt.Errorf("changed meanwhile")
-			}
-			if len(changed) > 0 {
-				cur.Config.Discovered.Changed = changed
-				cur.Config.Discovered.CheckedAt = m.now()
-			} else {
-				cur.Config.Discovered = d
-			}
-			return cur, nil
-		}); err != nil {
-			m.logger.Warn("storing an issuer's refreshed metadata failed", "app", name, "error", err.Error())
-		}
+		m.rediscoverApp(ctx, s, name, a)
 	}
 }
 
-// rediscoverDue reports whether d is old enough to fetch again at now.
+// rediscoverApp fetches app a's issuer's metadata again and records what
+// came of it; every try is recorded, so the next tick asks about other
+// apps.
+func (m *Manager) rediscoverApp(ctx context.Context, s logical.Storage, name string, a *App) {
+	d, err := m.Discover(ctx, a.Config.Issuer, &a.Config)
+	if errors.Is(err, ErrClosed) {
+		return
+	}
+	var changed []string
+	if err != nil {
+		m.logger.Warn("refreshing an issuer's metadata failed; keeping what was fetched before", "app", name, "error", err.Error())
+	} else if changed = a.Config.discoveryChanges(d); len(changed) > 0 {
+		m.logger.Warn("an issuer's metadata now names other endpoints for the app's secrets; keeping the ones in use until the app is written again", "app", name, "changed", strings.Join(changed, ", "))
+	}
+	// Recorded also when the tick's time ran out during the fetch.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if _, err := m.UpdateApp(wctx, s, name, func(cur *App) (*App, error) {
+		if cur == nil || cur.Config.Issuer != a.Config.Issuer || cur.Config.Discovered == nil || !cur.Config.Discovered.FetchedAt.Equal(a.Config.Discovered.FetchedAt) {
+			return nil, fmt.Errorf("changed meanwhile")
+		}
+		switch {
+		case err != nil:
+			cur.Config.Discovered.Failures++
+		case len(changed) > 0:
+			cur.Config.Discovered.Changed, cur.Config.Discovered.Failures = changed, 0
+		default:
+			cur.Config.Discovered = d
+		}
+		cur.Config.Discovered.CheckedAt = m.now()
+		return cur, nil
+	}); err != nil {
+		m.logger.Warn("storing an issuer's refreshed metadata failed", "app", name, "error", err.Error())
+	}
+}
+
+// rediscoverDue reports whether d is old enough to fetch again at now, or
+// a failed try's backoff is over.
 func rediscoverDue(d *Discovered, now time.Time) bool {
+	if d.Failures > 0 {
+		wait := rediscoverRetry
+		for i := 1; i < d.Failures && wait < rediscoverAfter; i++ {
+			wait *= 2
+		}
+		return now.Sub(d.CheckedAt) >= min(wait, rediscoverAfter)
+	}
 	last := d.FetchedAt
 	if d.CheckedAt.After(last) {
 		last = d.CheckedAt
