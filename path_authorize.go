@@ -157,11 +157,14 @@ const pathAuthorizeHelpSyn = `Start connecting a user's account at the vendor (O
 const pathAuthorizeHelpDesc = `
 Returns the vendor's authorization URL for the credential's client, with
 response_type=code, the redirect_uri, the scopes (default: the preset's, for
-penbox offline_access), a state (generated unless given) and, when the config
-has use_pkce=true, an S256 code challenge. Send the user to the URL; the vendor
-redirects back to redirect_uri with code and state. Pass both to
-exchange/<name> within 10 minutes. The state is stored with the credential and
-works once.
+penbox offline_access), a state (generated unless given) and an S256 code
+challenge (unless use_pkce=false on the app or config). For a connection
+(<app>/<account>) no config is needed first: the name's first part is the
+app, whose allowed_redirect_uris must list the redirect_uri exactly, and metadata is
+kept on the connection the exchange creates. Send the user to the URL; the
+vendor redirects back to redirect_uri with code and state. Pass both to
+exchange/<name> within 10 minutes. The state is stored on its own, for this
+name only, and works once.
 `
 
 const pathExchangeHelpSyn = `Finish connecting an account: exchange the authorization code for tokens.`
