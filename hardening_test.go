@@ -619,6 +619,8 @@ func TestMessagesNameTheRealMount(t *testing.T) {
 		{"config refused", "config/pb", logical.UpdateOperation, map[string]interface{}{"token_url": "http://127.0.0.1:1/x"}, "oauth/prod/config/pb was not changed"},
 		// A connection's client settings are its app's.
 		{"connection's client refused", "token/partner/a", logical.ReadOperation, nil, "check client_id and client_secret in oauth/prod/apps/partner;"},
+		{"connecting to an unknown app", "authorize/nosuch/a", logical.UpdateOperation, map[string]interface{}{"redirect_uri": "https://partner.example/cb"}, "vault write oauth/prod/apps/nosuch"},
+		{"authorizing a credential under another app", "authorize/pb", logical.UpdateOperation, map[string]interface{}{"app": "partner", "redirect_uri": "https://partner.example/cb"}, "vault write oauth/prod/config/pb app=partner"},
 	}
 	for _, c := range cases {
 		resp, err := env.request(t, c.op, c.path, c.data)

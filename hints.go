@@ -45,7 +45,10 @@ func describe(mount string, err error) string {
 		lerr *backend.LeaseEndedError
 		aerr *backend.AppError
 	)
+	var ierr *backend.InputError
 	switch {
+	case errors.As(err, &ierr):
+		return strings.ReplaceAll(ierr.Msg, backend.MountPlaceholder, mount)
 	case errors.As(err, &berr):
 		return fmt.Sprintf("%s (not calling the vendor again before %s)", describe(mount, berr.Last), berr.RetryAt.UTC().Format(time.RFC3339))
 	case errors.As(err, &rerr):

@@ -146,7 +146,7 @@ func (m *Manager) flowFor(ctx context.Context, s logical.Storage, name string, e
 		appName = implied
 	}
 	if e != nil && appName != "" && e.Config.App != appName {
-		return nil, &InputError{Msg: fmt.Sprintf("credential %q is not a connection of app %q; leave app out, or connect it to the app first with config/%s app=%s", name, appName, name, appName)}
+		return nil, &InputError{Msg: fmt.Sprintf("credential %q is not a connection of app %q; leave app out, or connect it to the app first with vault write %sconfig/%s app=%s", name, appName, MountPlaceholder, name, appName)}
 	}
 	if e == nil {
 		if appName == "" {
@@ -161,7 +161,7 @@ func (m *Manager) flowFor(ctx context.Context, s logical.Storage, name string, e
 	if r.err != nil {
 		var ae *AppError
 		if errors.As(r.err, &ae) {
-			return nil, &InputError{Msg: fmt.Sprintf("there is no app %q; create it with apps/%s first", ae.App, ae.App)}
+			return nil, &InputError{Msg: fmt.Sprintf("there is no app %q; create it with vault write %sapps/%s first", ae.App, MountPlaceholder, ae.App)}
 		}
 		return nil, &ConfigError{Name: name, Err: r.err}
 	}

@@ -113,8 +113,12 @@ func (e *LeaseEndedError) Error() string {
 }
 
 // InputError is a caller's mistake found by the backend; it becomes a 400.
-// Its message names no path.
+// A path in its message starts with MountPlaceholder, which the handler,
+// knowing the request's mount, replaces.
 type InputError struct{ Msg string }
+
+// MountPlaceholder stands for the mount path in an InputError's message.
+const MountPlaceholder = "<mount>/"
 
 func (e *InputError) Error() string { return e.Msg }
 
