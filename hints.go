@@ -111,6 +111,9 @@ func grantHint(mount string, e *backend.GrantError) string {
 			return "check that token_url in " + client + " points at the vendor's token endpoint"
 		}
 		var te *tokenclient.TransportError
+		if errors.As(e.Err, &te) && e.IsClientError() {
+			return "fix ca_bundle, tls_client_certificate or tls_client_key in " + client + " (write the certificate and key together)"
+		}
 		if errors.As(e.Err, &te) {
 			return "check that token_url in " + client + " is reachable from the Vault server; the plugin will try again on the next read"
 		}

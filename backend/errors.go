@@ -59,6 +59,13 @@ func (e *GrantError) Unwrap() error { return e.Err }
 // IsClientError reports whether the vendor refused the request itself (a
 // 4xx other than 429): the config is wrong, not the vendor down.
 func (e *GrantError) IsClientError() bool {
+	var te *tokenclient.TransportError
+	if errors.As(e.Err, &te) {
+		// The TLS handshake reached the server and failed on what the
+		// config holds (client certificate, CA bundle, host name); an
+		// expired server certificate is the vendor's to fix.
+		return te.TLSFailure != "" && te.TLSFailure != tokenclient.TLSServerCertificateInvalid
+	}
 	var ve *tokenclient.Error
 	if !errors.As(e.Err, &ve) {
 		return false

@@ -232,6 +232,8 @@ func newTransportErrorAt(noun string, err error, endpoint string, sent, reading 
 		msg = fmt.Sprintf("reading the answer from %s %s failed: %s", noun, endpoint, cause)
 	case sent:
 		msg = fmt.Sprintf("lost the connection to %s %s after sending the request (outcome unknown): %s", noun, endpoint, cause)
+	case tlsFailure != "":
+		msg = fmt.Sprintf("the TLS handshake with %s %s failed: %s", noun, endpoint, cause)
 	default:
 		msg = fmt.Sprintf("cannot reach %s %s: %s", noun, endpoint, cause)
 	}

@@ -227,7 +227,7 @@ func TestExchangeTLS_PrivateCAAndMutualTLS(t *testing.T) {
 				if Classify(err) != FailureTLS {
 					t.Errorf("Classify = %q, want tls", Classify(err))
 				}
-				if !strings.HasPrefix(err.Error(), "cannot reach token endpoint "+v.URL+"/token: ") {
+				if !strings.HasPrefix(err.Error(), "the TLS handshake with token endpoint "+v.URL+"/token failed: ") {
 					t.Errorf("error = %q", err)
 				}
 			default:
