@@ -908,7 +908,7 @@ func (b *vendorBackend) addHealth(ctx context.Context, req *logical.Request, nam
 	if err != nil {
 		return err
 	}
-	open, err := b.creds.CountAuthorizations(ctx, req.Storage, name)
+	open, err := b.creds.CountAuthorizations(ctx, req.Storage, name, e)
 	if err != nil {
 		return err
 	}

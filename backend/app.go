@@ -379,8 +379,9 @@ func (m *Manager) Effective(ctx context.Context, s logical.Storage, name string,
 	return r.eff, r.settings, r.err, nil
 }
 
-// CountAuthorizations is how many unexpired authorizations name has open.
-func (m *Manager) CountAuthorizations(ctx context.Context, s logical.Storage, name string) (int, error) {
+// CountAuthorizations is how many unexpired authorizations name has open,
+// those a version 1 entry e (may be nil) keeps inline included.
+func (m *Manager) CountAuthorizations(ctx context.Context, s logical.Storage, name string, e *Entry) (int, error) {
 	prefix := AuthzPrefix + name + "/"
 	keys, err := s.List(ctx, prefix)
 	if err != nil {
@@ -400,5 +401,6 @@ func (m *Manager) CountAuthorizations(ctx context.Context, s logical.Storage, na
 			n++
 		}
 	}
+	n += legacyOpen(e, m.now())
 	return n, nil
 }

@@ -86,7 +86,7 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 	} else if err := validateRedirect(r.RedirectURI); err != nil {
 		return nil, &InputError{Msg: err.Error()}
 	}
-	if n, err := m.openAuthorizations(ctx, s, name); err != nil {
+	if n, err := m.openAuthorizations(ctx, s, name, e); err != nil {
 		return nil, err
 	} else if n >= maxOpenAuthorizations {
 		return nil, &InputError{Msg: fmt.Sprintf("credential %q has %d unfinished authorizations; finish one or wait %s for them to expire", name, n, StateTTL)}

@@ -113,9 +113,24 @@ func deleteAuthorization(ctx context.Context, s logical.Storage, name, state str
 	return nil
 }
 
+// legacyOpen is how many unexpired authorizations a version 1 entry e
+// keeps inline (until its next write moves them to their own keys).
+func legacyOpen(e *Entry, now time.Time) int {
+	if e == nil || e.legacy == nil {
+		return 0
+	}
+	n := 0
+	for _, a := range e.legacy.Authorizations {
+		if a != nil && !now.After(a.ExpiresAt) {
+			n++
+		}
+	}
+	return n
+}
+
 // openAuthorizations lists name's open authorization keys, dropping the
-// expired ones, and returns how many remain.
-func (m *Manager) openAuthorizations(ctx context.Context, s logical.Storage, name string) (int, error) {
+// expired ones, and returns how many remain, with e's inline ones.
+func (m *Manager) openAuthorizations(ctx context.Context, s logical.Storage, name string, e *Entry) (int, error) {
 	prefix := AuthzPrefix + name + "/"
 	keys, err := s.List(ctx, prefix)
 	if err != nil {
@@ -135,6 +150,7 @@ func (m *Manager) openAuthorizations(ctx context.Context, s logical.Storage, nam
 		}
 		open++
 	}
+	open += legacyOpen(e, now)
 	return open, nil
 }
 
