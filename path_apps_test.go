@@ -295,8 +295,8 @@ func TestSchemaOneEntriesKeepWorking(t *testing.T) {
 	}
 	put()
 	read, err := env.request(t, logical.ReadOperation, "config/pb", nil)
-	if err != nil || read.IsError() || read.Data["last_error_code"] != "temporarily_unavailable" || read.Data["open_authorizations"] != 0 {
-		t.Errorf("reading a schema 1 entry: %v %v", err, read)
+	if err != nil || read.IsError() || read.Data["last_error_code"] != "temporarily_unavailable" || read.Data["open_authorizations"] != 1 {
+		t.Errorf("reading a schema 1 entry (its inline authorization is open): %v %v", err, read)
 	}
 	resp, err = env.request(t, logical.UpdateOperation, "exchange/pb", map[string]interface{}{"code": code, "state": state})
 	if err != nil || resp.IsError() {
@@ -320,4 +320,40 @@ func deleteAllAuthz(env *testEnv, name string) error {
 		}
 	}
 	return nil
+}
+
+// A schema 1 credential (PKCE off, as that schema had it) turned into a
+// connection of an app that sends the vendor the same request keeps its
+// cached token: how accounts are connected (use_pkce, authorize_url) is
+// not how tokens are got.
+func TestSchemaOneConversionKeepsTheCachedToken(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := env.penbox(t, "pb", nil)
+	rt := v.IssueRefreshToken("pb-id")
+	now := time.Now()
+	v1 := map[string]interface{}{
+		"version": 1,
+		"config": map[string]interface{}{"provider": "penbox", "token_url": env.url + v.TokenPath(), "authorize_url": env.url + "/penbox/authorize",
+			"client_id": "pb-id", "client_secret": "pb-secret", "refresh_token": rt},
+		"token": map[string]interface{}{"access_token": "cached-before-the-upgrade", "token_type": "Bearer",
+			"obtained_at": now.Format(time.RFC3339Nano), "expires_at": now.Add(time.Hour).Format(time.RFC3339Nano)},
+	}
+	raw, _ := json.Marshal(v1)
+	if err := env.storage.InmemStorage.Put(context.Background(), &logical.StorageEntry{Key: backend.StoragePrefix + "pb", Value: raw}); err != nil {
+		t.Fatal(err)
+	}
+	env.b.invalidate(context.Background(), backend.StoragePrefix+"pb")
+	if resp, err := env.request(t, logical.CreateOperation, "apps/partner", map[string]interface{}{"provider": "penbox", "token_url": env.url + v.TokenPath(),
+		"authorize_url": env.url + "/penbox/authorize", "client_id": "pb-id", "client_secret": "pb-secret"}); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	before := v.Stats().Requests
+	env.write(t, "pb", map[string]interface{}{"app": "partner"})
+	if got := env.readToken(t, "pb").Data["access_token"]; got != "cached-before-the-upgrade" {
+		t.Errorf("after the conversion token/pb = %v, want the token cached before it", got)
+	}
+	if d := v.Stats().Requests - before; d != 0 {
+		t.Errorf("the conversion and the read after it cost %d vendor requests", d)
+	}
 }

@@ -149,14 +149,14 @@ func (c *Config) SameRequest(o *Config) bool {
 // comparable struct; a pointer's value counts (nil is "").
 type sentScalars struct {
 	provider, environment, grantType, tokenURL, clientID, clientSecret, refreshToken, apiKey string
-	authStyle, basicEncoding, bodyFormat, grantTypeInQuery, authorizeURL, usePKCE            string
+	authStyle, basicEncoding, bodyFormat, grantTypeInQuery                                   string
 	assertionAudience, tlsClientCertificate, tlsClientKey, caBundle, issuer                  string
 }
 
 func (c *Config) sentScalars() sentScalars {
 	return sentScalars{
 		c.Provider, c.Environment, c.GrantType, c.TokenURL, c.ClientID, c.ClientSecret, c.RefreshToken, c.APIKey,
-		c.AuthStyle, c.BasicEncoding, c.BodyFormat, boolText(c.GrantTypeInQuery), c.AuthorizeURL, boolText(c.UsePKCE),
+		c.AuthStyle, c.BasicEncoding, c.BodyFormat, boolText(c.GrantTypeInQuery),
 		c.AssertionAudience, c.TLSClientCertificate, c.TLSClientKey, c.CABundle, c.Issuer,
 	}
 }
@@ -176,7 +176,12 @@ func boolText(b *bool) string {
 var notSent = []string{"DefaultTTL", "MaxTTL", "ExpirySkew", "RetryLostRefresh", "KeepAlive", "Metadata", "App", "RefreshTokenFor", "RevokeURLFor",
 	// What the issuer said and where else secrets go (checked as
 	// destinations, not as the token request).
-	"Discovered", "RevocationURL", "RevokeOnDelete", "DeviceAuthorizationURL"}
+	"Discovered", "RevocationURL", "RevokeOnDelete", "DeviceAuthorizationURL",
+	// How an account is connected, not how its tokens are got: a token
+	// obtained before a change of these is still the one the vendor
+	// would issue (a schema 1 entry keeps use_pkce=false, its app
+	// leaves it on, and its conversion keeps the cached token).
+	"AuthorizeURL", "UsePKCE"}
 
 // DestinationChanges lists where a config sends its secrets and users that
 // differs between c and o, as "field=new (was old)": the resolved token
