@@ -58,8 +58,8 @@ func New() *framework.Backend {
 	}
 	b.Paths = []*framework.Path{
 		{
-			// token/<name>: the fixed secret under a non-renewable lease,
-			// as vendoroauth's token/<name> hands out.
+			// token/<name>: the fixed secret under a lease renewable up to
+			// its first end, as vendoroauth's token/<name> hands out.
 			Pattern: "token/" + framework.GenericNameRegex("name"),
 			Fields:  fields,
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -68,7 +68,7 @@ func New() *framework.Backend {
 						resp := b.Secret(SecretType).Response(data(), nil)
 						resp.Secret.TTL = TTL
 						resp.Secret.MaxTTL = TTL
-						resp.Secret.Renewable = false
+						resp.Secret.Renewable = true
 						return resp, nil
 					},
 				},
@@ -95,6 +95,17 @@ func New() *framework.Backend {
 			"token_type":   {Type: framework.TypeString},
 			"expires_at":   {Type: framework.TypeString},
 			"scope":        {Type: framework.TypeString},
+		},
+		// A renewal extends a lease to its first end and never beyond,
+		// as vendoroauth's does.
+		Renew: func(_ context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+			left := req.Secret.IssueTime.Add(TTL).Sub(time.Now()).Truncate(time.Second)
+			if left < time.Second {
+				return logical.ErrorResponse("lease ended"), nil
+			}
+			resp := &logical.Response{Secret: req.Secret}
+			resp.Secret.TTL = left
+			return resp, nil
 		},
 		Revoke: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
 			return nil, nil

@@ -1,7 +1,8 @@
 // Command nullplugin is the benchmark's null plugin: a Vault secrets plugin
 // served exactly as vault-plugin-secrets-vendoroauth is (same SDK,
 // plugin.ServeMultiplex, same TLS provider) that hands out a fixed secret
-// of the same shape under a non-renewable lease. See bench/nullbackend.
+// of the same shape under a lease renewable up to its first end. See
+// bench/nullbackend.
 package main
 
 import (

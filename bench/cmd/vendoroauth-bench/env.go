@@ -31,6 +31,12 @@ const (
 	// alone, and their 11,000 credentials do not grow the heap (and the GC
 	// work) of the process the throughput cells measure.
 	scaleName = "vendoroauth-scale"
+	// econName is the real plugin registered a third time, for the
+	// vendor-economy mounts (Agent-like readers and idle credentials),
+	// which run in the background of the other phases: their grants and
+	// 1,000 idle credentials stay out of the processes the other cells
+	// measure.
+	econName = "vendoroauth-economy"
 )
 
 // env is the running Vault with every plugin and mount the phases use.
@@ -41,10 +47,13 @@ type env struct {
 	vault    *vaulttest.Vault
 	hc       *http.Client
 
-	pluginExe, nullExe, profExe, scaleExe string
-	vaultPID                              int
-	pluginPID, nullPID, profPID, scalePID int
-	profAddr, nullProfAddr                string
+	pluginExe, nullExe, profExe, scaleExe, econExe string
+	vaultPID                                       int
+	pluginPID, nullPID, profPID, scalePID          int
+	profAddr, nullProfAddr                         string
+
+	// proxy is the `vault proxy` in front of Vault (nil without one).
+	proxy *vaulttest.Proxy
 }
 
 // build compiles a main package of this module into the plugin directory.
@@ -91,6 +100,7 @@ func setup(ctx context.Context, o *options) (*env, error) {
 	e.nullExe = filepath.Join(plugins, nullName)
 	e.profExe = filepath.Join(plugins, profName)
 	e.scaleExe = filepath.Join(plugins, scaleName)
+	e.econExe = filepath.Join(plugins, econName)
 	// The real plugin is built as the end-to-end tests build it.
 	shas[0], errs[0] = vaulttest.BuildPlugin(plugins, pluginVersion)
 	var wg sync.WaitGroup
@@ -107,6 +117,9 @@ func setup(ctx context.Context, o *options) (*env, error) {
 		}
 	}
 	if err := copyFile(e.pluginExe, e.scaleExe); err != nil {
+		return e, err
+	}
+	if err := copyFile(e.pluginExe, e.econExe); err != nil {
 		return e, err
 	}
 
@@ -134,6 +147,7 @@ func setup(ctx context.Context, o *options) (*env, error) {
 		{Name: profName, Type: api.PluginTypeSecrets, Command: profName, SHA256: shas[2], Version: pluginVersion,
 			Env: []string{pprofenv.Env + "=127.0.0.1:0", pprofenv.AddrFileEnv + "=" + profAddrFile}},
 		{Name: scaleName, Type: api.PluginTypeSecrets, Command: scaleName, SHA256: shas[0], Version: pluginVersion},
+		{Name: econName, Type: api.PluginTypeSecrets, Command: econName, SHA256: shas[0], Version: pluginVersion},
 	} {
 		if err := sys.RegisterPluginWithContext(ctx, in); err != nil {
 			return e, fmt.Errorf("register %s: %w", in.Name, err)
@@ -151,6 +165,8 @@ func setup(ctx context.Context, o *options) (*env, error) {
 		{"kv2", api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}},
 		{"cold", api.MountInput{Type: vaulttest.PluginName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}},
 		{"life", api.MountInput{Type: vaulttest.PluginName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}},
+		{agentMount, api.MountInput{Type: econName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}},
+		{idleMount, api.MountInput{Type: econName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}},
 	}
 	for _, n := range o.scale {
 		mounts = append(mounts, struct {
@@ -204,6 +220,9 @@ func (e *env) findPlugins(nullAddrFile, profAddrFile string, scale bool) error {
 }
 
 func (e *env) close() {
+	if e.proxy != nil {
+		e.proxy.Stop()
+	}
 	if e.vault != nil {
 		e.vault.Stop()
 	}

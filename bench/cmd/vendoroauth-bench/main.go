@@ -11,8 +11,13 @@
 //     concurrency, with the CPU each process spends per request;
 //   - cold reads (every read needs a grant) beside the same token request
 //     sent straight to the stand-in;
-//   - vendor requests per token refresh and per token lifetime under many
-//     concurrent readers of short-lived tokens;
+//   - vendor calls per token lifetime: many concurrent readers hammering
+//     one credential of short-lived tokens; Agent-like readers (each
+//     re-reads at 85-95% of the lease it got) with the life left on each
+//     token when a reader replaced it; and 1,000 credentials read once
+//     and then left alone (the last two in the background of the rest);
+//   - cached reads through a local `vault proxy` with `cache {}` (the
+//     shipped bootstrap/proxy/vault-proxy.hcl) beside direct reads;
 //   - the plugin's resident memory and cached-read latency with 10, 1,000
 //     and 10,000 credentials;
 //   - optionally CPU profiles of Vault and the plugin under load.
@@ -50,6 +55,13 @@ type options struct {
 	lifetime           time.Duration
 	lifetimes          int
 	lifetimeReaders    int
+	agentReaders       int
+	agentLifetime      time.Duration
+	agentLifetimes     int
+	agentSkew          time.Duration
+	idleCredentials    int
+	idleLifetime       time.Duration
+	proxy              bool
 	profileFor         time.Duration
 	profileConcurrency int
 	out                string
@@ -71,11 +83,18 @@ func main() {
 	flag.DurationVar(&o.lifetime, "lifetime", 10*time.Second, "stand-in token lifetime for the upstream-requests cell")
 	flag.IntVar(&o.lifetimes, "lifetimes", 4, "token lifetimes the upstream-requests cell runs for")
 	flag.IntVar(&o.lifetimeReaders, "lifetime-readers", 64, "concurrent readers in the upstream-requests cell")
+	flag.IntVar(&o.agentReaders, "agent-readers", 8, "Agent-like readers (each re-reads at 85-95% of its lease)")
+	flag.DurationVar(&o.agentLifetime, "agent-lifetime", 60*time.Second, "stand-in token lifetime for the Agent-like readers")
+	flag.IntVar(&o.agentLifetimes, "agent-lifetimes", 8, "token lifetimes the Agent-like readers run for (in the background of the other phases)")
+	flag.DurationVar(&o.agentSkew, "agent-skew", time.Second, "expiry_skew of the Agent-like readers' credential")
+	flag.IntVar(&o.idleCredentials, "idle-credentials", 1000, "credentials read once and then left alone while the Agent-like readers run")
+	flag.DurationVar(&o.idleLifetime, "idle-lifetime", 5*time.Minute, "stand-in token lifetime of the idle credentials (5 minutes: the shortest the old rule refreshed ahead)")
+	flag.BoolVar(&o.proxy, "proxy", true, "measure cached reads through a local vault proxy among the throughput targets")
 	flag.DurationVar(&o.profileFor, "profile", envDuration("BENCH_PROFILE", 0), "take CPU profiles of Vault and the plugins for this long (0: none; env BENCH_PROFILE)")
 	flag.IntVar(&o.profileConcurrency, "profile-concurrency", 16, "concurrent readers while profiling")
 	flag.StringVar(&o.out, "out", os.Getenv("BENCH_OUT"), "JSON file to write (default bench/results/<date>-<commit>.json; env BENCH_OUT)")
 	flag.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to include in the table and JSON")
-	flag.StringVar(&o.only, "only", "", "comma-separated phases to run: throughput,scale,cold,lifetime,profile (default all)")
+	flag.StringVar(&o.only, "only", "", "comma-separated phases to run: throughput,scale,cold,lifetime,agent,idle,profile (default all)")
 	flag.BoolVar(&o.noFail, "no-fail", false, "exit 0 even when an acceptance check fails")
 	flag.Parse()
 	var err error
@@ -121,6 +140,9 @@ func benchmark(ctx context.Context, o *options) int {
 		Settings: map[string]string{
 			"duration": o.duration.String(), "warmup": o.warmup.String(), "rounds": strconv.Itoa(o.rounds),
 			"lifetime": o.lifetime.String(), "lifetimes": strconv.Itoa(o.lifetimes),
+			"agent_lifetime": o.agentLifetime.String(), "agent_lifetimes": strconv.Itoa(o.agentLifetimes),
+			"agent_readers": strconv.Itoa(o.agentReaders), "agent_skew": o.agentSkew.String(),
+			"idle_credentials": strconv.Itoa(o.idleCredentials), "idle_lifetime": o.idleLifetime.String(),
 		},
 	}
 	fail := func(phase string, err error) int {
@@ -142,6 +164,38 @@ func benchmark(ctx context.Context, o *options) int {
 	targets, err := e.prepareThroughput(ctx, tokenURL)
 	if err != nil {
 		return fail("prepare", err)
+	}
+	if o.proxy && want("throughput") {
+		if err := e.startProxy(ctx); err != nil {
+			return fail("vault proxy", err)
+		}
+		targets = append(targets, target{Name: proxyTarget, Path: "vendoroauth/token/bench", Plugin: "proxy", do: e.proxyGET("vendoroauth/token/bench")})
+		if err := e.proxyWarm(ctx, "vendoroauth/token/bench"); err != nil {
+			return fail("vault proxy", err)
+		}
+	}
+
+	// The vendor-economy phases mostly wait: the idle credentials are
+	// written and read once now, then left alone while the Agent-like
+	// readers run, in the background of every other phase.
+	var idle *idlePhase
+	if want("idle") {
+		if idle, err = e.idleStart(ctx, o); err != nil {
+			return fail("idle credentials", err)
+		}
+	}
+	type agentOutcome struct {
+		res *agentLikeResult
+		err error
+	}
+	agentDone := make(chan agentOutcome, 1)
+	if want("agent") {
+		go func() {
+			r, err := e.agentLike(ctx, o)
+			agentDone <- agentOutcome{r, err}
+		}()
+	} else {
+		close(agentDone)
 	}
 
 	// Memory first, before load has grown the plugin's heap.
@@ -178,6 +232,19 @@ func benchmark(ctx context.Context, o *options) int {
 	if want("lifetime") {
 		if rep.Lifetime, err = e.lifetime(ctx, o); err != nil {
 			return fail("upstream requests", err)
+		}
+	}
+	if want("agent") {
+		logf("waiting for the Agent-like readers")
+		out := <-agentDone
+		if out.err != nil {
+			return fail("Agent-like readers", out.err)
+		}
+		rep.AgentLike = out.res
+	}
+	if idle != nil {
+		if rep.Idle, err = e.idleFinish(ctx, idle); err != nil {
+			return fail("idle credentials", err)
 		}
 	}
 	if rss, err := rssKiB(e.pluginPID); err == nil {
