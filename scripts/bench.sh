@@ -8,6 +8,7 @@
 # Flags after the script name go to the load generator, e.g.
 #   scripts/bench.sh -profile 10s          # also take CPU profiles
 #   scripts/bench.sh -only throughput      # one phase
+#   scripts/bench.sh -only connections -connections 20000   # a smaller many-connections cell
 # BENCH_DURATION, BENCH_ROUNDS, BENCH_WARMUP, BENCH_PROFILE and BENCH_OUT
 # are read by the load generator; BENCH_GOTIME sets -benchtime.
 set -euo pipefail

@@ -37,6 +37,12 @@ const (
 	// 1,000 idle credentials stay out of the processes the other cells
 	// measure.
 	econName = "vendoroauth-economy"
+	// connSmallName and connLargeName are the real plugin registered
+	// twice more, for the many-connections cell: the mount with 10
+	// connections and the one with 100,000 each get a process, so each
+	// process's RSS, heap and GC work are those of its own connections.
+	connSmallName = "vendoroauth-conn-small"
+	connLargeName = "vendoroauth-conn-large"
 )
 
 // env is the running Vault with every plugin and mount the phases use.
@@ -48,8 +54,10 @@ type env struct {
 	hc       *http.Client
 
 	pluginExe, nullExe, profExe, scaleExe, econExe string
+	connSmallExe, connLargeExe                     string
 	vaultPID                                       int
 	pluginPID, nullPID, profPID, scalePID          int
+	connSmallPID, connLargePID                     int
 	profAddr, nullProfAddr                         string
 
 	// proxy is the `vault proxy` in front of Vault (nil without one).
@@ -101,6 +109,8 @@ func setup(ctx context.Context, o *options) (*env, error) {
 	e.profExe = filepath.Join(plugins, profName)
 	e.scaleExe = filepath.Join(plugins, scaleName)
 	e.econExe = filepath.Join(plugins, econName)
+	e.connSmallExe = filepath.Join(plugins, connSmallName)
+	e.connLargeExe = filepath.Join(plugins, connLargeName)
 	// The real plugin is built as the end-to-end tests build it.
 	shas[0], errs[0] = vaulttest.BuildPlugin(plugins, pluginVersion)
 	var wg sync.WaitGroup
@@ -119,8 +129,10 @@ func setup(ctx context.Context, o *options) (*env, error) {
 	if err := copyFile(e.pluginExe, e.scaleExe); err != nil {
 		return e, err
 	}
-	if err := copyFile(e.pluginExe, e.econExe); err != nil {
-		return e, err
+	for _, exe := range []string{e.econExe, e.connSmallExe, e.connLargeExe} {
+		if err := copyFile(e.pluginExe, exe); err != nil {
+			return e, err
+		}
 	}
 
 	logf("starting Vault (%s)", e.vaultBin)
@@ -148,6 +160,8 @@ func setup(ctx context.Context, o *options) (*env, error) {
 			Env: []string{pprofenv.Env + "=127.0.0.1:0", pprofenv.AddrFileEnv + "=" + profAddrFile}},
 		{Name: scaleName, Type: api.PluginTypeSecrets, Command: scaleName, SHA256: shas[0], Version: pluginVersion},
 		{Name: econName, Type: api.PluginTypeSecrets, Command: econName, SHA256: shas[0], Version: pluginVersion},
+		{Name: connSmallName, Type: api.PluginTypeSecrets, Command: connSmallName, SHA256: shas[0], Version: pluginVersion},
+		{Name: connLargeName, Type: api.PluginTypeSecrets, Command: connLargeName, SHA256: shas[0], Version: pluginVersion},
 	} {
 		if err := sys.RegisterPluginWithContext(ctx, in); err != nil {
 			return e, fmt.Errorf("register %s: %w", in.Name, err)
@@ -168,6 +182,16 @@ func setup(ctx context.Context, o *options) (*env, error) {
 		{agentMount, api.MountInput{Type: econName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}},
 		{idleMount, api.MountInput{Type: econName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}},
 	}
+	conns := o.want("connections")
+	if conns {
+		mounts = append(mounts, []struct {
+			path string
+			in   api.MountInput
+		}{
+			{connSmall, api.MountInput{Type: connSmallName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}},
+			{connLarge, api.MountInput{Type: connLargeName, Config: api.MountConfigInput{PluginVersion: pluginVersion}}},
+		}...)
+	}
 	for _, n := range o.scale {
 		mounts = append(mounts, struct {
 			path string
@@ -179,7 +203,7 @@ func setup(ctx context.Context, o *options) (*env, error) {
 			return e, fmt.Errorf("mount %s: %w", m.path, err)
 		}
 	}
-	if err := e.findPlugins(nullAddrFile, profAddrFile, len(o.scale) > 0); err != nil {
+	if err := e.findPlugins(nullAddrFile, profAddrFile, len(o.scale) > 0, conns); err != nil {
 		return e, err
 	}
 	return e, nil
@@ -197,23 +221,28 @@ func copyFile(from, to string) error {
 func scaleMount(n int) string { return fmt.Sprintf("scale-%d", n) }
 
 // findPlugins finds the plugin processes Vault started for the mounts.
-func (e *env) findPlugins(nullAddrFile, profAddrFile string, scale bool) error {
+func (e *env) findPlugins(nullAddrFile, profAddrFile string, scale, conns bool) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		p, n, f := findPIDs(e.pluginExe, ""), findPIDs(e.nullExe, ""), findPIDs(e.profExe, "")
 		sc := findPIDs(e.scaleExe, "")
+		cs, cl := findPIDs(e.connSmallExe, ""), findPIDs(e.connLargeExe, "")
 		na, _ := os.ReadFile(nullAddrFile)
 		pa, _ := os.ReadFile(profAddrFile)
-		if len(p) == 1 && len(n) == 1 && len(f) == 1 && len(na) > 0 && len(pa) > 0 && (len(sc) == 1 || !scale) {
+		if len(p) == 1 && len(n) == 1 && len(f) == 1 && len(na) > 0 && len(pa) > 0 && (len(sc) == 1 || !scale) &&
+			((len(cs) == 1 && len(cl) == 1) || !conns) {
 			e.pluginPID, e.nullPID, e.profPID = p[0], n[0], f[0]
 			if scale {
 				e.scalePID = sc[0]
+			}
+			if conns {
+				e.connSmallPID, e.connLargePID = cs[0], cl[0]
 			}
 			e.nullProfAddr, e.profAddr = string(na), string(pa)
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cannot find the plugin processes (plugin %v, null %v, prof %v, scale %v)", p, n, f, sc)
+			return fmt.Errorf("cannot find the plugin processes (plugin %v, null %v, prof %v, scale %v, connections %v %v)", p, n, f, sc, cs, cl)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

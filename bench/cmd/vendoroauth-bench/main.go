@@ -20,6 +20,9 @@
 //     shipped bootstrap/proxy/vault-proxy.hcl) beside direct reads;
 //   - the plugin's resident memory and cached-read latency with 10, 1,000
 //     and 10,000 credentials;
+//   - one app with 100,000 connections beside one with 10: the time to
+//     write them, the plugin's RSS per connection, cached-read p50, a
+//     LIST page and a status call;
 //   - optionally CPU profiles of Vault and the plugin under load.
 //
 // It prints one table, writes it as JSON for comparing commits, and exits
@@ -62,6 +65,10 @@ type options struct {
 	idleCredentials    int
 	idleLifetime       time.Duration
 	proxy              bool
+	connections        int
+	connWarm           int
+	connWriters        int
+	connRestart        bool
 	profileFor         time.Duration
 	profileConcurrency int
 	out                string
@@ -90,11 +97,15 @@ func main() {
 	flag.IntVar(&o.idleCredentials, "idle-credentials", 1000, "credentials read once and then left alone while the Agent-like readers run")
 	flag.DurationVar(&o.idleLifetime, "idle-lifetime", 5*time.Minute, "stand-in token lifetime of the idle credentials (5 minutes: the shortest the old rule refreshed ahead)")
 	flag.BoolVar(&o.proxy, "proxy", true, "measure cached reads through a local vault proxy among the throughput targets")
+	flag.IntVar(&o.connections, "connections", 100000, "connections of one app in the many-connections cell (measured beside an app with 10)")
+	flag.IntVar(&o.connWarm, "connections-warm", 300, "connections read once (one vendor grant each) for the many-connections cached-read cell")
+	flag.IntVar(&o.connWriters, "connections-writers", 32, "concurrent writers filling the many-connections mount")
+	flag.BoolVar(&o.connRestart, "connections-restart", true, "then reload the many-connections mount's plugin and time LIST while its load after the start runs")
 	flag.DurationVar(&o.profileFor, "profile", envDuration("BENCH_PROFILE", 0), "take CPU profiles of Vault and the plugins for this long (0: none; env BENCH_PROFILE)")
 	flag.IntVar(&o.profileConcurrency, "profile-concurrency", 16, "concurrent readers while profiling")
 	flag.StringVar(&o.out, "out", os.Getenv("BENCH_OUT"), "JSON file to write (default bench/results/<date>-<commit>.json; env BENCH_OUT)")
 	flag.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to include in the table and JSON")
-	flag.StringVar(&o.only, "only", "", "comma-separated phases to run: throughput,scale,cold,lifetime,agent,idle,profile (default all)")
+	flag.StringVar(&o.only, "only", "", "comma-separated phases to run: throughput,scale,cold,lifetime,agent,idle,connections,profile (default all)")
 	flag.BoolVar(&o.noFail, "no-fail", false, "exit 0 even when an acceptance check fails")
 	flag.Parse()
 	var err error
@@ -106,6 +117,9 @@ func main() {
 	}
 	if o.rounds < 1 {
 		o.rounds = 1
+	}
+	if o.connections < connBase || o.connWarm < 1 || o.connWriters < 1 {
+		fatalf("-connections must be at least %d, -connections-warm and -connections-writers at least 1", connBase)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -143,6 +157,8 @@ func benchmark(ctx context.Context, o *options) int {
 			"agent_lifetime": o.agentLifetime.String(), "agent_lifetimes": strconv.Itoa(o.agentLifetimes),
 			"agent_readers": strconv.Itoa(o.agentReaders), "agent_skew": o.agentSkew.String(),
 			"idle_credentials": strconv.Itoa(o.idleCredentials), "idle_lifetime": o.idleLifetime.String(),
+			"connections": strconv.Itoa(o.connections), "connections_warm": strconv.Itoa(o.connWarm),
+			"connections_writers": strconv.Itoa(o.connWriters),
 		},
 	}
 	fail := func(phase string, err error) int {
@@ -150,9 +166,7 @@ func benchmark(ctx context.Context, o *options) int {
 		logf("vault log (last 40 lines):\n%s", tail(e.vault.Log(), 40))
 		return 1
 	}
-	want := func(phase string) bool {
-		return o.only == "" || strings.Contains(","+o.only+",", ","+phase+",")
-	}
+	want := o.want
 
 	// The throughput credential reads from a stand-in that lives for the
 	// whole run (tokens of an hour: no grant while measuring).
@@ -234,6 +248,13 @@ func benchmark(ctx context.Context, o *options) int {
 			return fail("upstream requests", err)
 		}
 	}
+	// Last of the foreground phases: its 100,000 entries grow Vault's
+	// heap (and its GC work) for every later read.
+	if want("connections") {
+		if rep.Connections, err = e.connections(ctx, o); err != nil {
+			return fail("many connections", err)
+		}
+	}
 	if want("agent") {
 		logf("waiting for the Agent-like readers")
 		out := <-agentDone
@@ -276,6 +297,11 @@ func benchmark(ctx context.Context, o *options) int {
 		}
 	}
 	return 0
+}
+
+// want reports whether -only selects phase.
+func (o *options) want(phase string) bool {
+	return o.only == "" || strings.Contains(","+o.only+",", ","+phase+",")
 }
 
 func outPath(o *options, root string, rep *report) string {
