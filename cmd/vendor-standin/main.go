@@ -46,6 +46,11 @@ const (
 	demoPenboxID           = "penbox-demo-client"
 	demoPenboxSecret       = "penbox-demo-secret"
 	demoPenboxRefreshToken = "penbox-demo-refresh-token"
+	// demoPenboxRedirectURI is the partner callback registered for the
+	// Penbox demo client, the one make dev's app allows and its
+	// authorizations use. Nothing listens there: the dev script reads the
+	// code and state from the stand-in's redirect without following it.
+	demoPenboxRedirectURI = "http://127.0.0.1/partner/penbox/callback"
 
 	demoGenericID     = "generic-demo-client"
 	demoGenericSecret = "generic-demo-secret"
@@ -138,7 +143,7 @@ func registerDemo(s *standin.Server) {
 	esb.AddClient(standin.Client{ID: demoEshopboxID, Secret: demoEshopboxSecret})
 	esb.AddRefreshToken(demoEshopboxID, demoEshopboxRefreshToken)
 	pb := s.Vendor(standin.VendorPenbox)
-	pb.AddClient(standin.Client{ID: demoPenboxID, Secret: demoPenboxSecret})
+	pb.AddClient(standin.Client{ID: demoPenboxID, Secret: demoPenboxSecret, RedirectURIs: []string{demoPenboxRedirectURI}})
 	pb.AddRefreshToken(demoPenboxID, demoPenboxRefreshToken)
 	pb.SetBehavior(standin.Behavior{Rotate: true})
 	s.Vendor(standin.VendorGeneric).AddClient(standin.Client{ID: demoGenericID, Secret: demoGenericSecret})

@@ -94,6 +94,34 @@ func TestRunDemo(t *testing.T) {
 		t.Fatalf("penbox demo does not rotate: %v", out)
 	}
 	tokens = append(tokens, out["access_token"].(string), out["refresh_token"].(string))
+	// The Penbox demo client's registered callback (make dev's partner
+	// app) gets a code; another callback is refused without a redirect.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	authorize := func(redirectURI string) *http.Response {
+		t.Helper()
+		q := url.Values{"client_id": {demoPenboxID}, "redirect_uri": {redirectURI}, "response_type": {"code"},
+			"scope": {"offline_access"}, "state": {"demo-state-0123456789"}}
+		resp, err := noFollow.Get(base + "/penbox/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := authorize(demoPenboxRedirectURI)
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(loc.String(), demoPenboxRedirectURI+"?") ||
+		loc.Query().Get("code") == "" || loc.Query().Get("state") != "demo-state-0123456789" {
+		t.Fatalf("authorize with the demo callback: HTTP %d, Location %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	code := loc.Query().Get("code")
+	out = post("/penbox/token", url.Values{"client_id": {demoPenboxID}, "client_secret": {demoPenboxSecret},
+		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {demoPenboxRedirectURI}}, nil)
+	tokens = append(tokens, code, out["access_token"].(string), out["refresh_token"].(string))
+	if resp := authorize("http://127.0.0.1/elsewhere/callback"); resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Errorf("authorize with an unregistered callback: HTTP %d, Location %q; want a 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
 	out = post("/generic/token", url.Values{"grant_type": {"client_credentials"}}, map[string]string{
 		"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(demoGenericID+":"+demoGenericSecret)),
 	})

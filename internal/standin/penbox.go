@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,15 +32,20 @@ func newPenbox(s *Server) *Vendor {
 
 // IssueCode returns a fresh authorization code for the client and
 // redirectURI, as /authorize would, without PKCE. Only Penbox has codes; it
-// panics on another vendor or an unknown client.
+// panics on another vendor, an unknown client, or a redirect URI the
+// client has not registered.
 func (v *Vendor) IssueCode(clientID, redirectURI, scope string) string {
 	if v.name != VendorPenbox {
 		panic("standin: only penbox issues authorization codes")
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if _, ok := v.clients[clientID]; !ok {
+	c, ok := v.clients[clientID]
+	if !ok {
 		panic(fmt.Sprintf("standin: %s has no client %q", v.name, clientID))
+	}
+	if !c.redirectRegistered(redirectURI) {
+		panic(fmt.Sprintf("standin: %s client %q has no registered redirect URI %q", v.name, clientID, redirectURI))
 	}
 	return v.issueCodeLocked(clientID, redirectURI, scope, "")
 }
@@ -68,9 +74,11 @@ var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 var pkceVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
 // penboxAuthorize answers GET /penbox/authorize. Until client_id and
-// redirect_uri are known good, errors are shown to the "user" (400 plain
-// text); after, they go back to the client in the redirect (RFC 6749 section
-// 4.1.2.1).
+// redirect_uri are known good (the client exists, and the redirect_uri is
+// one it registered), errors are shown to the "user" (400 plain text);
+// after, they go back to the client in the redirect (RFC 6749 section
+// 4.1.2.1). Parameters it does not know are ignored (RFC 6749 section
+// 3.1).
 func (v *Vendor) penboxAuthorize(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodGet {
@@ -111,6 +119,13 @@ func (v *Vendor) penboxAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if target.Fragment != "" || strings.Contains(redirectURI, "#") {
 		http.Error(w, "redirect_uri must not have a fragment", http.StatusBadRequest)
+		return
+	}
+	// An unregistered redirect_uri is not told to the client through it:
+	// that would send the user, and the error, to an address nobody
+	// vouched for (RFC 6749 section 4.1.2.1).
+	if !client.redirectRegistered(redirectURI) {
+		http.Error(w, fmt.Sprintf("redirect_uri %q is not registered for client %q", redirectURI, clientID), http.StatusBadRequest)
 		return
 	}
 
@@ -173,6 +188,13 @@ func (v *Vendor) penboxAuthorize(w http.ResponseWriter, r *http.Request) {
 	code := v.issueCodeLocked(clientID, redirectURI, scope, challenge)
 	v.mu.Unlock()
 	redirect(url.Values{"code": {code}})
+}
+
+// redirectRegistered reports whether the client registered uri: the exact
+// string (RFC 6749 section 3.1.2.3: a registered full URI is compared by
+// simple string comparison), or any when the client registered none (nil).
+func (c *clientRecord) redirectRegistered(uri string) bool {
+	return c.RedirectURIs == nil || slices.Contains(c.RedirectURIs, uri)
 }
 
 func (v *Vendor) penboxToken(req *tokenRequest) (*grantResult, *oauthError) {

@@ -312,3 +312,212 @@ func TestPenboxRefreshScope(t *testing.T) {
 		t.Fatalf("scope = %q", r.str("scope"))
 	}
 }
+
+// A client with registered redirect URIs gets a code only for one of them,
+// compared as exact strings; any other is an error shown to the user, with
+// no redirect to it. The exchange must repeat the authorization's own
+// redirect_uri, even where another registered one would pass /authorize.
+func TestPenboxRegisteredRedirectURIs(t *testing.T) {
+	t.Parallel()
+	_, v, base := newPenboxServer(t)
+	const (
+		id     = "pb-registered"
+		secret = "pb-registered-secret"
+		other  = "https://partner.example/penbox/other-callback"
+	)
+	v.AddClient(Client{ID: id, Secret: secret, RedirectURIs: []string{pbRedirect, other}})
+	v.AddClient(Client{ID: "pb-none", Secret: "none-secret", RedirectURIs: []string{}})
+	q := func(kv ...string) url.Values { return authQuery(append([]string{"client_id", id}, kv...)...) }
+
+	refused := []struct {
+		name string
+		q    url.Values
+	}{
+		{"another host", q("redirect_uri", "https://evil.example/penbox/callback?tenant=7")},
+		{"another path", q("redirect_uri", "https://partner.example/penbox/callback2?tenant=7")},
+		{"another query", q("redirect_uri", "https://partner.example/penbox/callback?tenant=8")},
+		{"query left out", q("redirect_uri", "https://partner.example/penbox/callback")},
+		{"trailing slash", q("redirect_uri", "https://partner.example/penbox/callback/?tenant=7")},
+		{"http for https", q("redirect_uri", "http://partner.example/penbox/callback?tenant=7")},
+		{"host case", q("redirect_uri", "https://Partner.example/penbox/callback?tenant=7")},
+		{"explicit port", q("redirect_uri", "https://partner.example:443/penbox/callback?tenant=7")},
+		{"registered none", authQuery("client_id", "pb-none")},
+	}
+	for _, tc := range refused {
+		r := authorize(t, base, tc.q)
+		if r.status != http.StatusBadRequest || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") ||
+			r.header.Get("Location") != "" || !strings.Contains(string(r.body), "not registered") {
+			t.Errorf("%s: status %d, type %q, location %q, body %q", tc.name, r.status, r.header.Get("Content-Type"), r.header.Get("Location"), r.body)
+		}
+	}
+	v.mu.Lock()
+	n := len(v.codes)
+	v.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("refused authorizations issued %d codes", n)
+	}
+
+	codeFor := func(t *testing.T, redirect string) string {
+		t.Helper()
+		r := authorize(t, base, q("redirect_uri", redirect))
+		u, err := url.Parse(r.header.Get("Location"))
+		if r.status != http.StatusFound || err != nil || u.Query().Get("code") == "" {
+			t.Fatalf("authorize with %s: status %d, Location %q", redirect, r.status, r.header.Get("Location"))
+		}
+		if got := u.Scheme + "://" + u.Host + u.Path; !strings.HasPrefix(redirect, got) {
+			t.Fatalf("redirected to %q, not to the registered %q", r.header.Get("Location"), redirect)
+		}
+		return u.Query().Get("code")
+	}
+	ex := func(code, redirect string) call {
+		return exchange(v, code, "client_id", id, "client_secret", secret, "redirect_uri", redirect)
+	}
+	t.Run("each registered one", func(t *testing.T) {
+		t.Parallel()
+		want{status: 200}.check(t, ex(codeFor(t, pbRedirect), pbRedirect).do(t, base))
+		want{status: 200}.check(t, ex(codeFor(t, other), other).do(t, base))
+	})
+	t.Run("exchange with the other registered one", func(t *testing.T) {
+		t.Parallel()
+		code := codeFor(t, pbRedirect)
+		want{400, "invalid_grant", []string{"redirect_uri"}}.check(t, ex(code, other).do(t, base))
+		// The refusal did not spend the code.
+		want{status: 200}.check(t, ex(code, pbRedirect).do(t, base))
+	})
+	t.Run("IssueCode", func(t *testing.T) {
+		t.Parallel()
+		defer func() {
+			if recover() == nil {
+				t.Fatal("IssueCode for an unregistered redirect URI did not panic")
+			}
+		}()
+		v.IssueCode(id, "https://evil.example/cb", "")
+	})
+}
+
+// Parameters the server does not know are ignored, at /authorize and at
+// the token endpoint (RFC 6749 sections 3.1 and 3.2); a known one repeated
+// is still refused.
+func TestPenboxIgnoresUnknownParameters(t *testing.T) {
+	t.Parallel()
+	_, v, base := newPenboxServer(t)
+	verifier := strings.Repeat("u", 50)
+	sum := sha256.Sum256([]byte(verifier))
+	r := authorize(t, base, authQuery("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]), "code_challenge_method", "S256",
+		"prompt", "consent", "nonce", "n-1", "x-partner-tenant", "7", "access_type", "offline"))
+	u, _ := url.Parse(r.header.Get("Location"))
+	code := u.Query().Get("code")
+	if r.status != http.StatusFound || code == "" {
+		t.Fatalf("authorize with unknown parameters: status %d, Location %q", r.status, r.header.Get("Location"))
+	}
+	for _, k := range []string{"prompt", "nonce", "x-partner-tenant", "access_type"} {
+		if u.Query().Has(k) {
+			t.Errorf("the redirect echoes the unknown parameter %s", k)
+		}
+	}
+	rr := exchange(v, code, "code_verifier", verifier, "audience", "penbox", "custom_data", `{"tenant":7}`).do(t, base)
+	want{status: 200}.check(t, rr)
+	want{status: 200}.check(t, refreshCall(v, rr.str("refresh_token"), "resource", "https://api.penbox.io", "x-trace", "1").do(t, base))
+
+	r = authorize(t, base, authQuery("nonce", "a", "state", "st-123"))
+	if r.status != http.StatusFound {
+		t.Fatalf("status %d", r.status)
+	}
+	q := authQuery()
+	q.Add("scope", "workspace:write")
+	r = authorize(t, base, q)
+	if u, _ := url.Parse(r.header.Get("Location")); u == nil || u.Query().Get("error") != "invalid_request" {
+		t.Fatalf("a repeated scope: status %d, Location %q", r.status, r.header.Get("Location"))
+	}
+}
+
+// With a challenge sent to /authorize, the exchange needs its verifier,
+// whichever client library redeems it; without one, a verifier is refused
+// (a downgrade). A failed check does not spend the code, the right
+// verifier then works, and the code works once.
+func TestPenboxPKCEStrict(t *testing.T) {
+	t.Parallel()
+	_, v, base := newPenboxServer(t)
+	verifier := strings.Repeat("A", 43)
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	codeWith := func(t *testing.T, kv ...string) string {
+		t.Helper()
+		r := authorize(t, base, authQuery(kv...))
+		u, _ := url.Parse(r.header.Get("Location"))
+		if r.status != http.StatusFound || u == nil || u.Query().Get("code") == "" {
+			t.Fatalf("authorize: status %d, Location %q", r.status, r.header.Get("Location"))
+		}
+		return u.Query().Get("code")
+	}
+	code := codeWith(t, "code_challenge", challenge, "code_challenge_method", "S256")
+	refusals := []struct {
+		name string
+		kv   []string
+		want want
+	}{
+		{"no verifier", nil, want{400, "invalid_grant", []string{"code_verifier is required"}}},
+		{"empty verifier", []string{"code_verifier", ""}, want{400, "invalid_grant", []string{"code_verifier is required"}}},
+		{"the challenge itself", []string{"code_verifier", challenge}, want{400, "invalid_grant", []string{"does not match"}}},
+		{"one character off", []string{"code_verifier", strings.Repeat("A", 42) + "B"}, want{400, "invalid_grant", []string{"does not match"}}},
+		{"too long", []string{"code_verifier", strings.Repeat("A", 129)}, want{400, "invalid_request", []string{"malformed"}}},
+		{"bad character", []string{"code_verifier", strings.Repeat("A", 42) + "+"}, want{400, "invalid_request", []string{"malformed"}}},
+	}
+	for _, tc := range refusals {
+		tc.want.check(t, exchange(v, code, tc.kv...).do(t, base))
+	}
+	want{status: 200}.check(t, exchange(v, code, "code_verifier", verifier).do(t, base))
+	want{400, "invalid_grant", []string{"already used"}}.check(t, exchange(v, code, "code_verifier", verifier).do(t, base))
+
+	plain := codeWith(t)
+	want{400, "invalid_grant", []string{"no code_challenge"}}.check(t, exchange(v, plain, "code_verifier", verifier).do(t, base))
+	want{status: 200}.check(t, exchange(v, plain).do(t, base))
+}
+
+// A client can hold more than one secret, as while a partner rotates its
+// client secret: AddClientSecret makes a new one work beside the old,
+// RemoveClientSecret retires one. A refused secret does not spend the
+// refresh token.
+func TestClientSecretRotation(t *testing.T) {
+	t.Parallel()
+	_, v, base := newPenboxServer(t)
+	v.SetBehavior(Behavior{Rotate: true})
+	rt := v.IssueRefreshToken(pbID)
+	refresh := func(secret string, w want) {
+		t.Helper()
+		r := refreshCall(v, rt, "client_secret", secret).do(t, base)
+		w.check(t, r)
+		if r.status == 200 {
+			rt = r.str("refresh_token")
+		}
+	}
+	refresh("pb-secret-2", want{401, "invalid_client", nil})
+	v.AddClientSecret(pbID, "pb-secret-2")
+	refresh(pbSecret, want{status: 200})
+	refresh("pb-secret-2", want{status: 200})
+	v.RemoveClientSecret(pbID, pbSecret)
+	refresh(pbSecret, want{401, "invalid_client", nil})
+	refresh("pb-secret-2", want{status: 200})
+	// Another client's secret is still no good, nor is this one for it.
+	r := refreshCall(v, rt, "client_id", "pb-other", "client_secret", "pb-secret-2").do(t, base)
+	want{401, "invalid_client", nil}.check(t, r)
+	// AddClient replaces the client, and with it every secret.
+	v.AddClient(Client{ID: pbID, Secret: "pb-secret-3"})
+	refresh("pb-secret-2", want{401, "invalid_client", nil})
+	refresh("pb-secret-3", want{status: 200})
+
+	for name, f := range map[string]func(){
+		"add to an unknown client":   func() { v.AddClientSecret("nobody", "x") },
+		"add an empty secret":        func() { v.AddClientSecret(pbID, "") },
+		"remove from an unknown one": func() { v.RemoveClientSecret("nobody", "x") },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}

@@ -336,14 +336,21 @@ func basicCreds(r *http.Request, formDecode bool, realm string) (id, secret stri
 	return id, secret, true, nil
 }
 
-// lookupLocked finds a client and checks its secret in constant time. An
-// unknown client and a wrong secret get the same answer.
+// lookupLocked finds a client and checks the secret against each it
+// accepts, in constant time. An unknown client and a wrong secret get the
+// same answer.
 func (v *Vendor) lookupLocked(id, secret string) (*clientRecord, bool) {
 	c, ok := v.clients[id]
 	if !ok {
 		return nil, false
 	}
-	if subtle.ConstantTimeCompare([]byte(c.Secret), []byte(secret)) != 1 {
+	// Every secret is compared, so the time taken does not say which one
+	// matched.
+	match := 0
+	for _, s := range c.secrets {
+		match |= subtle.ConstantTimeCompare([]byte(s), []byte(secret))
+	}
+	if match != 1 {
 		return nil, false
 	}
 	return c, true

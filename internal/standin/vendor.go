@@ -19,6 +19,13 @@ type Client struct {
 	// Scopes are the scopes the application may be granted (OfficeRnD
 	// calls them the application's permissions). Nil allows any scope.
 	Scopes []string
+	// RedirectURIs are the redirect URIs registered for the application
+	// (Penbox registers a partner's callbacks when the partnership is set
+	// up). Penbox's /authorize refuses any other, compared as exact
+	// strings (RFC 6749 section 3.1.2.3), with an error shown to the user
+	// and no redirect. Nil accepts any absolute http(s) URI, for tests
+	// that do not exercise registration; an empty list accepts none.
+	RedirectURIs []string
 }
 
 // Behavior holds knobs that change how a vendor answers token requests. All
@@ -140,6 +147,11 @@ type Vendor struct {
 type clientRecord struct {
 	Client
 	uid string // Bold Penguin's per-client user id
+	// secrets are the client secrets the vendor accepts: Secret, and
+	// those added with AddClientSecret until removed. A record is never
+	// changed once stored (changes store a copy), so a handler may use
+	// one it looked up after the lock is released.
+	secrets []string
 }
 
 // chain groups the tokens issued from one consent (an authorization code, or
@@ -207,13 +219,58 @@ func (v *Vendor) AddClient(c Client) {
 	if c.ID == "" {
 		panic("standin: a client needs an ID")
 	}
+	// Copied, keeping nil (any) apart from empty (none).
 	if c.Scopes != nil {
-		// Copied, keeping nil (any scope) apart from empty (no scope).
 		c.Scopes = append(make([]string, 0, len(c.Scopes)), c.Scopes...)
+	}
+	if c.RedirectURIs != nil {
+		c.RedirectURIs = append(make([]string, 0, len(c.RedirectURIs)), c.RedirectURIs...)
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.clients[c.ID] = &clientRecord{Client: c, uid: newUUID()}
+	v.clients[c.ID] = &clientRecord{Client: c, uid: newUUID(), secrets: []string{c.Secret}}
+}
+
+// AddClientSecret makes the vendor accept secret for the client as well as
+// the ones it has, as a vendor's console does when a new client secret is
+// generated: both work until the old one is removed with
+// RemoveClientSecret. It panics on an unknown client or an empty secret.
+func (v *Vendor) AddClientSecret(clientID, secret string) {
+	if secret == "" {
+		panic("standin: empty client secret")
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.clients[clientID]
+	if !ok {
+		panic(fmt.Sprintf("standin: %s has no client %q", v.name, clientID))
+	}
+	next := *c
+	next.secrets = append(append([]string(nil), c.secrets...), secret)
+	v.clients[clientID] = &next
+}
+
+// RemoveClientSecret stops the vendor accepting secret for the client (the
+// console's "delete secret"); requests with it then get invalid_client.
+// It panics on an unknown client.
+func (v *Vendor) RemoveClientSecret(clientID, secret string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.clients[clientID]
+	if !ok {
+		panic(fmt.Sprintf("standin: %s has no client %q", v.name, clientID))
+	}
+	next := *c
+	next.secrets = nil
+	for _, s := range c.secrets {
+		if s != secret {
+			next.secrets = append(next.secrets, s)
+		}
+	}
+	if next.Secret == secret {
+		next.Secret = ""
+	}
+	v.clients[clientID] = &next
 }
 
 // IssueRefreshToken returns a fresh valid refresh token for the client, as
