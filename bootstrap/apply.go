@@ -28,7 +28,8 @@ type Options struct {
 }
 
 // Apply makes Vault match the plan: plugin registered, mount enabled at the
-// plan's version, policies written, credentials written. It stops at the
+// plan's version, policies written, apps and their connections written,
+// credentials written. It stops at the
 // first failure and says which step failed; steps already done stay done,
 // and running it again continues from there.
 func Apply(ctx context.Context, c *api.Client, p *Plan, o Options) error {
@@ -69,19 +70,30 @@ func (a *applier) run() error {
 			return err
 		}
 	}
+	// Apps first: a credential of the file may name one (app=...), and
+	// a connection needs its app.
+	written, connections, err := a.apps()
+	if err != nil {
+		return err
+	}
 	for _, cred := range a.p.Credentials {
 		if err := a.credential(cred); err != nil {
 			return fmt.Errorf("config/%s: %w", cred.Name, err)
 		}
+		written = append(written, cred.Name)
 	}
 	if a.o.Check {
-		for _, cred := range a.p.Credentials {
-			if err := a.check(cred.Name); err != nil {
-				return fmt.Errorf("token/%s: %w", cred.Name, err)
+		for _, name := range written {
+			if err := a.check(name); err != nil {
+				return fmt.Errorf("token/%s: %w", name, err)
 			}
 		}
 	}
-	a.say("done: %d credential(s) in %s/", len(a.p.Credentials), a.p.Mount)
+	if len(a.p.Apps) == 0 {
+		a.say("done: %d credential(s) in %s/", len(a.p.Credentials), a.p.Mount)
+	} else {
+		a.say("done: %d credential(s), %d app(s) with %d connection(s) in %s/", len(a.p.Credentials), len(a.p.Apps), connections, a.p.Mount)
+	}
 	return nil
 }
 
@@ -224,6 +236,88 @@ func (a *applier) policy(name, rules string) error {
 	return nil
 }
 
+// apps writes every app and its connections. It returns the names of the
+// connections it wrote, whose tokens -check reads, and how many the file
+// lists.
+func (a *applier) apps() ([]string, int, error) {
+	var written []string
+	listed := 0
+	for _, app := range a.p.Apps {
+		grant, err := a.app(app)
+		if err != nil {
+			return nil, 0, fmt.Errorf("apps/%s: %w", app.Name, err)
+		}
+		for _, conn := range app.Connections {
+			ok, err := a.connection(conn, grant)
+			if err != nil {
+				return nil, 0, fmt.Errorf("config/%s: %w", conn.Name, err)
+			}
+			if ok {
+				written = append(written, conn.Name)
+			}
+		}
+		listed += len(app.Connections)
+	}
+	return written, listed, nil
+}
+
+// app writes apps/<name> and returns the grant type its connections use.
+// As for credentials, a write carries only the file's fields and writing
+// the same values again changes nothing; a new client_secret reaches every
+// connection at once, and the plugin keeps the previous one for the app's
+// client_secret_overlap, which the output says.
+func (a *applier) app(app App) (string, error) {
+	path := a.p.Mount + "/apps/" + app.Name
+	cur, err := a.c.Logical().ReadWithContext(a.ctx, path)
+	if err != nil {
+		return "", err
+	}
+	if _, err := a.c.Logical().WriteWithContext(a.ctx, path, app.Body); err != nil {
+		return "", err
+	}
+	after, err := a.c.Logical().ReadWithContext(a.ctx, path)
+	if err != nil {
+		return "", err
+	}
+	if after == nil {
+		return "", errors.New("written, but reading it back found nothing")
+	}
+	what := "created"
+	if cur != nil {
+		what = "updated"
+	}
+	a.say("apps/%s: %s: %s", app.Name, what, describe(app.Shown))
+	if cur != nil {
+		was, _ := cur.Data["previous_client_secret_until"].(string)
+		now, _ := after.Data["previous_client_secret_until"].(string)
+		if now != "" && now != was {
+			a.say("apps/%s: client_secret rotated for every connection; the previous one is still tried once on invalid_client until %s", app.Name, now)
+		}
+	}
+	grant, _ := after.Data["grant_type"].(string)
+	return grant, nil
+}
+
+// connection writes config/<app>/<account>, as credential does. A
+// connection of a refresh-token app that the file gives no refresh_token
+// and that Vault does not hold yet is not written: there is nothing to
+// refresh with until the account is connected with authorize/ and
+// exchange/, and the output says so. It reports whether it wrote.
+func (a *applier) connection(conn Credential, grant string) (bool, error) {
+	if _, ok := conn.Body["refresh_token"]; !ok && grant == "refresh_token" {
+		cur, err := a.c.Logical().ReadWithContext(a.ctx, a.p.Mount+"/config/"+conn.Name)
+		if err != nil {
+			return false, err
+		}
+		if cur == nil {
+			a.say("config/%s: not connected yet, so not written: connect the account with authorize/%s and exchange/%s (or give refresh_token in the file), then run again",
+				conn.Name, conn.Name, conn.Name)
+			return false, nil
+		}
+	}
+	return true, a.credential(conn)
+}
+
 // credential writes config/<name>. A write carries only the file's fields,
 // and the plugin keeps fields a write leaves out, so fields removed from the
 // file keep their values in Vault (set one to "" to return it to the
@@ -255,6 +349,12 @@ func (a *applier) credential(cred Credential) error {
 	if cur != nil {
 		what = "updated"
 	}
+	a.say("config/%s: %s: %s", cred.Name, what, describe(shown))
+	return nil
+}
+
+// describe lists the fields of a write for output, in name order.
+func describe(shown map[string]string) string {
 	keys := make([]string, 0, len(shown))
 	for k := range shown {
 		keys = append(keys, k)
@@ -264,8 +364,7 @@ func (a *applier) credential(cred Credential) error {
 	for _, k := range keys {
 		parts = append(parts, k+"="+shown[k])
 	}
-	a.say("config/%s: %s: %s", cred.Name, what, strings.Join(parts, " "))
-	return nil
+	return strings.Join(parts, " ")
 }
 
 // check reads a token to prove the credential works, reports when it

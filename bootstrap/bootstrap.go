@@ -1,7 +1,8 @@
 // Package bootstrap stands the vendoroauth plugin up in an existing Vault
 // from a declarative file: it registers the plugin binary (sha256 and
-// version), enables or upgrades the mount, writes the policies, and writes
-// each credential's config.
+// version), enables or upgrades the mount, writes the policies, writes each
+// app (one OAuth client shared by many connected accounts) with its
+// connections, and writes each self-contained credential's config.
 //
 // Secrets never appear in the file or on a command line: the file names an
 // environment variable or a file for each of them, and they travel to Vault
@@ -44,7 +45,15 @@ type File struct {
 	Policies bool `json:"policies"`
 	// Credentials maps a credential name to its config/<name> fields.
 	Credentials map[string]map[string]json.RawMessage `json:"credentials"`
+	// Apps maps an app name to its apps/<app> fields, and, under
+	// "connections", each connected account's config/<app>/<account>
+	// fields.
+	Apps map[string]map[string]json.RawMessage `json:"apps"`
 }
+
+// connectionsKey is the field of an app in the file that holds its
+// connections; it is not sent to apps/<app>.
+const connectionsKey = "connections"
 
 // Plugin says which plugin binary to register.
 type Plugin struct {
@@ -76,6 +85,24 @@ var secretFields = map[string]bool{
 var mapFields = map[string]bool{
 	"extra_params":  true,
 	"extra_headers": true,
+	"metadata":      true,
+}
+
+// connectionOnly are the fields of one connected account, never of an app.
+var connectionOnly = map[string]bool{
+	"refresh_token": true,
+	"metadata":      true,
+}
+
+// appOwned are the fields that belong to an app, never to one of its
+// connections: the plugin refuses them on config/<app>/<account>, and the
+// tool says so before anything is sent.
+var appOwned = map[string]bool{
+	"provider": true, "environment": true, "grant_type": true, "token_url": true, "client_id": true,
+	"client_secret": true, "api_key": true, "auth_style": true, "basic_encoding": true, "body_format": true,
+	"grant_type_in_query": true, "extra_headers": true, "authorize_url": true, "use_pkce": true,
+	"access_token": true, "expires_at": true, "ttl": true, "allowed_redirect_uris": true,
+	"client_secret_overlap": true, "refresh_concurrency": true, "refresh_rate": true,
 }
 
 // Plan is a loaded file with every secret read, ready to apply.
@@ -85,6 +112,9 @@ type Plan struct {
 	Plugin      *Plugin
 	Policies    bool
 	Credentials []Credential
+	// Apps are written before the credentials, each followed by its
+	// connections.
+	Apps []App
 	// secrets holds every secret value, so output can be scrubbed of
 	// them whatever happens.
 	secrets []string
@@ -97,6 +127,18 @@ type Credential struct {
 	Body map[string]interface{}
 	// Shown describes each field for output, secrets by their source.
 	Shown map[string]string
+}
+
+// App is one apps/<name> write and the connections written after it.
+type App struct {
+	Name string
+	// Body is the write's body, secrets included; Shown describes each
+	// field for output, secrets by their source.
+	Body  map[string]interface{}
+	Shown map[string]string
+	// Connections are config/<app>/<account> writes; each Name is
+	// "<app>/<account>".
+	Connections []Credential
 }
 
 // SecretRef names where a secret comes from.
@@ -151,28 +193,22 @@ func Parse(raw []byte, dir string, getenv func(string) (string, bool)) (*Plan, e
 		p.Plugin = pl
 	}
 
-	names := make([]string, 0, len(f.Credentials))
-	for name := range f.Credentials {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	r := resolver{dir: dir, getenv: getenv}
-	for _, name := range names {
+	for _, name := range sortedKeys(f.Credentials) {
 		if !namePattern.MatchString(name) {
 			problems = append(problems, fmt.Sprintf("credential %q: names use letters, digits, '_', '-' and '.', starting and ending with a letter or digit", name))
 			continue
 		}
 		c := Credential{Name: name, Body: map[string]interface{}{}, Shown: map[string]string{}}
-		for field, v := range f.Credentials[name] {
-			where := fmt.Sprintf("credential %q: %s", name, field)
-			val, shown, err := r.field(field, v)
-			if err != nil {
-				problems = append(problems, where+": "+err.Error())
-				continue
-			}
-			c.Body[field], c.Shown[field] = val, shown
-		}
+		problems = append(problems, r.fields(fmt.Sprintf("credential %q", name), f.Credentials[name], c.Body, c.Shown, nil)...)
 		p.Credentials = append(p.Credentials, c)
+	}
+	for _, name := range sortedKeys(f.Apps) {
+		app, probs := r.app(name, f.Apps[name])
+		problems = append(problems, probs...)
+		if app != nil {
+			p.Apps = append(p.Apps, *app)
+		}
 	}
 	// Longest first, so a secret inside another is not left half-shown.
 	p.secrets = r.secrets
@@ -243,6 +279,92 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// segmentPattern is one segment of an app's or a connection's name, as the
+// plugin accepts it: letters, digits and '_', with '-', '.' and '@' inside
+// (an account may be named by an e-mail address). It has no glob
+// characters, so such a name is safe in a policy path.
+var segmentPattern = regexp.MustCompile(`^\w(?:[\w.@-]*\w)?$`)
+
+const segmentRule = "names use letters, digits and '_', with '-', '.' and '@' inside, starting and ending with a letter or digit"
+
+// app reads one app of the file and its connections.
+func (r *resolver) app(name string, raw map[string]json.RawMessage) (*App, []string) {
+	where := fmt.Sprintf("app %q", name)
+	if !segmentPattern.MatchString(name) {
+		return nil, []string{where + ": " + segmentRule}
+	}
+	app := &App{Name: name, Body: map[string]interface{}{}, Shown: map[string]string{}}
+	problems := r.fields(where, raw, app.Body, app.Shown, func(field string) string {
+		switch {
+		case field == connectionsKey:
+			return "-" // read below
+		case connectionOnly[field]:
+			return `belongs to one connected account: put it under "connections": {"<account>": {...}}`
+		case field == "app":
+			return "is not a field of an app"
+		}
+		return ""
+	})
+	conns := map[string]map[string]json.RawMessage{}
+	if c, ok := raw[connectionsKey]; ok {
+		if err := json.Unmarshal(c, &conns); err != nil {
+			return app, append(problems, where+`: connections must be an object of account name to its fields, such as {"acme": {"refresh_token": {"file": "..."}}}`)
+		}
+	}
+	for _, account := range sortedKeys(conns) {
+		cwhere := fmt.Sprintf("connection %q of app %q", account, name)
+		if !segmentPattern.MatchString(account) {
+			problems = append(problems, cwhere+": "+segmentRule)
+			continue
+		}
+		c := Credential{Name: name + "/" + account, Body: map[string]interface{}{}, Shown: map[string]string{}}
+		problems = append(problems, r.fields(cwhere, conns[account], c.Body, c.Shown, func(field string) string {
+			switch {
+			case appOwned[field]:
+				return fmt.Sprintf("belongs to the app: put it in app %q itself, where every connection shares it", name)
+			case field == "app":
+				return "is implied: the connection is listed under its app"
+			}
+			return ""
+		})...)
+		app.Connections = append(app.Connections, c)
+	}
+	return app, problems
+}
+
+// fields resolves the fields of one entry of the file into body and shown,
+// and returns a problem for each that cannot be. refuse, if set, says why a
+// field has no place in this entry ("" if it has; "-" skips it silently).
+func (r *resolver) fields(where string, raw map[string]json.RawMessage, body map[string]interface{}, shown map[string]string, refuse func(string) string) []string {
+	var problems []string
+	for _, field := range sortedKeys(raw) {
+		if refuse != nil {
+			if why := refuse(field); why == "-" {
+				continue
+			} else if why != "" {
+				problems = append(problems, fmt.Sprintf("%s: %s %s", where, field, why))
+				continue
+			}
+		}
+		val, s, err := r.field(field, raw[field])
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %s: %s", where, field, err))
+			continue
+		}
+		body[field], shown[field] = val, s
+	}
+	return problems
 }
 
 // resolver reads secret references.

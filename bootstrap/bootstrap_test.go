@@ -1,6 +1,8 @@
 package bootstrap
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,14 +152,14 @@ func TestExampleFileParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets := map[string]string{}
-	for _, k := range []string{"OFFICERND_CLIENT_SECRET", "BOLDPENGUIN_CLIENT_SECRET", "BOLDPENGUIN_API_KEY", "ESHOPBOX_CLIENT_SECRET", "PENBOX_CLIENT_SECRET"} {
+	for _, k := range []string{"OFFICERND_CLIENT_SECRET", "BOLDPENGUIN_CLIENT_SECRET", "BOLDPENGUIN_API_KEY", "ESHOPBOX_CLIENT_SECRET", "PENBOX_CLIENT_SECRET", "PENBOX_PARTNER_CLIENT_SECRET"} {
 		secrets[k] = "x-" + k
 	}
 	// The example's plugin binary and secret files do not exist here:
 	// every other problem must be absent.
 	_, err = Parse(raw, ".", envOf(secrets))
-	le, ok := err.(*LoadError)
-	if !ok {
+	var le *LoadError
+	if !errors.As(err, &le) {
 		t.Fatalf("Parse: %v", err)
 	}
 	for _, p := range le.Problems {
@@ -169,5 +171,146 @@ func TestExampleFileParses(t *testing.T) {
 		if !strings.Contains(string(raw), `"provider": "`+v+`"`) {
 			t.Errorf("the example has no %s credential", v)
 		}
+	}
+	var f File
+	if err := json.Unmarshal(raw, &f); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.Apps["penbox-partner"][connectionsKey]; !ok {
+		t.Error("the example has no app with connections")
+	}
+}
+
+func TestParseAppsAndConnections(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "acme-rt"), []byte("acme-refresh-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw := `{
+	  "credentials": {"officernd": {"provider": "officernd", "client_id": "o", "client_secret": {"env": "ORND"}}},
+	  "apps": {
+	    "penbox-partner": {
+	      "provider": "penbox", "client_id": "partner-id",
+	      "client_secret": {"env": "PARTNER_SECRET"},
+	      "allowed_redirect_uris": ["https://partner.example/penbox/callback"],
+	      "connections": {
+	        "acme": {"refresh_token": {"file": "acme-rt"}, "metadata": {"customer": "c-1001", "plan": "gold"}},
+	        "alice@globex.example": {"refresh_token": {"env": "GLOBEX_RT"}, "scopes": ["offline_access"]},
+	        "initech": {"metadata": {"customer": "c-1003"}}
+	      }
+	    }
+	  }
+	}`
+	env := envOf(map[string]string{"ORND": "ornd-secret", "PARTNER_SECRET": "partner-secret-value", "GLOBEX_RT": "globex-refresh-token"})
+	p, err := Parse([]byte(raw), dir, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Credentials) != 1 || len(p.Apps) != 1 {
+		t.Fatalf("credentials %d, apps %d; want 1 and 1", len(p.Credentials), len(p.Apps))
+	}
+	app := p.Apps[0]
+	if app.Name != "penbox-partner" || app.Body["client_secret"] != "partner-secret-value" || app.Shown["client_secret"] != "<env PARTNER_SECRET>" {
+		t.Errorf("app = %+v", app)
+	}
+	if _, ok := app.Body["connections"]; ok {
+		t.Error("the connections were sent as a field of the app")
+	}
+	if uris, _ := app.Body["allowed_redirect_uris"].([]interface{}); len(uris) != 1 || uris[0] != "https://partner.example/penbox/callback" {
+		t.Errorf("allowed_redirect_uris = %v", app.Body["allowed_redirect_uris"])
+	}
+	var names []string
+	for _, c := range app.Connections {
+		names = append(names, c.Name)
+	}
+	if strings.Join(names, " ") != "penbox-partner/acme penbox-partner/alice@globex.example penbox-partner/initech" {
+		t.Errorf("connections = %v, want <app>/<account> in name order", names)
+	}
+	acme := app.Connections[0]
+	if acme.Body["refresh_token"] != "acme-refresh-token" || acme.Shown["refresh_token"] != "<file acme-rt>" {
+		t.Errorf("acme = %+v", acme)
+	}
+	if md := acme.Body["metadata"].(map[string]interface{}); md["customer"] != "c-1001" || md["plan"] != "gold" {
+		t.Errorf("metadata = %v", md)
+	}
+	if acme.Shown["metadata"] != "{customer=c-1001, plan=gold}" {
+		t.Errorf("metadata shown as %q", acme.Shown["metadata"])
+	}
+	if _, ok := app.Connections[2].Body["refresh_token"]; ok {
+		t.Error("a connection without a refresh token got one")
+	}
+	for _, c := range append([]Credential{{Name: app.Name, Shown: app.Shown}}, app.Connections...) {
+		for field, shown := range c.Shown {
+			for _, s := range []string{"partner-secret-value", "acme-refresh-token", "globex-refresh-token"} {
+				if strings.Contains(shown, s) {
+					t.Errorf("%s: shown %s = %q reveals a secret", c.Name, field, shown)
+				}
+			}
+		}
+	}
+	if got := p.Redact("a partner-secret-value b globex-refresh-token c acme-refresh-token"); got != "a <redacted> b <redacted> c <redacted>" {
+		t.Errorf("Redact = %q", got)
+	}
+}
+
+func TestParseAppProblems(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		raw  string
+		want []string
+	}{
+		{"refresh token on the app", `{"apps": {"p": {"client_id": "x", "refresh_token": {"env": "RT"}}}}`,
+			[]string{`app "p": refresh_token belongs to one connected account`}},
+		{"metadata on the app", `{"apps": {"p": {"metadata": {"a": "b"}}}}`,
+			[]string{`app "p": metadata belongs to one connected account`}},
+		{"client secret on a connection", `{"apps": {"p": {"connections": {"acme": {"client_secret": {"env": "S"}}}}}}`,
+			[]string{`connection "acme" of app "p": client_secret belongs to the app`}},
+		{"token url on a connection", `{"apps": {"p": {"connections": {"acme": {"token_url": "https://x.example/t"}}}}}`,
+			[]string{`connection "acme" of app "p": token_url belongs to the app`}},
+		{"app field on a connection", `{"apps": {"p": {"connections": {"acme": {"app": "q"}}}}}`,
+			[]string{`connection "acme" of app "p": app is implied`}},
+		{"inline refresh token", `{"apps": {"p": {"connections": {"acme": {"refresh_token": "hunter2"}}}}}`,
+			[]string{`connection "acme" of app "p": refresh_token: is a secret`}},
+		{"inline client secret", `{"apps": {"p": {"client_secret": "hunter2"}}}`,
+			[]string{`app "p": client_secret: is a secret`}},
+		{"missing refresh token file", `{"apps": {"p": {"connections": {"acme": {"refresh_token": {"file": "/nonexistent/acme"}}}}}}`,
+			[]string{`connection "acme" of app "p": refresh_token:`, "/nonexistent/acme", "nothing was changed"}},
+		{"bad account name", `{"apps": {"p": {"connections": {"a/b": {}}}}}`, []string{`connection "a/b" of app "p": names use`}},
+		{"bad app name", `{"apps": {"p*": {}}}`, []string{`app "p*": names use`}},
+		{"connections not an object", `{"apps": {"p": {"connections": ["acme"]}}}`, []string{`app "p": connections must be an object`}},
+		{"every problem at once", `{"apps": {"p": {"client_secret": {"env": "NOPE"}, "connections": {"a": {"refresh_token": {"env": "NOPE2"}}}}}}`,
+			[]string{"environment variable NOPE is not set", "environment variable NOPE2 is not set"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(c.raw), t.TempDir(), envOf(map[string]string{"RT": "r", "S": "s"}))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error shows the secret: %v", err)
+			}
+		})
+	}
+}
+
+// A file written before apps existed parses as it did: no apps, the same
+// credentials.
+func TestParseWithoutApps(t *testing.T) {
+	t.Parallel()
+	p, err := Parse([]byte(`{"credentials": {"a": {"client_id": "x", "client_secret": {"env": "S"}}}}`), t.TempDir(), envOf(map[string]string{"S": "s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Apps) != 0 || len(p.Credentials) != 1 || p.Credentials[0].Body["client_secret"] != "s" {
+		t.Errorf("plan = %+v", p)
 	}
 }

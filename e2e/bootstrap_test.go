@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,12 +20,15 @@ import (
 // TestBootstrapTool runs bootstrap/bootstrap.sh, as an operator would,
 // against a fresh Vault that has only the plugin binary in its plugin
 // directory: one run registers, enables and configures four credentials
-// (one per vendor) from a declarative file whose secrets come from
-// environment variables and a file; all four tokens can then be read. A
-// second run changes nothing that was right (same tokens, no vendor call,
-// Penbox's rotated refresh token kept), a third with a new plugin binary
-// upgrades the mount in place, and a run with a secret missing fails before
-// touching Vault, naming what is missing. No run prints a secret.
+// (one per vendor) and a partner's Penbox app with its connected accounts
+// from a declarative file whose secrets come from environment variables and
+// files; every token can then be read, and a connection listed without a
+// refresh token is left to be connected. A second run changes nothing that
+// was right (same tokens, no vendor call, Penbox's rotated refresh tokens
+// kept), a run with a new app client_secret rotates it for every
+// connection, one with a new plugin binary upgrades the mount in place, and
+// a run with secrets missing fails before touching Vault, naming what is
+// missing. No run prints a secret.
 func TestBootstrapTool(t *testing.T) {
 	root, err := vaulttest.RepoRoot()
 	if err != nil {
@@ -65,6 +69,14 @@ func TestBootstrapTool(t *testing.T) {
 	pbx := vendorsB.Vendor("penbox")
 	pbx.AddClient(standin.Client{ID: "boot-pbx", Secret: secrets["BOOT_PBX_SECRET"]})
 	pbxRefresh := pbx.IssueRefreshToken("boot-pbx")
+	// The partner app: one Penbox client, two accounts already connected
+	// (their refresh tokens from a file and from the environment), and
+	// one that is not yet.
+	const partnerCallback = "https://partner.example/penbox/callback"
+	secrets["BOOT_PARTNER_SECRET"] = "boot-partner-secret-Io6"
+	pbx.AddClient(standin.Client{ID: "boot-partner", Secret: secrets["BOOT_PARTNER_SECRET"], RedirectURIs: []string{partnerCallback}})
+	acmeRefresh := pbx.IssueRefreshToken("boot-partner")
+	secrets["BOOT_GLOBEX_REFRESH"] = pbx.IssueRefreshToken("boot-partner")
 	// Penbox rotates: re-sending the file's refresh token after the first
 	// grant would be reuse, which kills the whole chain.
 	pbx.SetBehavior(standin.Behavior{Rotate: true, ReuseDetection: true, Lifetime: 4 * time.Second})
@@ -86,6 +98,10 @@ func TestBootstrapTool(t *testing.T) {
 	}
 	pbxFile := filepath.Join(secretDir, "penbox-refresh-token")
 	if err := os.WriteFile(pbxFile, []byte(pbxRefresh+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acmeFile := filepath.Join(secretDir, "partner-acme-refresh-token")
+	if err := os.WriteFile(acmeFile, []byte(acmeRefresh+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	spec := func(pluginVersion, binary string) map[string]interface{} {
@@ -117,6 +133,28 @@ func TestBootstrapTool(t *testing.T) {
 					"expiry_skew":   "0s",
 				},
 			},
+			"apps": map[string]interface{}{
+				"penbox-partner": map[string]interface{}{
+					"provider": "penbox", "token_url": base + pbx.TokenPath(), "authorize_url": base + "/penbox/authorize",
+					"client_id": "boot-partner", "client_secret": map[string]string{"env": "BOOT_PARTNER_SECRET"},
+					"allowed_redirect_uris": []string{partnerCallback},
+					"expiry_skew":           "0s",
+					"connections": map[string]interface{}{
+						"acme": map[string]interface{}{
+							"refresh_token": map[string]string{"file": "secrets/partner-acme-refresh-token"},
+							"metadata":      map[string]string{"customer_id": "c-1001"},
+						},
+						"globex": map[string]interface{}{
+							"refresh_token": map[string]string{"env": "BOOT_GLOBEX_REFRESH"},
+							"metadata":      map[string]string{"customer_id": "c-1002"},
+						},
+						// Not connected yet: the user consents later.
+						"initech": map[string]interface{}{
+							"metadata": map[string]string{"customer_id": "c-1003"},
+						},
+					},
+				},
+			},
 		}
 	}
 	file := filepath.Join(dir, "credentials.json")
@@ -135,7 +173,7 @@ func TestBootstrapTool(t *testing.T) {
 	for k, val := range secrets {
 		env = append(env, k+"="+val)
 	}
-	leaks := map[string]string{"the penbox refresh token": pbxRefresh}
+	leaks := map[string]string{"the penbox refresh token": pbxRefresh, "acme's refresh token": acmeRefresh}
 	for k, val := range secrets {
 		leaks[k] = val
 	}
@@ -159,8 +197,9 @@ func TestBootstrapTool(t *testing.T) {
 			}
 		}
 	}
-	names := []string{"officernd", "boldpenguin", "eshopbox", "penbox"}
-	vendorOf := map[string]*standin.Vendor{"officernd": ornd, "boldpenguin": bp, "eshopbox": esb, "penbox": pbx}
+	names := []string{"officernd", "boldpenguin", "eshopbox", "penbox", "penbox-partner/acme", "penbox-partner/globex"}
+	vendorOf := map[string]*standin.Vendor{"officernd": ornd, "boldpenguin": bp, "eshopbox": esb, "penbox": pbx,
+		"penbox-partner/acme": pbx, "penbox-partner/globex": pbx}
 	readAll := func() map[string]string {
 		t.Helper()
 		toks := map[string]string{}
@@ -191,8 +230,41 @@ func TestBootstrapTool(t *testing.T) {
 		"client_secret=<env BOOT_ORND_SECRET>",
 		"refresh_token=<file secrets/penbox-refresh-token>",
 		"config/penbox: created",
-		"done: 4 credential(s)")
+		"apps/penbox-partner: created",
+		"client_secret=<env BOOT_PARTNER_SECRET>",
+		"allowed_redirect_uris="+partnerCallback,
+		"config/penbox-partner/acme: created: metadata={customer_id=c-1001} refresh_token=<file secrets/partner-acme-refresh-token>",
+		"config/penbox-partner/globex: created: metadata={customer_id=c-1002} refresh_token=<env BOOT_GLOBEX_REFRESH>",
+		"config/penbox-partner/initech: not connected yet, so not written: connect the account with authorize/penbox-partner/initech",
+		"done: 4 credential(s), 1 app(s) with 3 connection(s)")
 	first := readAll()
+	// The connections are the app's, with their metadata; neither read
+	// shows a secret, and the not-yet-connected account was not created.
+	for acct, customer := range map[string]string{"acme": "c-1001", "globex": "c-1002"} {
+		status, body, _ := v.Raw("GET", "vendoroauth/config/penbox-partner/"+acct, nil)
+		var r apiResponse
+		_ = json.Unmarshal(body, &r)
+		md, _ := r.Data["metadata"].(map[string]interface{})
+		if status != 200 || str(r.Data["app"]) != "penbox-partner" || md["customer_id"] != customer ||
+			r.Data["refresh_token_set"] != true || r.Data["client_secret_set"] != true || str(r.Data["client_id"]) != "boot-partner" {
+			t.Errorf("config/penbox-partner/%s: HTTP %d %s", acct, status, body)
+		}
+		for k, s := range leaks {
+			if strings.Contains(string(body), s) {
+				t.Errorf("config/penbox-partner/%s shows %s", acct, k)
+			}
+		}
+	}
+	if status, _, _ := v.Raw("GET", "vendoroauth/config/penbox-partner/initech", nil); status != 404 {
+		t.Errorf("config/penbox-partner/initech: HTTP %d; the tool must not create a connection it has no refresh token for", status)
+	}
+	status, body, _ := v.Raw("GET", "vendoroauth/apps/penbox-partner", nil)
+	var ar apiResponse
+	_ = json.Unmarshal(body, &ar)
+	if uris, _ := ar.Data["allowed_redirect_uris"].([]interface{}); status != 200 || ar.Data["client_secret_set"] != true ||
+		len(uris) != 1 || uris[0] != partnerCallback || strings.Contains(string(body), secrets["BOOT_PARTNER_SECRET"]) {
+		t.Errorf("apps/penbox-partner: HTTP %d %s", status, body)
+	}
 	requests := map[string]int{}
 	for n, vend := range vendorOf {
 		requests[n] = vend.Stats().Requests
@@ -209,7 +281,14 @@ func TestBootstrapTool(t *testing.T) {
 		"policy vendoroauth-reader-officernd: unchanged",
 		"config/eshopbox: updated",
 		"refresh_token=<kept",
-		"token/boldpenguin: ok")
+		"token/boldpenguin: ok",
+		"apps/penbox-partner: updated",
+		"config/penbox-partner/acme: updated",
+		"config/penbox-partner/initech: not connected yet",
+		"token/penbox-partner/globex: ok")
+	if strings.Contains(out, "token/penbox-partner/initech") || strings.Contains(out, "client_secret rotated") {
+		t.Errorf("the re-run checked a connection it did not write, or rotated an unchanged secret:\n%s", out)
+	}
 	for _, tok := range first {
 		if strings.Contains(out, tok) {
 			t.Errorf("-check printed an access token:\n%s", out)
@@ -224,16 +303,22 @@ func TestBootstrapTool(t *testing.T) {
 			t.Errorf("%s: the re-run caused %d vendor requests", n, got-requests[n])
 		}
 	}
-	// Penbox's token lives 4 s: wait it out, and the next read refreshes
-	// with the refresh token Penbox rotated to, which the re-run kept.
-	if exp, ok := pbx.TokenExpiry(again["penbox"]); ok {
-		time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	// Penbox's tokens live 4 s: wait them out, and the next reads refresh
+	// with the refresh tokens Penbox rotated to, which the re-run kept.
+	var latest time.Time
+	for _, n := range []string{"penbox", "penbox-partner/acme", "penbox-partner/globex"} {
+		if exp, ok := pbx.TokenExpiry(again[n]); ok && exp.After(latest) {
+			latest = exp
+		}
 	}
-	status, body, _ := v.Raw("GET", "vendoroauth/token/penbox", nil)
-	var pr apiResponse
-	_ = json.Unmarshal(body, &pr)
-	if status != 200 || !pbx.Valid(str(pr.Data["access_token"])) || str(pr.Data["access_token"]) == again["penbox"] {
-		t.Errorf("penbox refresh after the re-run: HTTP %d %s", status, body)
+	time.Sleep(time.Until(latest) + 100*time.Millisecond)
+	for _, n := range []string{"penbox", "penbox-partner/acme", "penbox-partner/globex"} {
+		status, body, _ := v.Raw("GET", "vendoroauth/token/"+n, nil)
+		var pr apiResponse
+		_ = json.Unmarshal(body, &pr)
+		if status != 200 || !pbx.Valid(str(pr.Data["access_token"])) || str(pr.Data["access_token"]) == again[n] {
+			t.Errorf("%s refresh after the re-run: HTTP %d %s", n, status, body)
+		}
 	}
 	if n := pbx.Stats().ReuseDetections; n != 0 {
 		t.Errorf("penbox saw a rotated-away refresh token %d times: the re-run put the file's back", n)
@@ -250,6 +335,31 @@ func TestBootstrapTool(t *testing.T) {
 	for i, rt := range sent[1:] {
 		if rt == pbxRefresh {
 			t.Errorf("penbox refresh %d used the file's refresh token again instead of the rotated one", i+2)
+		}
+	}
+
+	// A new client secret in the environment: one app write rotates it
+	// for every connection, and the vendor sees it from the next refresh.
+	const newPartnerSecret = "boot-partner-secret-rotated-Pl7"
+	pbx.AddClient(standin.Client{ID: "boot-partner", Secret: newPartnerSecret, RedirectURIs: []string{partnerCallback}})
+	leaks["the rotated partner secret"] = newPartnerSecret
+	for i, e := range env {
+		if strings.HasPrefix(e, "BOOT_PARTNER_SECRET=") {
+			env[i] = "BOOT_PARTNER_SECRET=" + newPartnerSecret
+		}
+	}
+	out, ok = run(env, file)
+	if !ok {
+		t.Fatalf("rotation run failed:\n%s", out)
+	}
+	expectLines(out, "apps/penbox-partner: client_secret rotated for every connection; the previous one is still tried once on invalid_client until")
+	for _, acct := range []string{"acme", "globex"} {
+		if status, body, _ := v.Raw("POST", "vendoroauth/refresh/penbox-partner/"+acct, nil); status != 200 && status != 204 {
+			t.Errorf("refresh/penbox-partner/%s after the rotation: HTTP %d %s", acct, status, body)
+		}
+		last, _ := pbx.LastRequest()
+		if last.Form["client_id"] != "boot-partner" || last.Form["client_secret"] != newPartnerSecret {
+			t.Errorf("refresh/penbox-partner/%s after the rotation sent client %q with the old secret or none", acct, last.Form["client_id"])
 		}
 	}
 
@@ -276,6 +386,9 @@ func TestBootstrapTool(t *testing.T) {
 	if m.RunningVersion != next || m.RunningSha256 != nextSHA {
 		t.Errorf("after the upgrade the mount runs %s (sha256 %s), want %s (%s)", m.RunningVersion, m.RunningSha256, next, nextSHA)
 	}
+	if strings.Contains(out, "client_secret rotated") {
+		t.Errorf("the upgrade run rotated an unchanged client secret:\n%s", out)
+	}
 	after := readAll()
 	for _, n := range []string{"officernd", "boldpenguin", "eshopbox"} {
 		if after[n] != before[n] || vendorOf[n].Stats().Requests != requests[n] {
@@ -284,8 +397,10 @@ func TestBootstrapTool(t *testing.T) {
 	}
 
 	// Secrets missing: the run names each one and changes nothing.
-	if err := os.Remove(pbxFile); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{pbxFile, acmeFile} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var partial []string
 	for _, e := range env {
@@ -300,8 +415,9 @@ func TestBootstrapTool(t *testing.T) {
 	expectLines(out,
 		`credential "boldpenguin": api_key: environment variable BOOT_BP_API_KEY is not set`,
 		`credential "penbox": refresh_token:`, pbxFile,
+		`connection "acme" of app "penbox-partner": refresh_token:`, acmeFile,
 		"nothing was changed")
-	if strings.Contains(out, "config/") {
+	if strings.Contains(out, "config/") || strings.Contains(out, "apps/") {
 		t.Errorf("a failed run wrote something:\n%s", out)
 	}
 }
@@ -321,7 +437,8 @@ func runBootstrap(t *testing.T, root string, env []string, args ...string) (stri
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
-	if _, isExit := err.(*exec.ExitError); err != nil && !isExit {
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("running bootstrap.sh: %v", err)
 	}
 	return buf.String(), err == nil

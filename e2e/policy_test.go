@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/bootstrap"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
 
 // TestShippedPolicies applies bootstrap/policies to the dev Vault and
@@ -209,4 +212,196 @@ func callAs(t *testing.T, token, method, path string, body map[string]interface{
 		_ = json.Unmarshal(out, &r)
 	}
 	return resp.StatusCode, r, string(out)
+}
+
+// partnerPolicy is the shipped partner policy for app, read from
+// bootstrap/policies as a user applies it.
+func partnerPolicy(t *testing.T, app string) string {
+	t.Helper()
+	root, err := vaulttest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "bootstrap", "policies", "vendoroauth-partner.hcl.tmpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := strings.ReplaceAll(string(b), "${APP}", app)
+	if strings.Contains(p, "${") {
+		t.Fatalf("the partner policy has a placeholder other than ${APP}:\n%s", p)
+	}
+	return strings.ReplaceAll(p, `path "vendoroauth/`, `path "`+mount+`/`)
+}
+
+// TestShippedPartnerPolicy applies bootstrap/policies/
+// vendoroauth-partner.hcl.tmpl for one app and proves what a token holding
+// only it can do: connect accounts of its app (authorize, the user's
+// consent, exchange), read their tokens, their config and the app's
+// status, list them; and nothing of another app (not one whose name starts
+// the same), no app at all (apps/* holds the client secret), no config
+// write or delete, not even of its own connections, no forced refresh.
+func TestShippedPartnerPolicy(t *testing.T) {
+	const (
+		app      = "pol-partner"
+		twin     = "pol-partner2" // the trap for a policy written as "token/pol-partner*"
+		other    = "pol-other"
+		clientID = "pol-partner-client"
+		secret   = "pol-partner-secret-Vb2"
+	)
+	vs := standin.New()
+	base, err := vs.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vs.Close()
+	v := vs.Vendor(standin.VendorPenbox)
+	v.AddClient(standin.Client{ID: clientID, Secret: secret, RedirectURIs: []string{partnerCallback}})
+	for _, a := range []string{app, twin, other} {
+		if status, r, _ := call(t, "POST", mount+"/apps/"+a, partnerAppConfig(base, v, clientID, secret)); status != 204 {
+			t.Fatalf("apps/%s: HTTP %d %v", a, status, r.Errors)
+		}
+	}
+	// Connected by the operator (root): the other apps' accounts, and a
+	// self-contained credential whose name is the app's.
+	for _, n := range []string{twin + "/acct", other + "/acct"} {
+		partnerConnect(t, n, nil)
+	}
+	writeConfig(t, app, map[string]interface{}{"provider": "penbox", "token_url": base + v.TokenPath(), "client_id": clientID,
+		"client_secret": secret, "refresh_token": v.IssueRefreshToken(clientID)})
+	t.Cleanup(func() {
+		for _, n := range []string{app + "/acct-1", app + "/acct-2", twin + "/acct", other + "/acct", app} {
+			call(t, "DELETE", mount+"/config/"+n, nil)
+		}
+		for _, a := range []string{app, twin, other} {
+			call(t, "DELETE", mount+"/apps/"+a, nil)
+		}
+	})
+	putPolicyForTest(t, "e2e-pol-partner", partnerPolicy(t, app))
+	tok := tokenWithPolicies(t, true, "e2e-pol-partner")
+
+	// What the partner's backend does, with only its token.
+	connect := func(name string) {
+		t.Helper()
+		status, r, body := callAs(t, tok, "POST", mount+"/authorize/"+name, map[string]interface{}{
+			"redirect_uri": partnerCallback, "metadata": map[string]interface{}{"customer": name}})
+		if status != 200 {
+			t.Fatalf("authorize/%s as the partner: HTTP %d %s", name, status, body)
+		}
+		code, state := browse(t, str(r.Data["url"]))
+		if status, _, body := callAs(t, tok, "POST", mount+"/exchange/"+name, map[string]interface{}{"code": code, "state": state}); status != 200 {
+			t.Fatalf("exchange/%s as the partner: HTTP %d %s", name, status, body)
+		}
+	}
+	connect(app + "/acct-1")
+	connect(app + "/acct-2")
+	connect(app + "/acct-1") // reconnecting keeps the name
+	status, r, body := callAs(t, tok, "GET", mount+"/token/"+app+"/acct-1", nil)
+	if status != 200 || !v.Valid(str(r.Data["access_token"])) {
+		t.Fatalf("token/%s/acct-1 as the partner: HTTP %d %s", app, status, body)
+	}
+	first := str(r.Data["access_token"])
+	if status, r, body := callAs(t, tok, "GET", mount+"/config/"+app+"/acct-1", nil); status != 200 || r.Data["app"] != app || strings.Contains(body, secret) {
+		t.Errorf("config/%s/acct-1 as the partner: HTTP %d %s", app, status, body)
+	}
+	if status, r, body := callAs(t, tok, "LIST", mount+"/config/"+app, nil); status != 200 || strings.Join(toStrings(r.Data["keys"]), ",") != "acct-1,acct-2" {
+		t.Errorf("LIST config/%s/ as the partner: HTTP %d %s", app, status, body)
+	}
+	if status, r, body := callAs(t, tok, "GET", mount+"/status/"+app, nil); status != 200 || r.Data["counts"].(map[string]interface{})["total"] != float64(2) {
+		t.Errorf("status/%s as the partner: HTTP %d %s", app, status, body)
+	}
+	// The name decides the app: the policy's confinement is not undone by
+	// a field.
+	if status, _, body := callAs(t, tok, "POST", mount+"/authorize/"+app+"/acct-3", map[string]interface{}{
+		"redirect_uri": partnerCallback, "app": other}); status != 400 {
+		t.Errorf("authorize/%s/acct-3 app=%s as the partner: HTTP %d %s, want the plugin's 400", app, other, status, body)
+	}
+
+	denied := []struct{ method, path string }{
+		// Another app's connections, including one whose name starts
+		// the same.
+		{"GET", mount + "/token/" + other + "/acct"},
+		{"GET", mount + "/token/" + twin + "/acct"},
+		{"POST", mount + "/authorize/" + other + "/acct"},
+		{"POST", mount + "/exchange/" + other + "/acct"},
+		{"POST", mount + "/authorize/" + twin + "/new"},
+		{"GET", mount + "/config/" + other + "/acct"},
+		{"LIST", mount + "/config/" + other},
+		{"LIST", mount + "/config/" + twin},
+		{"GET", mount + "/status/" + other},
+		{"GET", mount + "/status/" + twin},
+		// A self-contained credential named like the app.
+		{"GET", mount + "/token/" + app},
+		{"GET", mount + "/config/" + app},
+		{"POST", mount + "/authorize/" + app},
+		// Apps: their secrets and settings, its own included.
+		{"GET", mount + "/apps/" + app},
+		{"POST", mount + "/apps/" + app},
+		{"DELETE", mount + "/apps/" + app},
+		{"GET", mount + "/apps/" + other},
+		{"POST", mount + "/apps/pol-partner-new"},
+		{"LIST", mount + "/apps"},
+		// Config writes, of its own connections too.
+		{"POST", mount + "/config/" + app + "/acct-1"},
+		{"PUT", mount + "/config/" + app + "/acct-1"},
+		{"POST", mount + "/config/" + app + "/new"},
+		{"DELETE", mount + "/config/" + app + "/acct-1"},
+		{"POST", mount + "/config/" + other + "/acct"},
+		{"POST", mount + "/config/" + app},
+		// Forcing vendor calls, everything else of the mount and Vault.
+		{"POST", mount + "/refresh/" + app + "/acct-1"},
+		{"GET", mount + "/status"},
+		{"LIST", mount + "/config"},
+		{"POST", mount + "/token/" + app + "/acct-1"},
+		{"GET", "sys/mounts"},
+		{"PUT", "sys/policies/acl/e2e-pol-partner"},
+	}
+	for _, d := range denied {
+		expectDenied(t, tok, d.method, d.path)
+	}
+	// expectDenied sends an empty body; a refused write with one changes
+	// nothing either.
+	if status, _, _ := callAs(t, tok, "POST", mount+"/config/"+app+"/acct-1", map[string]interface{}{"refresh_token": "stolen"}); status != 403 {
+		t.Errorf("writing a refresh token to config/%s/acct-1 as the partner: HTTP %d, want 403", app, status)
+	}
+	if status, _, _ := callAs(t, tok, "POST", mount+"/apps/"+app, map[string]interface{}{"allowed_redirect_uris": "https://evil.example/cb"}); status != 403 {
+		t.Errorf("widening apps/%s's allow-list as the partner: HTTP %d, want 403", app, status)
+	}
+	if got := str(readToken(t, app+"/acct-1").Data["access_token"]); got != first {
+		t.Errorf("the refused writes changed %s/acct-1's token", app)
+	}
+	if _, r, _ := call(t, "GET", mount+"/apps/"+app, nil); strings.Join(toStrings(r.Data["allowed_redirect_uris"]), ",") != partnerCallback {
+		t.Errorf("apps/%s allow-list after the refused write: %v", app, r.Data["allowed_redirect_uris"])
+	}
+
+	// Vault's own account, path by path.
+	caps := []struct {
+		path string
+		want []string
+	}{
+		{mount + "/authorize/" + app + "/x", []string{"update"}},
+		{mount + "/exchange/" + app + "/x", []string{"update"}},
+		{mount + "/token/" + app + "/x", []string{"read"}},
+		{mount + "/config/" + app + "/x", []string{"read"}},
+		{mount + "/config/" + app + "/", []string{"list"}},
+		{mount + "/status/" + app, []string{"read"}},
+		{mount + "/token/" + app + "/x/y", []string{"deny"}},
+		{mount + "/token/" + twin + "/x", []string{"deny"}},
+		{mount + "/token/" + app, []string{"deny"}},
+		{mount + "/status/" + app + "/x", []string{"deny"}},
+		{mount + "/apps/" + app, []string{"deny"}},
+		{mount + "/apps/", []string{"deny"}},
+		{mount + "/refresh/" + app + "/x", []string{"deny"}},
+		{mount + "/config/", []string{"deny"}},
+		{mount + "/status", []string{"deny"}},
+	}
+	for _, c := range caps {
+		got, err := vault.Client.Sys().Capabilities(tok, c.path)
+		if err != nil {
+			t.Fatalf("capabilities of %s: %v", c.path, err)
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("partner on %s: %v, want %v", c.path, got, c.want)
+		}
+	}
 }
