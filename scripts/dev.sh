@@ -3,7 +3,10 @@
 # vendor stand-in, starts a Vault dev server on loopback, registers the
 # plugin by sha256 and version, enables it at vendoroauth/, configures one
 # demo credential per vendor against the stand-in, and prints a token for
-# each. The servers keep running; `scripts/dev.sh stop` ends them.
+# each. It then adds a partner's Penbox app and connects three accounts to
+# it through the full authorization-code flow (authorize, the stand-in's
+# consent, exchange). The servers keep running; `scripts/dev.sh stop` ends
+# them.
 # VAULT_BIN may point at OpenBao's `bao` instead of `vault`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -39,6 +42,49 @@ wait_for() { # what, seconds, command...
   done
   echo "dev: $what did not come up within ${secs}s; see $DEV_DIR/*.log" >&2
   return 1
+}
+
+# The partner callback the demo app allows, registered for the stand-in's
+# Penbox demo client (cmd/vendor-standin: demoPenboxRedirectURI). Nothing
+# listens there: connect reads the redirect without following it.
+PARTNER_APP=penbox-partner
+PARTNER_CALLBACK=http://127.0.0.1/partner/penbox/callback
+
+# query_param NAME URL prints the raw (still URL-encoded) value of NAME in
+# URL's query string.
+query_param() {
+  local kv kvs
+  IFS='&' read -ra kvs <<<"${2#*\?}"
+  for kv in "${kvs[@]}"; do
+    if [[ "${kv%%=*}" == "$1" ]]; then printf '%s' "${kv#*=}"; return 0; fi
+  done
+}
+
+# connect ACCOUNT CUSTOMER_ID connects one account to the partner app as the
+# partner's web backend and its user's browser would: authorize/ returns the
+# vendor's URL; the "browser" (curl, not following the redirect) gets the
+# stand-in's consent, a 302 to the callback with code and state; exchange/
+# trades them for tokens and creates the connection. It prints one line.
+connect() {
+  local name="$PARTNER_APP/$1" url answer location code state expires
+  url="$("$VAULT_BIN" write -field=url "vendoroauth/authorize/$name" \
+    redirect_uri="$PARTNER_CALLBACK" metadata="customer_id=$2")"
+  answer="$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "$url")"
+  location="${answer#* }"
+  if [[ "${answer%% *}" != 302 || "$location" != "$PARTNER_CALLBACK?"* ]]; then
+    echo "dev: the stand-in did not send $name's consent to $PARTNER_CALLBACK: HTTP $answer" >&2
+    return 1
+  fi
+  code="$(query_param code "$location")"
+  state="$(query_param state "$location")"
+  if [[ -z "$code" || "$state" != "$(query_param state "$url")" ]]; then
+    echo "dev: the stand-in's redirect for $name has no code, or not the state Vault issued: $location" >&2
+    return 1
+  fi
+  # The code arrives URL-encoded, as in a browser's address bar; the
+  # plugin decodes it.
+  expires="$("$VAULT_BIN" write -field=expires_at "vendoroauth/exchange/$name" code="$code" state="$state")"
+  printf '  %-24s customer_id=%s, first token expires %s\n' "$name" "$2" "$expires"
 }
 
 start() {
@@ -89,7 +135,19 @@ start() {
     token_url="$STANDIN/penbox/token" client_id=penbox-demo-client \
     client_secret=penbox-demo-secret refresh_token=penbox-demo-refresh-token
 
-  for name in penbox-demo eshopbox-demo officernd-demo boldpenguin-demo; do
+  # A partner's Penbox app: the OAuth client once, with the callbacks its
+  # connections may use; PKCE is on by default. Each connection holds one
+  # account's refresh token, never the client secret.
+  "$VAULT_BIN" write "vendoroauth/apps/$PARTNER_APP" provider=penbox \
+    token_url="$STANDIN/penbox/token" authorize_url="$STANDIN/penbox/authorize" \
+    client_id=penbox-demo-client client_secret=penbox-demo-secret \
+    allowed_redirect_uris="$PARTNER_CALLBACK"
+  echo "dev: connecting three accounts to $PARTNER_APP (authorize -> stand-in consent -> exchange):"
+  connect acme c-1001
+  connect globex c-1002
+  connect initech c-1003
+
+  for name in penbox-demo eshopbox-demo officernd-demo boldpenguin-demo "$PARTNER_APP/acme"; do
     echo
     echo "\$ $cli read vendoroauth/token/$name"
     "$VAULT_BIN" read "vendoroauth/token/$name"
@@ -103,6 +161,21 @@ Use it from this shell:
   export $addr_var=$VAULT_ADDR $token_var=root
   alias $cli=$VAULT_BIN   # if $cli is not on your PATH
   $cli read vendoroauth/config/officernd-demo
+
+The partner app $PARTNER_APP has three connected accounts (acme, globex, initech):
+
+  $cli read vendoroauth/token/$PARTNER_APP/globex     # one account's access token
+  $cli list vendoroauth/config/$PARTNER_APP/          # its connections
+  $cli read vendoroauth/config/$PARTNER_APP/ list=true after=acme limit=2   # one page of them
+  $cli read vendoroauth/config/$PARTNER_APP/globex    # one connection: app, metadata, health
+  $cli read vendoroauth/status/$PARTNER_APP           # the app's connections by state
+  $cli read vendoroauth/apps/$PARTNER_APP             # the client; secrets shown only as set
+
+Connect another account (the stand-in consents at once):
+
+  $cli write -field=url vendoroauth/authorize/$PARTNER_APP/hooli redirect_uri=$PARTNER_CALLBACK
+  curl -s -o /dev/null -w '%{redirect_url}\n' '<the url>'   # $PARTNER_CALLBACK?code=...&state=...
+  $cli write vendoroauth/exchange/$PARTNER_APP/hooli code='<code>' state='<state>'
 
 Logs are in $DEV_DIR. Stop everything with: make dev-stop
 MSG
