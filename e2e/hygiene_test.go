@@ -19,9 +19,22 @@ import (
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
 
-// vendorToken matches every access and refresh token the stand-in issues
-// ("penbox-rt-…"), including rotated refresh tokens the test never sees.
-var vendorToken = regexp.MustCompile(`\b(generic|officernd|boldpenguin|eshopbox|penbox)-(at|rt)-[A-Za-z0-9_-]{32}`)
+// vendorToken matches every access and refresh token the stand-ins issue
+// ("penbox-rt-…", the authorization server's "as-rt-…"), including rotated
+// refresh tokens the test never sees, and the authorization server's
+// device codes ("as-dc-…").
+var vendorToken = regexp.MustCompile(`\b(generic|officernd|boldpenguin|eshopbox|penbox|as)-(at|rt|dc)-[A-Za-z0-9_-]{32}`)
+
+// privateKeyPEM and jwkPrivate match a private key however it would be
+// written: PEM of any kind, or a JWK's private members. Nothing the
+// plugin logs or answers may hold one, whatever key it is.
+var (
+	privateKeyPEM = regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`)
+	jwkPrivate    = regexp.MustCompile(`\\?"(d|p|q|dp|dq|qi|k)\\?"\s*:\s*\\?"`)
+)
+
+// inTokenReads are the secrets token/<name> hands out by design.
+var inTokenReads = map[string]bool{"static access token": true, "id token": true}
 
 // hygieneCall is one request the test made and the body Vault answered.
 type hygieneCall struct {
@@ -97,7 +110,9 @@ func TestSecretHygiene(t *testing.T) {
 	// users run. Error messages and warnings are not HMACed, so a secret
 	// in one shows up here. Vault enables it through the API, OpenBao
 	// declares it in the server's config (it refuses the API).
-	hv, err := vaulttest.Start(vaulttest.Options{PluginDir: vault.PluginDir, LogLevel: "trace", LogPath: filepath.Join(dir, "vault.log"), AuditFile: auditPath})
+	// sys/raw is enabled only to read, at the end, the private keys the
+	// plugin generated, so that the search below can look for them too.
+	hv, err := vaulttest.Start(vaulttest.Options{PluginDir: vault.PluginDir, LogLevel: "trace", LogPath: filepath.Join(dir, "vault.log"), AuditFile: auditPath, RawStorage: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +287,10 @@ func TestSecretHygiene(t *testing.T) {
 	h.expect(400, "POST", "refresh/hy-static", nil)
 	h.expect(200, "GET", "config/hy-static", nil)
 
+	// Any OAuth2 vendor: signing keys, client certificates, assertions,
+	// device codes.
+	collectAnyVendor := h.anyVendor()
+
 	// Refused writes that carry secrets: an unknown field, a token_url
 	// with credentials in it, a bad value next to a secret.
 	urlPassword := h.secret("token_url password")
@@ -295,6 +314,7 @@ func TestSecretHygiene(t *testing.T) {
 	h.expect(404, "GET", "token/hy-ornd-wrong", nil)
 	h.expect(200, "GET", "status", nil)
 
+	collectAnyVendor()
 	// Let the plugin's and the audit device's last lines reach the files.
 	hv.Stop()
 	vaultLog := hv.Log()
@@ -310,12 +330,14 @@ func (h *hygiene) check(vaultLog, audit string) {
 	t := h.t
 	// The search must have something to search: plugin lines at trace
 	// and debug, and an audit entry for every path family.
-	for _, want := range []string{"name=hy-pbx", "stored rotated refresh token", "vendor=penbox"} {
+	for _, want := range []string{"name=hy-pbx", "stored rotated refresh token", "vendor=penbox",
+		"generated a signing key", "imported a signing key", "connected an account with the device flow", "revoked the refresh token"} {
 		if !strings.Contains(vaultLog, want) {
 			t.Errorf("the Vault log has no %q: the plugin's log lines did not reach it", want)
 		}
 	}
-	for _, p := range []string{"config/hy-pbx", "token/hy-pbx", "refresh/hy-pbx", "authorize/hy-connect", "exchange/hy-connect", mount + "/status"} {
+	for _, p := range []string{"config/hy-pbx", "token/hy-pbx", "refresh/hy-pbx", "authorize/hy-connect", "exchange/hy-connect", mount + "/status",
+		"rotate-key/hy-pkjwt", "jwks/hy-pkjwt", "device/hy-dev", "config/hy-mtls"} {
 		if !strings.Contains(audit, p) {
 			t.Errorf("the audit log has no entry for %s", p)
 		}
@@ -336,7 +358,7 @@ func (h *hygiene) check(vaultLog, audit string) {
 	search := func(where, text string, allowAccess bool) {
 		for _, l := range labels {
 			if strings.Contains(text, h.secrets[l]) {
-				if l == "static access token" && allowAccess {
+				if inTokenReads[l] && allowAccess {
 					continue
 				}
 				report(where, l)
@@ -346,11 +368,14 @@ func (h *hygiene) check(vaultLog, audit string) {
 			if m[2] == "at" && allowAccess {
 				continue
 			}
-			kind := "vendor access token"
-			if m[2] == "rt" {
-				kind = "vendor refresh token"
-			}
+			kind := map[string]string{"at": "vendor access token", "rt": "vendor refresh token", "dc": "device code"}[m[2]]
 			report(where, kind+" "+m[0][:len(m[1])+4]+"…")
+		}
+		for _, m := range privateKeyPEM.FindAllString(text, -1) {
+			report(where, "a PEM private key ("+m+")")
+		}
+		for _, m := range jwkPrivate.FindAllString(text, -1) {
+			report(where, "a JWK private member ("+m+")")
 		}
 	}
 	search("the Vault log", vaultLog, false)
