@@ -32,11 +32,14 @@ const (
 // token file holding the shipped reader policy) against the shared dev
 // Vault, for three minutes of 30-second OfficeRnD tokens. Every token the
 // file ever holds was valid at the vendor when it appeared, each token is
-// replaced before it expires, every Agent re-read (at 85-95% of its lease)
-// gets a new token rather than the old one's last seconds, and the vendor
-// sees at most one grant per token lifetime elapsed, plus one.
+// replaced before it expires, Agent re-reads a handful of times per token
+// (renewing in between), and the vendor sees at most one grant per token
+// lifetime elapsed, plus one.
 func TestAgentKeepsTokenFileFresh(t *testing.T) {
 	vaulttest.SkipOn(t, vaulttest.FlavorOpenBao, "a soak that exercises the plugin, not the server: it runs against Vault only, to keep CI within its time (README, Works with OpenBao)")
+	// Its own stand-in, name, policy and token: it only waits on Agent,
+	// so it overlaps the other parallel tests.
+	t.Parallel()
 	root, err := vaulttest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -216,11 +219,14 @@ func TestAgentKeepsTokenFileFresh(t *testing.T) {
 	}
 	t.Logf("%s from the first grant (%.2f token lives): %d vendor requests (%d grants, allowed %d), %d tokens rendered, replaced at ages %s; Vault reads %v, cache hits %v",
 		elapsed.Round(time.Millisecond), lifetimes, st.Requests, st.Grants, allowed, len(tokens), strings.Join(ages, " "), reads, hits)
-	// Agent reads once per render; a re-read that got the old token back
-	// (with a sliver of life left) would show as a cache hit and make Agent
-	// replace the file only just before the vendor's expiry.
-	if hits != 0 || int(reads) != st.Grants {
-		t.Errorf("Agent read token/%s %v times for %d grants (%v cache hits): its re-reads must get a new token", name, reads, st.Grants, hits)
+	// Agent renews each lease until less than 10-20% of it is left, then
+	// reads again: before the hand-out end it gets the same token under a
+	// shorter lease, so the re-reads per token are a handful (leases
+	// shrink geometrically), never a tight loop. Every token was replaced
+	// in the file before it expired (checked above), which a same-second
+	// answer dropped by consul-template would break (backend/lease.go).
+	if maxReads := 5 * st.Grants; int(reads) > maxReads || int(reads) < st.Grants {
+		t.Errorf("Agent read token/%s %v times for %d grants (%v cache hits), want %d to %d: re-reads must stay a handful per token", name, reads, st.Grants, hits, st.Grants, maxReads)
 	}
 	if st.Requests > allowed {
 		t.Errorf("the vendor saw %d token requests in %.2f token lives; at most %d expected", st.Requests, lifetimes, allowed)
