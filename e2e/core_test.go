@@ -13,7 +13,8 @@ import (
 )
 
 // TestGenericTokenLifecycle is the core promise: write a config once, read
-// tokens under non-renewable leases, and reuse the cached one.
+// tokens under leases that end at the token's hand-out end, and reuse the
+// cached one.
 func TestGenericTokenLifecycle(t *testing.T) {
 	v := vendors.Vendor("generic")
 	v.AddClient(standin.Client{ID: "core-client", Secret: "core-secret-Zq9"})
@@ -33,11 +34,13 @@ func TestGenericTokenLifecycle(t *testing.T) {
 	if !v.Valid(tok) {
 		t.Fatalf("access token %q is not one the vendor issued", tok)
 	}
-	if r.LeaseID == "" || r.Renewable {
-		t.Errorf("lease_id=%q renewable=%v, want a lease that cannot be renewed", r.LeaseID, r.Renewable)
+	if r.LeaseID == "" || !r.Renewable {
+		t.Errorf("lease_id=%q renewable=%v, want a lease renewable up to the hand-out end", r.LeaseID, r.Renewable)
 	}
-	// The stand-in issues 3600 s tokens; the lease ends expiry_skew early.
-	if want := 3600 - 30; r.LeaseDuration < want-2 || r.LeaseDuration > want {
+	// The stand-in issues 3600 s tokens; the lease ends at its lease end,
+	// expiry_skew and 3% of the life (108 s) less 2 s before the expiry
+	// (backend/lease.go).
+	if want := 3600 - 30 - 108 + 2; r.LeaseDuration < want-2 || r.LeaseDuration > want {
 		t.Errorf("lease_duration = %d, want about %d", r.LeaseDuration, want)
 	}
 	if got := str(r.Data["token_type"]); got != "Bearer" {

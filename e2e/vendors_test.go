@@ -175,7 +175,8 @@ func TestPenbox(t *testing.T) {
 }
 
 // assertToken checks what the reader got: a token the vendor issued, type
-// Bearer, and a lease from the vendor's expires_in less the default skew.
+// Bearer, and a lease renewable up to its lease end: the vendor's
+// expires_in less the default skew and 3% of the life, plus 2 s.
 func assertToken(t *testing.T, v *standin.Vendor, r apiResponse, expiresIn int) {
 	t.Helper()
 	if tok := str(r.Data["access_token"]); !v.Valid(tok) {
@@ -184,11 +185,11 @@ func assertToken(t *testing.T, v *standin.Vendor, r apiResponse, expiresIn int) 
 	if got := str(r.Data["token_type"]); got != "Bearer" {
 		t.Errorf("token_type = %q, want Bearer", got)
 	}
-	if want := expiresIn - 30; r.LeaseDuration < want-2 || r.LeaseDuration > want {
-		t.Errorf("lease_duration = %d, want about %d (expires_in %d less 30 s skew)", r.LeaseDuration, want, expiresIn)
+	if want := expiresIn - 30 - expiresIn*3/100 + 2; r.LeaseDuration < want-2 || r.LeaseDuration > want {
+		t.Errorf("lease_duration = %d, want about %d (expires_in %d less 30 s skew and 3%% of the life, plus 2 s)", r.LeaseDuration, want, expiresIn)
 	}
-	if r.Renewable || r.LeaseID == "" {
-		t.Errorf("want a non-renewable lease")
+	if !r.Renewable || r.LeaseID == "" {
+		t.Errorf("want a lease renewable up to the hand-out end")
 	}
 }
 
