@@ -139,6 +139,28 @@ type flow struct {
 // flowFor resolves the credential an authorization is for: an existing
 // one, or a new connection of an app.
 func (m *Manager) flowFor(ctx context.Context, s logical.Storage, name string, e *Entry, appName string) (*flow, error) {
+	f, err := m.connectionFlow(ctx, s, name, e, appName)
+	if err != nil {
+		return nil, err
+	}
+	settings := f.settings
+	if settings.AuthorizeURL == "" {
+		return nil, &InputError{Msg: fmt.Sprintf("provider %s has no authorization flow; set authorize_url in the config of credential %q to use one", settings.Preset.Name, name)}
+	}
+	if settings.Static() {
+		return nil, &InputError{Msg: fmt.Sprintf("credential %q has grant_type=static; set grant_type=refresh_token to connect an account", name)}
+	}
+	if err := canConnect(name, settings); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// connectionFlow resolves what connecting name's account uses: its entry
+// e, or for a connection of an app that has none yet (named <app>/<account>,
+// or with appName), the app's settings. Both the code and the device flow
+// start here.
+func (m *Manager) connectionFlow(ctx context.Context, s logical.Storage, name string, e *Entry, appName string) (*flow, error) {
 	if implied := AppOf(name); implied != "" {
 		if appName != "" && appName != implied {
 			return nil, &InputError{Msg: fmt.Sprintf("%q is a connection of app %q by its name; app=%q does not match", name, implied, appName)}
@@ -165,17 +187,7 @@ func (m *Manager) flowFor(ctx context.Context, s logical.Storage, name string, e
 		}
 		return nil, &ConfigError{Name: name, Err: r.err}
 	}
-	settings := r.settings
-	if settings.AuthorizeURL == "" {
-		return nil, &InputError{Msg: fmt.Sprintf("provider %s has no authorization flow; set authorize_url in the config of credential %q to use one", settings.Preset.Name, name)}
-	}
-	if settings.Static() {
-		return nil, &InputError{Msg: fmt.Sprintf("credential %q has grant_type=static; set grant_type=refresh_token to connect an account", name)}
-	}
-	if err := canConnect(name, settings); err != nil {
-		return nil, err
-	}
-	return &flow{settings: settings, eff: r.eff, app: r.app, appName: e.Config.App}, nil
+	return &flow{settings: r.settings, eff: r.eff, app: r.app, appName: e.Config.App}, nil
 }
 
 // Exchange trades an authorization code for tokens and stores them; for a

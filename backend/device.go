@@ -112,32 +112,17 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 // deviceFlowFor resolves what a device flow acts with, like an
 // authorization's, with a device authorization endpoint instead.
 func (m *Manager) deviceFlowFor(ctx context.Context, s logical.Storage, name string, e *Entry, appName string) (*flow, error) {
-	if implied := AppOf(name); implied != "" {
-		if appName != "" && appName != implied {
-			return nil, &InputError{Msg: fmt.Sprintf("%q is a connection of app %q by its name; app=%q does not match", name, implied, appName)}
-		}
-		appName = implied
-	}
-	if e == nil {
-		if appName == "" {
-			return nil, ErrNotFound
-		}
-		e = &Entry{Config: Config{App: appName}}
-	}
-	r, err := m.resolve(ctx, s, name, e)
+	f, err := m.connectionFlow(ctx, s, name, e, appName)
 	if err != nil {
 		return nil, err
 	}
-	if r.err != nil {
-		return nil, &ConfigError{Name: name, Err: r.err}
-	}
-	if r.settings.DeviceAuthorizationURL == "" {
+	if f.settings.DeviceAuthorizationURL == "" {
 		return nil, &InputError{Msg: fmt.Sprintf("credential %q has no device authorization endpoint: set device_authorization_url, or issuer for one the vendor publishes", name)}
 	}
-	if !r.settings.Preset.SupportsGrant(providers.GrantRefreshToken) {
-		return nil, &InputError{Msg: fmt.Sprintf("provider %s does not take refresh tokens, so credential %q cannot connect an account", r.settings.Preset.Name, name)}
+	if !f.settings.Preset.SupportsGrant(providers.GrantRefreshToken) {
+		return nil, &InputError{Msg: fmt.Sprintf("provider %s does not take refresh tokens, so credential %q cannot connect an account", f.settings.Preset.Name, name)}
 	}
-	return &flow{settings: r.settings, eff: r.eff, app: r.app, appName: e.Config.App}, nil
+	return f, nil
 }
 
 // Device returns name's device flow, without its device code, or nil.
