@@ -74,84 +74,106 @@ func RunAgentLike(ctx context.Context, opts AgentLikeOptions) *AgentLikeResult {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	res := &AgentLikeResult{Start: time.Now()}
-	end := res.Start.Add(opts.Duration)
-	ctx, cancel := context.WithDeadline(ctx, end)
+	a := &agentRun{opts: opts, seed: seed, seen: map[string]bool{}, res: &AgentLikeResult{Start: time.Now()}}
+	a.end = a.res.Start.Add(opts.Duration)
+	ctx, cancel := context.WithDeadline(ctx, a.end)
 	defer cancel()
-	var (
-		mu   sync.Mutex
-		seen = map[string]bool{}
-		wg   sync.WaitGroup
-	)
-	problem := func(format string, args ...any) {
-		mu.Lock()
-		res.Problems = append(res.Problems, fmt.Sprintf(format, args...))
-		mu.Unlock()
-	}
+	var wg sync.WaitGroup
 	for r := 0; r < opts.Readers; r++ {
 		wg.Add(1)
 		go func(r int) {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(r)+1))
-			var held string
-			var heldExp time.Time
-			for {
-				lt, err := opts.Read(ctx)
-				at := time.Now()
-				if ctx.Err() != nil {
-					// The run ended during the read: judge what is held
-					// at the end.
-					break
-				}
-				if err != nil {
-					problem("reader %d at %s: %v", r, at.Format("15:04:05.000"), err)
-					// Agent retries after a backoff; so does this reader.
-					if !sleepCtx(ctx, time.Second) {
-						break
-					}
-					continue
-				}
-				exp, ok := opts.Expiry(lt.Token)
-				switch {
-				case !ok:
-					problem("reader %d at %s: a token the vendor never issued", r, at.Format("15:04:05.000"))
-				case !at.Before(exp):
-					problem("reader %d at %s: handed a token that expired %s earlier", r, at.Format("15:04:05.000"), at.Sub(exp))
-				}
-				mu.Lock()
-				res.Reads++
-				if res.MinLease == 0 || lt.Lease < res.MinLease {
-					res.MinLease = lt.Lease
-				}
-				if lt.Lease > res.MaxLease {
-					res.MaxLease = lt.Lease
-				}
-				if !seen[lt.Token] {
-					seen[lt.Token] = true
-					res.Tokens = append(res.Tokens, lt.Token)
-				}
-				if held != "" && lt.Token != held {
-					res.Replacements = append(res.Replacements, Replacement{Reader: r, At: at, Old: held, New: lt.Token, OldLeft: heldExp.Sub(at)})
-				}
-				mu.Unlock()
-				if held != "" && lt.Token != held && !at.Before(heldExp) {
-					problem("reader %d held a token until %s that had expired at %s (%s)", r, at.Format("15:04:05.000"), heldExp.Format("15:04:05.000"), at.Sub(heldExp))
-				}
-				held, heldExp = lt.Token, exp
-				share := opts.MinShare + rng.Float64()*(opts.MaxShare-opts.MinShare)
-				if !sleepCtx(ctx, time.Duration(float64(lt.Lease)*share)) {
-					break
-				}
-			}
-			if held != "" && !heldExp.After(end) {
-				problem("reader %d ended the run holding a token that expired at %s", r, heldExp.Format("15:04:05.000"))
-			}
+			a.reader(ctx, r)
 		}(r)
 	}
 	wg.Wait()
+	res := a.res
 	res.End = time.Now()
 	sort.Slice(res.Replacements, func(i, j int) bool { return res.Replacements[i].At.Before(res.Replacements[j].At) })
 	return res
+}
+
+// agentRun is one RunAgentLike: what the readers share.
+type agentRun struct {
+	opts AgentLikeOptions
+	seed uint64
+	end  time.Time
+
+	mu   sync.Mutex
+	seen map[string]bool
+	res  *AgentLikeResult
+}
+
+func (a *agentRun) problem(format string, args ...any) {
+	a.mu.Lock()
+	a.res.Problems = append(a.res.Problems, fmt.Sprintf(format, args...))
+	a.mu.Unlock()
+}
+
+// reader is reader r: it reads, holds the token and reads again until
+// ctx ends.
+func (a *agentRun) reader(ctx context.Context, r int) {
+	rng := rand.New(rand.NewPCG(a.seed, uint64(r)+1))
+	var held string
+	var heldExp time.Time
+	for {
+		lt, err := a.opts.Read(ctx)
+		at := time.Now()
+		if ctx.Err() != nil {
+			// The run ended during the read: judge what is held
+			// at the end.
+			break
+		}
+		if err != nil {
+			a.problem("reader %d at %s: %v", r, at.Format("15:04:05.000"), err)
+			// Agent retries after a backoff; so does this reader.
+			if !sleepCtx(ctx, time.Second) {
+				break
+			}
+			continue
+		}
+		exp, ok := a.opts.Expiry(lt.Token)
+		switch {
+		case !ok:
+			a.problem("reader %d at %s: a token the vendor never issued", r, at.Format("15:04:05.000"))
+		case !at.Before(exp):
+			a.problem("reader %d at %s: handed a token that expired %s earlier", r, at.Format("15:04:05.000"), at.Sub(exp))
+		}
+		a.record(r, lt, at, held, heldExp)
+		if held != "" && lt.Token != held && !at.Before(heldExp) {
+			a.problem("reader %d held a token until %s that had expired at %s (%s)", r, at.Format("15:04:05.000"), heldExp.Format("15:04:05.000"), at.Sub(heldExp))
+		}
+		held, heldExp = lt.Token, exp
+		share := a.opts.MinShare + rng.Float64()*(a.opts.MaxShare-a.opts.MinShare)
+		if !sleepCtx(ctx, time.Duration(float64(lt.Lease)*share)) {
+			break
+		}
+	}
+	if held != "" && !heldExp.After(a.end) {
+		a.problem("reader %d ended the run holding a token that expired at %s", r, heldExp.Format("15:04:05.000"))
+	}
+}
+
+// record counts a read by reader r at at that handed it lt while it held
+// held (expiring at heldExp).
+func (a *agentRun) record(r int, lt LeasedToken, at time.Time, held string, heldExp time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	res := a.res
+	res.Reads++
+	if res.MinLease == 0 || lt.Lease < res.MinLease {
+		res.MinLease = lt.Lease
+	}
+	if lt.Lease > res.MaxLease {
+		res.MaxLease = lt.Lease
+	}
+	if !a.seen[lt.Token] {
+		a.seen[lt.Token] = true
+		res.Tokens = append(res.Tokens, lt.Token)
+	}
+	if held != "" && lt.Token != held {
+		res.Replacements = append(res.Replacements, Replacement{Reader: r, At: at, Old: held, New: lt.Token, OldLeft: heldExp.Sub(at)})
+	}
 }
 
 // LeftAtReplacement returns the life left on each replaced token when

@@ -113,12 +113,12 @@ func (p *Proxy) waitReady(limit time.Duration) error {
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("the proxy exited before answering (%v); output:\n%s", p.err, p.Log())
+			return fmt.Errorf("the proxy exited before answering (%v); output:\n%s", p.err, p.Log()) //nolint:errorlint // p.err is nil when it exited with status 0; context, not the cause
 		default:
 		}
 		resp, err := hc.Get(p.Addr + "/v1/auth/token/lookup-self")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // only the status matters
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -171,7 +171,7 @@ func (p *Proxy) Get(ctx context.Context, hc *http.Client, path string) (int, []b
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only; read in full below
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return resp.StatusCode, nil, resp.Header, err

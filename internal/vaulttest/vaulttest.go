@@ -104,7 +104,7 @@ func BuildPlugin(dir, version string) (string, error) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the plugin: %v\n%s", err, b)
+		return "", fmt.Errorf("building the plugin: %w\n%s", err, b)
 	}
 	return FileSHA256(out)
 }
@@ -115,7 +115,7 @@ func FileSHA256(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
@@ -129,7 +129,7 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only the port number is wanted
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -185,11 +185,17 @@ func Start(opts Options) (*Vault, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Env = CLIEnv("ADDR", "", "TOKEN", "")
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close() // the start error is the one to report
 		return nil, fmt.Errorf("starting vault: %w", err)
 	}
 	v := &Vault{Addr: "http://" + addr, PluginDir: opts.PluginDir, LogPath: opts.LogPath, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); logf.Close(); close(v.done) }()
+	go func() {
+		_ = cmd.Wait()
+		// Vault has exited and its output is written; nobody is left to
+		// report a failed close to.
+		_ = logf.Close()
+		close(v.done)
+	}()
 
 	conf := api.DefaultConfig()
 	conf.Address = v.Addr
@@ -237,7 +243,7 @@ func (v *Vault) enableAudit(flavor Flavor, path string) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no audit device at %s/ within 30s (%v); log:\n%s", AuditPath, err, v.Log())
+			return fmt.Errorf("no audit device at %s/ within 30s (%v); log:\n%s", AuditPath, err, v.Log()) //nolint:errorlint // err is nil when the list worked but lacked the device; context, not the cause
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -256,7 +262,7 @@ func (v *Vault) waitReady(limit time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("vault did not answer within %s: %v; log:\n%s", limit, err, v.Log())
+			return fmt.Errorf("vault did not answer within %s: %v; log:\n%s", limit, err, v.Log()) //nolint:errorlint // err is nil when Vault answered but was not ready; context, not the cause
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -309,11 +315,12 @@ func (v *Vault) Raw(method, path string, body []byte) (int, []byte, error) {
 	if body != nil {
 		r.BodyBytes = body
 	}
-	resp, err := v.Client.RawRequestWithContext(context.Background(), r)
+	// As RawWith: no non-deprecated call takes an arbitrary method.
+	resp, err := v.Client.RawRequestWithContext(context.Background(), r) //nolint:staticcheck // SA1019: see above
 	if resp == nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	var buf bytes.Buffer
 	_, _ = io.Copy(&buf, resp.Body)
 	return resp.StatusCode, buf.Bytes(), nil
