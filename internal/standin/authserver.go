@@ -298,26 +298,8 @@ type listenerKey struct{}
 // NewAuthServer starts an AuthServer on three loopback listeners. Close
 // stops it.
 func NewAuthServer(opts AuthServerOptions) (*AuthServer, error) {
-	if opts.Addr == "" {
-		opts.Addr = authServerDefaultListenAddress
-	}
-	if opts.IssuerPath != "" && (!strings.HasPrefix(opts.IssuerPath, "/") || strings.HasSuffix(opts.IssuerPath, "/") || strings.ContainsAny(opts.IssuerPath, "?#")) {
-		return nil, fmt.Errorf("standin: IssuerPath %q must start with / and not end with one", opts.IssuerPath)
-	}
-	if opts.TokenLifetime <= 0 {
-		opts.TokenLifetime = defaultAuthTokenLifetime
-	}
-	if opts.DeviceInterval <= 0 {
-		opts.DeviceInterval = defaultDeviceInterval
-	}
-	if opts.DeviceInterval < time.Second || opts.DeviceInterval%time.Second != 0 {
-		return nil, errors.New("standin: DeviceInterval is whole seconds, at least 1")
-	}
-	if opts.DeviceLifetime <= 0 {
-		opts.DeviceLifetime = defaultDeviceLifetime
-	}
-	if opts.MaxAssertionLifetime <= 0 {
-		opts.MaxAssertionLifetime = defaultMaxAssertionLifetime
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
 	}
 	a := &AuthServer{
 		opts:      opts,
@@ -357,12 +339,47 @@ func NewAuthServer(opts AuthServerOptions) (*AuthServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.listen(pair); err != nil {
+		_ = a.Close() // the listen error is the one to report
+		return nil, err
+	}
+	return a, nil
+}
+
+// setDefaults fills in the defaults and checks what cannot be defaulted.
+func (o *AuthServerOptions) setDefaults() error {
+	if o.Addr == "" {
+		o.Addr = authServerDefaultListenAddress
+	}
+	if o.IssuerPath != "" && (!strings.HasPrefix(o.IssuerPath, "/") || strings.HasSuffix(o.IssuerPath, "/") || strings.ContainsAny(o.IssuerPath, "?#")) {
+		return fmt.Errorf("standin: IssuerPath %q must start with / and not end with one", o.IssuerPath)
+	}
+	if o.TokenLifetime <= 0 {
+		o.TokenLifetime = defaultAuthTokenLifetime
+	}
+	if o.DeviceInterval <= 0 {
+		o.DeviceInterval = defaultDeviceInterval
+	}
+	if o.DeviceInterval < time.Second || o.DeviceInterval%time.Second != 0 {
+		return errors.New("standin: DeviceInterval is whole seconds, at least 1")
+	}
+	if o.DeviceLifetime <= 0 {
+		o.DeviceLifetime = defaultDeviceLifetime
+	}
+	if o.MaxAssertionLifetime <= 0 {
+		o.MaxAssertionLifetime = defaultMaxAssertionLifetime
+	}
+	return nil
+}
+
+// listen starts the three listeners (plain, TLS with pair, mutual TLS)
+// and a server on each.
+func (a *AuthServer) listen(pair tls.Certificate) error {
 	errLog := log.New(&handshakeCounter{a: a}, "", 0)
 	for _, l := range []Listener{Plain, TLS, MutualTLS} {
-		ln, err := net.Listen("tcp", opts.Addr)
+		ln, err := net.Listen("tcp", a.opts.Addr)
 		if err != nil {
-			_ = a.Close()
-			return nil, fmt.Errorf("standin: listen on %s: %w", opts.Addr, err)
+			return fmt.Errorf("standin: listen on %s: %w", a.opts.Addr, err)
 		}
 		scheme := "http"
 		if l != Plain {
@@ -386,7 +403,7 @@ func NewAuthServer(opts AuthServerOptions) (*AuthServer, error) {
 		a.servers = append(a.servers, srv)
 		go func() { _ = srv.Serve(ln) }()
 	}
-	return a, nil
+	return nil
 }
 
 // handshakeCounter counts the TLS handshake errors net/http logs, and
@@ -733,14 +750,7 @@ func (a *AuthServer) authenticate(req *endpointRequest) (*authClientRecord, *oau
 			return nil, e
 		}
 	case len(authz) > 0:
-		id, secret, _, e := basicCreds(req.r, true, "stand-in")
-		if e != nil {
-			return nil, e
-		}
-		if req.has("client_id") && req.param("client_id") != id {
-			return nil, errClient(true, "stand-in", "client_id in the body does not match the Authorization header")
-		}
-		c, e = a.checkSecret(id, secret, true)
+		c, e = a.authenticateBasic(req)
 		if e != nil {
 			return nil, e
 		}
@@ -752,25 +762,9 @@ func (a *AuthServer) authenticate(req *endpointRequest) (*authClientRecord, *oau
 		}
 		used = MethodClientSecretPost
 	default:
-		id := req.param("client_id")
-		if id == "" {
-			return nil, a.reject(RejectUnknownClient, errClient(false, "", "client authentication required: no client_id, credentials, assertion or certificate"))
-		}
-		a.mu.Lock()
-		c = a.clients[id]
-		a.mu.Unlock()
-		if c == nil {
-			return nil, a.reject(RejectUnknownClient, errClient(false, "", "unknown client"))
-		}
-		used = c.Method
-		switch c.Method {
-		case MethodTLSClientAuth, MethodSelfSignedTLSClientAuth:
-			if e := a.checkClientCertificate(req, c); e != nil {
-				return nil, e
-			}
-		case MethodNone:
-		default:
-			used = MethodNone
+		c, used, e = a.authenticateByID(req)
+		if e != nil {
+			return nil, e
 		}
 	}
 	if used != c.Method {
@@ -778,6 +772,46 @@ func (a *AuthServer) authenticate(req *endpointRequest) (*authClientRecord, *oau
 			fmt.Sprintf("client %s is registered for %s, not %s", c.ID, c.Method, used)))
 	}
 	return c, nil
+}
+
+// authenticateBasic checks a client_secret_basic Authorization header.
+func (a *AuthServer) authenticateBasic(req *endpointRequest) (*authClientRecord, *oauthError) {
+	id, secret, _, e := basicCreds(req.r, true, "stand-in")
+	if e != nil {
+		return nil, e
+	}
+	if req.has("client_id") && req.param("client_id") != id {
+		return nil, errClient(true, "stand-in", "client_id in the body does not match the Authorization header")
+	}
+	return a.checkSecret(id, secret, true)
+}
+
+// authenticateByID authenticates a request that names its client_id with
+// no secret or assertion: by its certificate (tls_client_auth and
+// self_signed_tls_client_auth) or as a public client (none). It returns
+// the method the request used.
+func (a *AuthServer) authenticateByID(req *endpointRequest) (*authClientRecord, string, *oauthError) {
+	id := req.param("client_id")
+	if id == "" {
+		return nil, "", a.reject(RejectUnknownClient, errClient(false, "", "client authentication required: no client_id, credentials, assertion or certificate"))
+	}
+	a.mu.Lock()
+	c := a.clients[id]
+	a.mu.Unlock()
+	if c == nil {
+		return nil, "", a.reject(RejectUnknownClient, errClient(false, "", "unknown client"))
+	}
+	used := c.Method
+	switch c.Method {
+	case MethodTLSClientAuth, MethodSelfSignedTLSClientAuth:
+		if e := a.checkClientCertificate(req, c); e != nil {
+			return nil, "", e
+		}
+	case MethodNone:
+	default:
+		used = MethodNone
+	}
+	return c, used, nil
 }
 
 // checkSecret looks a client up by id and secret, in constant time.
@@ -884,26 +918,8 @@ func (a *AuthServer) handleToken(req *endpointRequest) (map[string]any, *oauthEr
 			return nil, e
 		}
 	case "refresh_token":
-		presented := req.param("refresh_token")
-		if presented == "" {
-			return nil, errMissing("refresh_token")
-		}
-		old, ok := a.refresh[presented]
-		switch {
-		case !ok || old.clientID != c.ID:
-			return nil, errGrant("the refresh token is invalid, expired, revoked, or was issued to another client")
-		case old.revoked:
-			return nil, errGrant("the refresh token has been revoked")
-		}
-		if scope, e = subsetScopes(old.scope, req.param("scope")); e != nil {
+		if scope, rt, chain, e = a.refreshGrantLocked(req, c); e != nil {
 			return nil, e
-		}
-		chain = old
-		if c.RotateRefreshTokens {
-			old.revoked = true
-			rt = "as-rt-" + randString(24)
-			chain = &authRefresh{clientID: c.ID, scope: old.scope}
-			a.refresh[rt] = chain
 		}
 	case grantDeviceCode:
 		var d *deviceRecord
@@ -933,6 +949,34 @@ func (a *AuthServer) handleToken(req *endpointRequest) (map[string]any, *oauthEr
 	a.stats.Grants++
 	a.stats.ByGrantType[gt]++
 	return fields, nil
+}
+
+// refreshGrantLocked checks the refresh token a refresh_token grant
+// presents and returns the scope to grant, the new refresh token if c's
+// rotate, and the chain the new access token joins. a.mu is held.
+func (a *AuthServer) refreshGrantLocked(req *endpointRequest, c *authClientRecord) (scope, rt string, chain *authRefresh, e *oauthError) {
+	presented := req.param("refresh_token")
+	if presented == "" {
+		return "", "", nil, errMissing("refresh_token")
+	}
+	old, ok := a.refresh[presented]
+	switch {
+	case !ok || old.clientID != c.ID:
+		return "", "", nil, errGrant("the refresh token is invalid, expired, revoked, or was issued to another client")
+	case old.revoked:
+		return "", "", nil, errGrant("the refresh token has been revoked")
+	}
+	if scope, e = subsetScopes(old.scope, req.param("scope")); e != nil {
+		return "", "", nil, e
+	}
+	chain = old
+	if c.RotateRefreshTokens {
+		old.revoked = true
+		rt = "as-rt-" + randString(24)
+		chain = &authRefresh{clientID: c.ID, scope: old.scope}
+		a.refresh[rt] = chain
+	}
+	return scope, rt, chain, nil
 }
 
 // handleRevoke is the RFC 7009 revocation endpoint.

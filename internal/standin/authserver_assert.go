@@ -35,8 +35,67 @@ var (
 // verifyAssertion checks a client_assertion (RFC 7523 sections 2.2 and 3)
 // and returns its client and the method it used.
 func (a *AuthServer) verifyAssertion(req *endpointRequest) (*authClientRecord, string, *oauthError) {
-	bad := func(reason, format string, args ...any) (*authClientRecord, string, *oauthError) {
-		return nil, "", a.reject(reason, errClient(false, "", fmt.Sprintf(format, args...)))
+	tok, c, e := a.parseAssertion(req)
+	if e != nil {
+		return nil, "", e
+	}
+	hdr := tok.Headers[0]
+	method := MethodPrivateKeyJWT
+	allowed := asymmetricAlgs
+	if c.Method == MethodClientSecretJWT {
+		method, allowed = MethodClientSecretJWT, hmacAlgs
+	}
+	if strings.HasPrefix(hdr.Algorithm, "HS") {
+		method = MethodClientSecretJWT
+	}
+	if method != c.Method {
+		return c, method, nil // authenticate reports the wrong method
+	}
+	if len(c.Algorithms) > 0 {
+		allowed = nil
+		for _, s := range c.Algorithms {
+			allowed = append(allowed, jose.SignatureAlgorithm(s))
+		}
+	}
+	if !algIn(allowed, hdr.Algorithm) {
+		return nil, "", a.badAssertion(RejectAlgorithm, "the assertion is signed with %s; this client's are %v", hdr.Algorithm, allowed)
+	}
+	claims, e := a.assertionClaims(tok, c, method)
+	if e != nil {
+		return nil, "", e
+	}
+	now := a.now()
+	if e := a.checkAssertionClaims(c, req, claims, now); e != nil {
+		return nil, "", e
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, exp := range a.jtis {
+		if now.After(exp.Add(assertionLeeway)) {
+			delete(a.jtis, k)
+		}
+	}
+	key := c.ID + "\x00" + claims.ID
+	if _, seen := a.jtis[key]; seen {
+		a.stats.Rejections[RejectReplay]++
+		return nil, "", errClient(false, "", "the assertion's jti was already used: an assertion is good for one request")
+	}
+	a.jtis[key] = claims.Expiry.Time()
+	a.stats.AssertionsVerified++
+	return c, method, nil
+}
+
+// badAssertion counts a rejected assertion under reason and returns the
+// invalid_client error to answer with.
+func (a *AuthServer) badAssertion(reason, format string, args ...any) *oauthError {
+	return a.reject(reason, errClient(false, "", fmt.Sprintf(format, args...)))
+}
+
+// parseAssertion parses a request's client_assertion, unverified, and
+// finds the client it is issued by.
+func (a *AuthServer) parseAssertion(req *endpointRequest) (*jwt.JSONWebToken, *authClientRecord, *oauthError) {
+	bad := func(reason, format string, args ...any) (*jwt.JSONWebToken, *authClientRecord, *oauthError) {
+		return nil, nil, a.badAssertion(reason, format, args...)
 	}
 	if t := req.param("client_assertion_type"); t != clientAssertionTypeJWT {
 		return bad(RejectAssertionFormat, "client_assertion_type must be %s", clientAssertionTypeJWT)
@@ -58,7 +117,6 @@ func (a *AuthServer) verifyAssertion(req *endpointRequest) (*authClientRecord, s
 	if len(tok.Headers) != 1 {
 		return bad(RejectAssertionFormat, "client_assertion must have exactly one signature")
 	}
-	hdr := tok.Headers[0]
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
 		return bad(RejectAssertionFormat, "the client_assertion's claims are not a JSON object of the registered types")
@@ -72,88 +130,65 @@ func (a *AuthServer) verifyAssertion(req *endpointRequest) (*authClientRecord, s
 	if id := req.param("client_id"); req.has("client_id") && id != c.ID {
 		return bad(RejectIssuer, "client_id does not match the assertion's issuer")
 	}
-	method := MethodPrivateKeyJWT
-	allowed := asymmetricAlgs
-	if c.Method == MethodClientSecretJWT {
-		method, allowed = MethodClientSecretJWT, hmacAlgs
-	}
-	if strings.HasPrefix(hdr.Algorithm, "HS") {
-		method = MethodClientSecretJWT
-	}
-	if method != c.Method {
-		return c, method, nil // authenticate reports the wrong method
-	}
-	if len(c.Algorithms) > 0 {
-		allowed = nil
-		for _, s := range c.Algorithms {
-			allowed = append(allowed, jose.SignatureAlgorithm(s))
-		}
-	}
-	if !algIn(allowed, hdr.Algorithm) {
-		return bad(RejectAlgorithm, "the assertion is signed with %s; this client's are %v", hdr.Algorithm, allowed)
-	}
+	return tok, c, nil
+}
 
+// assertionClaims verifies the assertion's signature, with the client
+// secret for client_secret_jwt or else a key of the client's JWKS, and
+// returns its claims.
+func (a *AuthServer) assertionClaims(tok *jwt.JSONWebToken, c *authClientRecord, method string) (jwt.Claims, *oauthError) {
 	var claims jwt.Claims
 	if method == MethodClientSecretJWT {
 		if err := tok.Claims([]byte(c.Secret), &claims); err != nil {
-			return bad(RejectSignature, "the assertion's signature does not verify with the client secret")
+			return claims, a.badAssertion(RejectSignature, "the assertion's signature does not verify with the client secret")
 		}
-	} else {
-		key, e := a.assertionKey(c, hdr)
-		if e != nil {
-			return nil, "", e
-		}
-		if err := tok.Claims(key, &claims); err != nil {
-			// The key of that kid may have been replaced: fetch once more.
-			if !a.refetch(c) {
-				return bad(RejectSignature, "the assertion's signature does not verify with key %q of the client's JWKS", hdr.KeyID)
-			}
-			key, e = a.assertionKey(c, hdr)
-			if e != nil {
-				return nil, "", e
-			}
-			if err := tok.Claims(key, &claims); err != nil {
-				return bad(RejectSignature, "the assertion's signature does not verify with key %q of the client's JWKS", hdr.KeyID)
-			}
-		}
+		return claims, nil
 	}
+	hdr := tok.Headers[0]
+	key, e := a.assertionKey(c, hdr)
+	if e != nil {
+		return claims, e
+	}
+	if err := tok.Claims(key, &claims); err == nil {
+		return claims, nil
+	}
+	// The key of that kid may have been replaced: fetch once more.
+	if !a.refetch(c) {
+		return claims, a.badAssertion(RejectSignature, "the assertion's signature does not verify with key %q of the client's JWKS", hdr.KeyID)
+	}
+	if key, e = a.assertionKey(c, hdr); e != nil {
+		return claims, e
+	}
+	if err := tok.Claims(key, &claims); err != nil {
+		return claims, a.badAssertion(RejectSignature, "the assertion's signature does not verify with key %q of the client's JWKS", hdr.KeyID)
+	}
+	return claims, nil
+}
 
-	now := a.now()
+// checkAssertionClaims checks a verified assertion's registered claims at
+// now; the jti is checked for replay by the caller.
+func (a *AuthServer) checkAssertionClaims(c *authClientRecord, req *endpointRequest, claims jwt.Claims, now time.Time) *oauthError {
 	switch {
 	case claims.Issuer != c.ID || claims.Subject != c.ID:
-		return bad(RejectIssuer, "the assertion's iss and sub must both be the client_id")
+		return a.badAssertion(RejectIssuer, "the assertion's iss and sub must both be the client_id")
 	case !a.audienceOK(c, req, claims.Audience):
-		return bad(RejectAudience, "the assertion's aud %v is not this server (want the token endpoint URL or the issuer)", []string(claims.Audience))
+		return a.badAssertion(RejectAudience, "the assertion's aud %v is not this server (want the token endpoint URL or the issuer)", []string(claims.Audience))
 	case claims.Expiry == nil:
-		return bad(RejectExpired, "the assertion has no exp")
+		return a.badAssertion(RejectExpired, "the assertion has no exp")
 	case !now.Before(claims.Expiry.Time().Add(assertionLeeway)):
-		return bad(RejectExpired, "the assertion expired at %s", claims.Expiry.Time().UTC().Format(time.RFC3339))
+		return a.badAssertion(RejectExpired, "the assertion expired at %s", claims.Expiry.Time().UTC().Format(time.RFC3339))
 	case claims.IssuedAt == nil:
-		return bad(RejectLifetime, "the assertion has no iat")
+		return a.badAssertion(RejectLifetime, "the assertion has no iat")
 	case claims.IssuedAt.Time().After(now.Add(assertionLeeway)):
-		return bad(RejectNotYetValid, "the assertion's iat is in the future")
+		return a.badAssertion(RejectNotYetValid, "the assertion's iat is in the future")
 	case claims.NotBefore != nil && claims.NotBefore.Time().After(now.Add(assertionLeeway)):
-		return bad(RejectNotYetValid, "the assertion's nbf is in the future")
+		return a.badAssertion(RejectNotYetValid, "the assertion's nbf is in the future")
 	case claims.Expiry.Time().Sub(claims.IssuedAt.Time()) > a.opts.MaxAssertionLifetime:
-		return bad(RejectLifetime, "the assertion lives %s; at most %s is accepted", claims.Expiry.Time().Sub(claims.IssuedAt.Time()), a.opts.MaxAssertionLifetime)
+		return a.badAssertion(RejectLifetime, "the assertion lives %s; at most %s is accepted", claims.Expiry.Time().Sub(claims.IssuedAt.Time()), a.opts.MaxAssertionLifetime)
 	case claims.ID == "":
-		return bad(RejectMissingJTI, "the assertion has no jti")
+		return a.badAssertion(RejectMissingJTI, "the assertion has no jti")
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, exp := range a.jtis {
-		if now.After(exp.Add(assertionLeeway)) {
-			delete(a.jtis, k)
-		}
-	}
-	key := c.ID + "\x00" + claims.ID
-	if _, seen := a.jtis[key]; seen {
-		a.stats.Rejections[RejectReplay]++
-		return nil, "", errClient(false, "", "the assertion's jti was already used: an assertion is good for one request")
-	}
-	a.jtis[key] = claims.Expiry.Time()
-	a.stats.AssertionsVerified++
-	return c, method, nil
+	return nil
 }
 
 func algIn(list []jose.SignatureAlgorithm, alg string) bool {
@@ -261,7 +296,7 @@ func (a *AuthServer) fetchJWKS(c *authClientRecord) *oauthError {
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBody+1))
 	switch {
 	case err != nil:

@@ -93,33 +93,13 @@ func sortedKeys(m map[string]string) []string {
 
 func (v *Vendor) genericToken(req *tokenRequest) (*grantResult, *oauthError) {
 	ex := v.expect
-	if e := req.checkBody(ex.BodyFormat); e != nil {
+	if e := checkExpected(req, ex); e != nil {
 		return nil, e
 	}
-	var e *oauthError
-	if ex.GrantTypeInQuery {
-		e = req.checkQuery("grant_type")
-	} else {
-		e = req.checkQuery()
-	}
-	if e != nil {
-		return nil, e
-	}
-	for _, k := range sortedKeys(ex.Headers) {
-		if got := req.r.Header.Values(k); len(got) != 1 || got[0] != ex.Headers[k] {
-			// The value is never echoed: such headers often hold keys.
-			return nil, errRequest("header %s is missing or has the wrong value", k)
-		}
-	}
-	for _, k := range sortedKeys(ex.Params) {
-		if !req.has(k) {
-			return nil, errMissing(k)
-		}
-		if req.param(k) != ex.Params[k] {
-			return nil, errRequest("parameter %s has the wrong value", k)
-		}
-	}
-	var c *clientRecord
+	var (
+		c *clientRecord
+		e *oauthError
+	)
 	if ex.AuthStyle == "body" {
 		c, e = v.authBodyLocked(req)
 	} else {
@@ -155,17 +135,55 @@ func (v *Vendor) genericToken(req *tokenRequest) (*grantResult, *oauthError) {
 	default:
 		return nil, errUnsupportedGrant(gt)
 	}
-	n := res.fields["expires_in"].(int64)
+	v.formatExpiresIn(res.fields)
+	return res, nil
+}
+
+// checkExpected checks the request's shape against ex: body format,
+// query, headers and fixed parameters.
+func checkExpected(req *tokenRequest, ex Expect) *oauthError {
+	if e := req.checkBody(ex.BodyFormat); e != nil {
+		return e
+	}
+	var e *oauthError
+	if ex.GrantTypeInQuery {
+		e = req.checkQuery("grant_type")
+	} else {
+		e = req.checkQuery()
+	}
+	if e != nil {
+		return e
+	}
+	for _, k := range sortedKeys(ex.Headers) {
+		if got := req.r.Header.Values(k); len(got) != 1 || got[0] != ex.Headers[k] {
+			// The value is never echoed: such headers often hold keys.
+			return errRequest("header %s is missing or has the wrong value", k)
+		}
+	}
+	for _, k := range sortedKeys(ex.Params) {
+		if !req.has(k) {
+			return errMissing(k)
+		}
+		if req.param(k) != ex.Params[k] {
+			return errRequest("parameter %s has the wrong value", k)
+		}
+	}
+	return nil
+}
+
+// formatExpiresIn rewrites the expires_in of an answer (an int64) as
+// Behavior.ExpiresInFormat says.
+func (v *Vendor) formatExpiresIn(fields map[string]any) {
+	n := fields["expires_in"].(int64)
 	switch v.behavior.ExpiresInFormat {
 	case "float":
-		res.fields["expires_in"] = json.Number(strconv.FormatInt(n, 10) + ".0")
+		fields["expires_in"] = json.Number(strconv.FormatInt(n, 10) + ".0")
 	case "string":
-		res.fields["expires_in"] = strconv.FormatInt(n, 10)
+		fields["expires_in"] = strconv.FormatInt(n, 10)
 	case "missing":
-		delete(res.fields, "expires_in")
+		delete(fields, "expires_in")
 	case "duration":
 		// Not a number: a broken vendor's answer, sent after rotating.
-		res.fields["expires_in"] = strconv.FormatInt(n, 10) + "s"
+		fields["expires_in"] = strconv.FormatInt(n, 10) + "s"
 	}
-	return res, nil
 }

@@ -95,39 +95,12 @@ func (v *Vendor) penboxAuthorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "client_id and redirect_uri must not be repeated", http.StatusBadRequest)
 		return
 	}
-	clientID := q.Get("client_id")
-	if clientID == "" {
-		http.Error(w, "missing required parameter: client_id", http.StatusBadRequest)
+	client, target, msg := v.penboxAuthorizeClient(q)
+	if msg != "" {
+		http.Error(w, msg, http.StatusBadRequest)
 		return
 	}
-	v.mu.Lock()
-	client, ok := v.clients[clientID]
-	v.mu.Unlock()
-	if !ok {
-		http.Error(w, fmt.Sprintf("unknown client_id %q", clientID), http.StatusBadRequest)
-		return
-	}
-	redirectURI := q.Get("redirect_uri")
-	if redirectURI == "" {
-		http.Error(w, "missing required parameter: redirect_uri", http.StatusBadRequest)
-		return
-	}
-	target, err := url.Parse(redirectURI)
-	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		http.Error(w, "redirect_uri must be an absolute http or https URL", http.StatusBadRequest)
-		return
-	}
-	if target.Fragment != "" || strings.Contains(redirectURI, "#") {
-		http.Error(w, "redirect_uri must not have a fragment", http.StatusBadRequest)
-		return
-	}
-	// An unregistered redirect_uri is not told to the client through it:
-	// that would send the user, and the error, to an address nobody
-	// vouched for (RFC 6749 section 4.1.2.1).
-	if !client.redirectRegistered(redirectURI) {
-		http.Error(w, fmt.Sprintf("redirect_uri %q is not registered for client %q", redirectURI, clientID), http.StatusBadRequest)
-		return
-	}
+	clientID, redirectURI := q.Get("client_id"), q.Get("redirect_uri")
 
 	state := q.Get("state")
 	redirect := func(params url.Values) {
@@ -142,45 +115,9 @@ func (v *Vendor) penboxAuthorize(w http.ResponseWriter, r *http.Request) {
 		u.RawQuery = tq.Encode()
 		http.Redirect(w, r, u.String(), http.StatusFound)
 	}
-	fail := func(code, desc string) {
-		redirect(url.Values{"error": {code}, "error_description": {desc}})
-	}
-
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if len(q[k]) > 1 {
-			fail("invalid_request", fmt.Sprintf("parameter %s must not be repeated", k))
-			return
-		}
-	}
-	switch rt := q.Get("response_type"); rt {
-	case "code":
-	case "":
-		fail("invalid_request", "missing required parameter: response_type")
-		return
-	default:
-		fail("unsupported_response_type", fmt.Sprintf("response_type %q is not supported; use code", rt))
-		return
-	}
-	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
-	switch {
-	case challenge == "" && method != "":
-		fail("invalid_request", "code_challenge_method without code_challenge")
-		return
-	case challenge != "" && method != "S256":
-		fail("invalid_request", "code_challenge_method must be S256")
-		return
-	case challenge != "" && !pkceChallenge.MatchString(challenge):
-		fail("invalid_request", "code_challenge must be the base64url (unpadded) SHA-256 of the code_verifier")
-		return
-	}
-	scope, e := grantScopes(client, q.Get("scope"))
+	challenge, scope, e := penboxAuthorizeRequest(q, client)
 	if e != nil {
-		fail(e.code, e.desc)
+		redirect(url.Values{"error": {e.code}, "error_description": {e.desc}})
 		return
 	}
 
@@ -188,6 +125,80 @@ func (v *Vendor) penboxAuthorize(w http.ResponseWriter, r *http.Request) {
 	code := v.issueCodeLocked(clientID, redirectURI, scope, challenge)
 	v.mu.Unlock()
 	redirect(url.Values{"code": {code}})
+}
+
+// penboxAuthorizeClient checks an authorization request's client_id and
+// redirect_uri, and returns the client and the parsed redirect_uri, or
+// what to tell the user instead.
+func (v *Vendor) penboxAuthorizeClient(q url.Values) (*clientRecord, *url.URL, string) {
+	clientID := q.Get("client_id")
+	if clientID == "" {
+		return nil, nil, "missing required parameter: client_id"
+	}
+	v.mu.Lock()
+	client, ok := v.clients[clientID]
+	v.mu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Sprintf("unknown client_id %q", clientID)
+	}
+	redirectURI := q.Get("redirect_uri")
+	if redirectURI == "" {
+		return nil, nil, "missing required parameter: redirect_uri"
+	}
+	target, err := url.Parse(redirectURI)
+	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+		return nil, nil, "redirect_uri must be an absolute http or https URL"
+	}
+	if target.Fragment != "" || strings.Contains(redirectURI, "#") {
+		return nil, nil, "redirect_uri must not have a fragment"
+	}
+	// An unregistered redirect_uri is not told to the client through it:
+	// that would send the user, and the error, to an address nobody
+	// vouched for (RFC 6749 section 4.1.2.1).
+	if !client.redirectRegistered(redirectURI) {
+		return nil, nil, fmt.Sprintf("redirect_uri %q is not registered for client %q", redirectURI, clientID)
+	}
+	return client, target, ""
+}
+
+// penboxAuthorizeRequest checks the rest of an authorization request
+// from client, and returns its PKCE challenge and the scope to grant, or
+// the error to send back to the client in the redirect.
+func penboxAuthorizeRequest(q url.Values, client *clientRecord) (challenge, scope string, e *oauthError) {
+	fail := func(code, desc string) (string, string, *oauthError) {
+		return "", "", &oauthError{status: http.StatusFound, code: code, desc: desc}
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if len(q[k]) > 1 {
+			return fail("invalid_request", fmt.Sprintf("parameter %s must not be repeated", k))
+		}
+	}
+	switch rt := q.Get("response_type"); rt {
+	case "code":
+	case "":
+		return fail("invalid_request", "missing required parameter: response_type")
+	default:
+		return fail("unsupported_response_type", fmt.Sprintf("response_type %q is not supported; use code", rt))
+	}
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		return fail("invalid_request", "code_challenge_method without code_challenge")
+	case challenge != "" && method != "S256":
+		return fail("invalid_request", "code_challenge_method must be S256")
+	case challenge != "" && !pkceChallenge.MatchString(challenge):
+		return fail("invalid_request", "code_challenge must be the base64url (unpadded) SHA-256 of the code_verifier")
+	}
+	scope, e = grantScopes(client, q.Get("scope"))
+	if e != nil {
+		return fail(e.code, e.desc)
+	}
+	return challenge, scope, nil
 }
 
 // redirectRegistered reports whether the client registered uri: the exact
