@@ -89,69 +89,98 @@ func (c *Client) StartDeviceAuthorization(ctx context.Context, auth Request, end
 // wrong without quoting a code.
 func deviceAuthorizationFrom(fields map[string]any, secrets []string) (*DeviceAuthorization, string) {
 	d := &DeviceAuthorization{}
-	str := func(name string) (string, string) {
-		switch v := fields[name].(type) {
-		case nil:
-			return "", ""
-		case string:
-			return v, ""
-		default:
-			return "", name + " is a JSON " + typeName(v) + ", not a string"
-		}
-	}
-	var reason string
-	if d.DeviceCode, reason = str("device_code"); reason != "" {
+	if reason := readDeviceCodes(d, fields); reason != "" {
 		return nil, reason
+	}
+	if reason := readVerificationURIs(d, fields); reason != "" {
+		return nil, reason
+	}
+	if reason := readDeviceTimes(d, fields, secrets); reason != "" {
+		return nil, reason
+	}
+	return d, ""
+}
+
+// stringField is a response field that must be a string if present, or
+// why it is not.
+func stringField(fields map[string]any, name string) (string, string) {
+	switch v := fields[name].(type) {
+	case nil:
+		return "", ""
+	case string:
+		return v, ""
+	default:
+		return "", name + " is a JSON " + typeName(v) + ", not a string"
+	}
+}
+
+// readDeviceCodes reads device_code and user_code into d.
+func readDeviceCodes(d *DeviceAuthorization, fields map[string]any) string {
+	var reason string
+	if d.DeviceCode, reason = stringField(fields, "device_code"); reason != "" {
+		return reason
 	}
 	switch {
 	case strings.TrimSpace(d.DeviceCode) == "":
-		return nil, "missing device_code"
+		return "missing device_code"
 	case len(d.DeviceCode) > maxDeviceCodeLen:
-		return nil, fmt.Sprintf("device_code is longer than %d bytes", maxDeviceCodeLen)
+		return fmt.Sprintf("device_code is longer than %d bytes", maxDeviceCodeLen)
 	}
-	if d.UserCode, reason = str("user_code"); reason != "" {
-		return nil, reason
+	if d.UserCode, reason = stringField(fields, "user_code"); reason != "" {
+		return reason
 	}
 	switch {
 	case strings.TrimSpace(d.UserCode) == "":
-		return nil, "missing user_code"
+		return "missing user_code"
 	case len(d.UserCode) > maxUserCodeLen:
-		return nil, fmt.Sprintf("user_code is longer than %d bytes", maxUserCodeLen)
+		return fmt.Sprintf("user_code is longer than %d bytes", maxUserCodeLen)
 	case sanitize(d.UserCode, maxUserCodeLen, nil) != d.UserCode:
 		// It is shown to a person: no control or invisible characters.
-		return nil, "user_code has control or invisible characters"
+		return "user_code has control or invisible characters"
 	}
-	if d.VerificationURI, reason = str("verification_uri"); reason != "" {
-		return nil, reason
+	return ""
+}
+
+// readVerificationURIs reads verification_uri (or verification_url) and
+// verification_uri_complete into d.
+func readVerificationURIs(d *DeviceAuthorization, fields map[string]any) string {
+	var reason string
+	if d.VerificationURI, reason = stringField(fields, "verification_uri"); reason != "" {
+		return reason
 	}
 	if d.VerificationURI == "" {
-		if d.VerificationURI, reason = str("verification_url"); reason != "" {
-			return nil, reason
+		if d.VerificationURI, reason = stringField(fields, "verification_url"); reason != "" {
+			return reason
 		}
 	}
 	if d.VerificationURI == "" {
-		return nil, "missing verification_uri"
+		return "missing verification_uri"
 	}
 	if err := ValidateEndpointURL("verification_uri", d.VerificationURI); err != nil {
-		return nil, err.Error()
+		return err.Error()
 	}
-	if d.VerificationURIComplete, reason = str("verification_uri_complete"); reason != "" {
-		return nil, reason
+	if d.VerificationURIComplete, reason = stringField(fields, "verification_uri_complete"); reason != "" {
+		return reason
 	}
 	if d.VerificationURIComplete != "" {
 		if err := ValidateEndpointURL("verification_uri_complete", d.VerificationURIComplete); err != nil {
-			return nil, err.Error()
+			return err.Error()
 		}
 	}
+	return ""
+}
+
+// readDeviceTimes reads expires_in and interval into d.
+func readDeviceTimes(d *DeviceAuthorization, fields map[string]any, secrets []string) string {
 	if _, ok := fields["expires_in"]; !ok || fields["expires_in"] == nil {
-		return nil, "missing expires_in"
+		return "missing expires_in"
 	}
 	exp, reason := expiresIn(fields["expires_in"], secrets)
 	switch {
 	case reason != "":
-		return nil, reason
+		return reason
 	case exp > MaxDeviceExpiry:
-		return nil, fmt.Sprintf("expires_in is longer than %s", MaxDeviceExpiry)
+		return fmt.Sprintf("expires_in is longer than %s", MaxDeviceExpiry)
 	}
 	d.ExpiresIn = exp
 	iv := fields["interval"]
@@ -164,14 +193,14 @@ func deviceAuthorizationFrom(fields map[string]any, secrets []string) (*DeviceAu
 	interval, reason := expiresIn(iv, secrets)
 	switch {
 	case reason != "":
-		return nil, strings.Replace(reason, "expires_in", "interval", 1)
+		return strings.Replace(reason, "expires_in", "interval", 1)
 	case interval > MaxDeviceInterval:
-		return nil, fmt.Sprintf("interval is longer than %s", MaxDeviceInterval)
+		return fmt.Sprintf("interval is longer than %s", MaxDeviceInterval)
 	case interval == 0:
 		interval = DefaultDeviceInterval
 	}
 	d.Interval = interval
-	return d, ""
+	return ""
 }
 
 // DeviceStatus is where a device authorization stands after a poll.

@@ -327,11 +327,41 @@ func (c *Client) fetchMetadata(ctx context.Context, rawURL, issuer string, t *TL
 // exported for fuzzing and for callers that fetch the document
 // themselves.
 func ParseMetadata(body []byte, issuer string) (*Metadata, error) {
-	fail := func(format string, args ...any) (*Metadata, error) {
-		return nil, &MetadataError{Reason: fmt.Sprintf(format, args...)}
+	raw, err := decodeMetadata(body)
+	if err != nil {
+		return nil, err
 	}
+	md := &Metadata{}
+	if err := readMetadataIssuer(raw, md, issuer); err != nil {
+		return nil, err
+	}
+	if err := readMetadataURLs(raw, md); err != nil {
+		return nil, err
+	}
+	if err := readMetadataLists(raw, md); err != nil {
+		return nil, err
+	}
+	if err := readMTLSEndpointAliases(raw, md); err != nil {
+		return nil, err
+	}
+	if v, ok := raw["tls_client_certificate_bound_access_tokens"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &md.TLSClientCertificateBoundAccessTokens); err != nil {
+			return nil, metadataFail("tls_client_certificate_bound_access_tokens is not a boolean")
+		}
+	}
+	return md, nil
+}
+
+// metadataFail is a *MetadataError with a formatted reason.
+func metadataFail(format string, args ...any) error {
+	return &MetadataError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// decodeMetadata reads the document's members: it must be one JSON
+// object of at most MaxMetadataBytes.
+func decodeMetadata(body []byte) (map[string]json.RawMessage, error) {
 	if len(body) > MaxMetadataBytes {
-		return fail("the document is larger than %d KiB", MaxMetadataBytes>>10)
+		return nil, metadataFail("the document is larger than %d KiB", MaxMetadataBytes>>10)
 	}
 	trimmed := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), bom))
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -343,37 +373,50 @@ func ParseMetadata(body []byte, issuer string) (*Metadata, error) {
 		return nil, &MetadataError{Reason: "the document is not a JSON object", notJSON: true}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fail("more data after the JSON object")
+		return nil, metadataFail("more data after the JSON object")
 	}
-	md := &Metadata{}
-	str := func(name string, dst *string) error {
-		v, ok := raw[name]
-		if !ok || string(v) == "null" {
-			return nil
-		}
-		if err := json.Unmarshal(v, dst); err != nil {
-			return fmt.Errorf("%s is not a string", name)
-		}
+	return raw, nil
+}
+
+// metadataString reads member name into dst if it is present and not
+// null; it must be a string.
+func metadataString(raw map[string]json.RawMessage, name string, dst *string) error {
+	v, ok := raw[name]
+	if !ok || string(v) == "null" {
 		return nil
 	}
-	if err := str("issuer", &md.Issuer); err != nil {
-		return fail("%s", err)
+	if err := json.Unmarshal(v, dst); err != nil {
+		return fmt.Errorf("%s is not a string", name)
+	}
+	return nil
+}
+
+// readMetadataIssuer reads the issuer, which must be issuer when that is
+// not empty, and valid.
+func readMetadataIssuer(raw map[string]json.RawMessage, md *Metadata, issuer string) error {
+	if err := metadataString(raw, "issuer", &md.Issuer); err != nil {
+		return metadataFail("%s", err)
 	}
 	switch {
 	case md.Issuer == "":
-		return fail("it has no issuer")
+		return metadataFail("it has no issuer")
 	case issuer != "" && md.Issuer != issuer:
 		// RFC 8414 section 3.3: the issuer must be identical to the one
 		// the URL was made from, or the document is not to be used.
-		return nil, &MetadataError{
+		return &MetadataError{
 			Reason:         fmt.Sprintf("its issuer %s is not %s, the issuer asked for", quoteURL(md.Issuer), quoteURL(issuer)),
 			IssuerMismatch: true,
 			Got:            sanitize(md.Issuer, maxLocationLen, nil),
 		}
 	}
 	if err := validateIssuer(md.Issuer); err != nil {
-		return fail("%s", err)
+		return metadataFail("%s", err)
 	}
+	return nil
+}
+
+// readMetadataURLs reads the endpoint URLs; token_endpoint is required.
+func readMetadataURLs(raw map[string]json.RawMessage, md *Metadata) error {
 	urls := []struct {
 		name     string
 		dst      *string
@@ -386,19 +429,24 @@ func ParseMetadata(body []byte, issuer string) (*Metadata, error) {
 		{"jwks_uri", &md.JWKSURI, false},
 	}
 	for _, f := range urls {
-		if err := str(f.name, f.dst); err != nil {
-			return fail("%s", err)
+		if err := metadataString(raw, f.name, f.dst); err != nil {
+			return metadataFail("%s", err)
 		}
 		switch {
 		case *f.dst == "" && f.required:
-			return fail("it has no %s", f.name)
+			return metadataFail("it has no %s", f.name)
 		case *f.dst == "":
 			continue
 		}
 		if err := ValidateEndpointURL(f.name, *f.dst); err != nil {
-			return fail("%s", err)
+			return metadataFail("%s", err)
 		}
 	}
+	return nil
+}
+
+// readMetadataLists reads the lists of strings it knows.
+func readMetadataLists(raw map[string]json.RawMessage, md *Metadata) error {
 	lists := []struct {
 		name string
 		dst  *[]string
@@ -417,47 +465,50 @@ func ParseMetadata(body []byte, issuer string) (*Metadata, error) {
 		}
 		var list []string
 		if err := json.Unmarshal(v, &list); err != nil {
-			return fail("%s is not a list of strings", f.name)
+			return metadataFail("%s is not a list of strings", f.name)
 		}
 		if len(list) > maxMetadataList {
-			return fail("%s has more than %d entries", f.name, maxMetadataList)
+			return metadataFail("%s has more than %d entries", f.name, maxMetadataList)
 		}
 		for _, s := range list {
 			if s == "" || len(s) > maxMetadataListEntry || sanitize(s, maxMetadataListEntry, nil) != s {
-				return fail("%s has an empty, overlong or unprintable entry", f.name)
+				return metadataFail("%s has an empty, overlong or unprintable entry", f.name)
 			}
 		}
 		if len(list) > 0 {
 			*f.dst = list
 		}
 	}
-	if v, ok := raw["mtls_endpoint_aliases"]; ok && string(v) != "null" {
-		var aliases map[string]json.RawMessage
-		if err := json.Unmarshal(v, &aliases); err != nil {
-			return fail("mtls_endpoint_aliases is not an object")
-		}
-		for _, name := range []string{"token_endpoint", "revocation_endpoint", "device_authorization_endpoint", "authorization_endpoint"} {
-			a, ok := aliases[name]
-			if !ok || string(a) == "null" {
-				continue
-			}
-			var s string
-			if err := json.Unmarshal(a, &s); err != nil {
-				return fail("mtls_endpoint_aliases.%s is not a string", name)
-			}
-			if err := ValidateEndpointURL("mtls_endpoint_aliases."+name, s); err != nil {
-				return fail("%s", err)
-			}
-			if md.MTLSEndpointAliases == nil {
-				md.MTLSEndpointAliases = map[string]string{}
-			}
-			md.MTLSEndpointAliases[name] = s
-		}
+	return nil
+}
+
+// readMTLSEndpointAliases reads mtls_endpoint_aliases (RFC 8705 section
+// 5): the aliases of the endpoints it uses, each a valid URL.
+func readMTLSEndpointAliases(raw map[string]json.RawMessage, md *Metadata) error {
+	v, ok := raw["mtls_endpoint_aliases"]
+	if !ok || string(v) == "null" {
+		return nil
 	}
-	if v, ok := raw["tls_client_certificate_bound_access_tokens"]; ok && string(v) != "null" {
-		if err := json.Unmarshal(v, &md.TLSClientCertificateBoundAccessTokens); err != nil {
-			return fail("tls_client_certificate_bound_access_tokens is not a boolean")
-		}
+	var aliases map[string]json.RawMessage
+	if err := json.Unmarshal(v, &aliases); err != nil {
+		return metadataFail("mtls_endpoint_aliases is not an object")
 	}
-	return md, nil
+	for _, name := range []string{"token_endpoint", "revocation_endpoint", "device_authorization_endpoint", "authorization_endpoint"} {
+		a, ok := aliases[name]
+		if !ok || string(a) == "null" {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(a, &s); err != nil {
+			return metadataFail("mtls_endpoint_aliases.%s is not a string", name)
+		}
+		if err := ValidateEndpointURL("mtls_endpoint_aliases."+name, s); err != nil {
+			return metadataFail("%s", err)
+		}
+		if md.MTLSEndpointAliases == nil {
+			md.MTLSEndpointAliases = map[string]string{}
+		}
+		md.MTLSEndpointAliases[name] = s
+	}
+	return nil
 }

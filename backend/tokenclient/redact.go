@@ -35,51 +35,72 @@ func Redact(s string, secrets ...string) string {
 	if s == "" {
 		return s
 	}
-	var protected []bool
-	if strings.Contains(s, redacted) {
-		protected = make([]bool, len(s))
-		for from := 0; ; {
-			i := strings.Index(s[from:], redacted)
-			if i < 0 {
-				break
-			}
-			for k := from + i; k < from+i+len(redacted); k++ {
-				protected[k] = true
-			}
-			from += i + len(redacted)
-		}
-	}
+	protected := markerBytes(s)
 	var covered []bool
 	for _, secret := range secrets {
-		if secret == "" || len(secret) > len(s) {
-			continue
-		}
-		marked := 0 // covered[:marked] is already set for this secret
-		for from := 0; from <= len(s)-len(secret); {
-			i := strings.Index(s[from:], secret)
-			if i < 0 {
-				break
-			}
-			start, end := from+i, from+i+len(secret)
-			from = start + 1
-			if protected != nil && protected[start] && protected[end-1] && insideOneMarker(s, start, end) {
-				continue
-			}
-			if covered == nil {
-				covered = make([]bool, len(s))
-			}
-			// Occurrences come in order, so skipping what this secret
-			// already marked keeps a periodic secret ("aaaa" in a long run
-			// of a) linear rather than quadratic.
-			for k := max(start, marked); k < end; k++ {
-				covered[k] = true
-			}
-			marked = max(marked, end)
-		}
+		covered = coverSecret(s, secret, protected, covered)
 	}
 	if covered == nil {
 		return s
 	}
+	return replaceCovered(s, covered)
+}
+
+// markerBytes marks the bytes of s that belong to a "[redacted]"; nil
+// when there is none.
+func markerBytes(s string) []bool {
+	if !strings.Contains(s, redacted) {
+		return nil
+	}
+	protected := make([]bool, len(s))
+	for from := 0; ; {
+		i := strings.Index(s[from:], redacted)
+		if i < 0 {
+			break
+		}
+		for k := from + i; k < from+i+len(redacted); k++ {
+			protected[k] = true
+		}
+		from += i + len(redacted)
+	}
+	return protected
+}
+
+// coverSecret marks in covered (allocated on the first occurrence found
+// if nil) the bytes of every occurrence of secret in s that does not lie
+// inside a "[redacted]", and returns covered.
+func coverSecret(s, secret string, protected, covered []bool) []bool {
+	if secret == "" || len(secret) > len(s) {
+		return covered
+	}
+	marked := 0 // covered[:marked] is already set for this secret
+	for from := 0; from <= len(s)-len(secret); {
+		i := strings.Index(s[from:], secret)
+		if i < 0 {
+			break
+		}
+		start, end := from+i, from+i+len(secret)
+		from = start + 1
+		if protected != nil && protected[start] && protected[end-1] && insideOneMarker(s, start, end) {
+			continue
+		}
+		if covered == nil {
+			covered = make([]bool, len(s))
+		}
+		// Occurrences come in order, so skipping what this secret
+		// already marked keeps a periodic secret ("aaaa" in a long run
+		// of a) linear rather than quadratic.
+		for k := max(start, marked); k < end; k++ {
+			covered[k] = true
+		}
+		marked = max(marked, end)
+	}
+	return covered
+}
+
+// replaceCovered replaces each run of covered bytes of s by one
+// "[redacted]".
+func replaceCovered(s string, covered []bool) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); {

@@ -293,6 +293,76 @@ func (r Request) buildCall(ctx context.Context, userAgent string, c call, now ti
 	if err != nil {
 		return nil, err
 	}
+	style, enc, format, err := r.encodings()
+	if err != nil {
+		return nil, err
+	}
+	if c.grant && r.GrantType == "" {
+		return nil, errors.New("the request has no grant type")
+	}
+	own := c.params
+	if own == nil {
+		own = r.Params
+	}
+	if err := checkOwnParams(own, style); err != nil {
+		return nil, err
+	}
+	if err := r.checkHeaders(style); err != nil {
+		return nil, err
+	}
+	if err := r.checkClientAuth(style); err != nil {
+		return nil, err
+	}
+	if err := checkResponseFields(r.ResponseFields); err != nil {
+		return nil, err
+	}
+
+	params := r.bodyParams(c, style, own, u)
+	b := &built{u: u}
+	if style.isJWT() {
+		aud := r.Audience
+		if aud == "" {
+			aud = defaultAudience(r.TokenURL, u)
+		}
+		b.assertion, err = r.clientAssertion(style, aud, now)
+		if err != nil {
+			return nil, err
+		}
+		params[paramClientAssertionType] = ClientAssertionType
+		params[paramClientAssertion] = b.assertion
+	}
+	body, contentType, err := encodeBody(format, params)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		// Not wrapped: net/http's message would repeat the whole URL.
+		return nil, fmt.Errorf("building the request to %s failed", displayEndpoint(u))
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("User-Agent", userAgent)
+	if style == AuthBasic {
+		b.basic = basicCredentials(r.ClientID, r.ClientSecret, enc)
+		req.Header.Set("Authorization", "Basic "+b.basic)
+	}
+	for _, k := range sortedKeys(r.Headers) {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			// net/http ignores a Host in the header map.
+			req.Host = r.Headers[k]
+			continue
+		}
+		req.Header.Set(k, r.Headers[k])
+	}
+	b.req = req
+	return b, nil
+}
+
+// encodings returns the request's auth style, Basic encoding and body
+// format with their defaults applied, refusing unknown ones.
+func (r Request) encodings() (AuthStyle, BasicEncoding, BodyFormat, error) {
 	style := r.AuthStyle
 	if style == "" {
 		style = AuthBasic
@@ -302,61 +372,67 @@ func (r Request) buildCall(ctx context.Context, userAgent string, c call, now ti
 		known = known || s == style
 	}
 	if !known {
-		return nil, fmt.Errorf("unknown auth style %q: use %q or %q", style, AuthBasic, AuthBody)
+		return "", "", "", fmt.Errorf("unknown auth style %q: use %q or %q", style, AuthBasic, AuthBody)
 	}
 	enc := r.BasicEncoding
 	if enc == "" {
 		enc = EncodingRFC6749
 	}
 	if enc != EncodingRFC6749 && enc != EncodingRaw {
-		return nil, fmt.Errorf("unknown basic encoding %q: use %q or %q", enc, EncodingRFC6749, EncodingRaw)
+		return "", "", "", fmt.Errorf("unknown basic encoding %q: use %q or %q", enc, EncodingRFC6749, EncodingRaw)
 	}
 	format := r.BodyFormat
 	if format == "" {
 		format = FormatForm
 	}
 	if format != FormatForm && format != FormatJSON {
-		return nil, fmt.Errorf("unknown body format %q: use %q or %q", format, FormatForm, FormatJSON)
+		return "", "", "", fmt.Errorf("unknown body format %q: use %q or %q", format, FormatForm, FormatJSON)
 	}
-	if c.grant && r.GrantType == "" {
-		return nil, errors.New("the request has no grant type")
-	}
-	own := c.params
-	if own == nil {
-		own = r.Params
-	}
+	return style, enc, format, nil
+}
+
+// checkOwnParams refuses a call's own parameters that would set what the
+// Request's fields (or, with an assertion, the assertion) set.
+func checkOwnParams(own map[string]string, style AuthStyle) error {
 	for k := range own {
 		if k == "" {
-			return nil, errors.New("a grant parameter has an empty name")
+			return errors.New("a grant parameter has an empty name")
 		}
 		if reservedParams[k] || (style.isJWT() && assertionParams[k]) {
-			return nil, fmt.Errorf("grant parameters cannot set %q: it comes from the request's own field", k)
+			return fmt.Errorf("grant parameters cannot set %q: it comes from the request's own field", k)
 		}
 	}
+	return nil
+}
+
+// checkHeaders refuses extra headers that are not valid HTTP, or an
+// Authorization header beside the client authentication of style.
+func (r Request) checkHeaders(style AuthStyle) error {
 	for k, v := range r.Headers {
 		if !validHeaderName(k) {
-			return nil, fmt.Errorf("extra header name %q is not a valid HTTP header name", k)
+			return fmt.Errorf("extra header name %q is not a valid HTTP header name", k)
 		}
 		// The value is secret: name the header, never show the value.
 		if !validHeaderValue(v) {
-			return nil, fmt.Errorf("extra header %q has a value with control characters", k)
+			return fmt.Errorf("extra header %q has a value with control characters", k)
 		}
 		if http.CanonicalHeaderKey(k) == "Authorization" {
 			switch {
 			case style == AuthBasic:
-				return nil, errors.New("an extra Authorization header would replace the Basic client authentication: use auth style body")
+				return errors.New("an extra Authorization header would replace the Basic client authentication: use auth style body")
 			case style.isJWT() || style.isTLS():
-				return nil, fmt.Errorf("an extra Authorization header would be a second client authentication beside %s", style)
+				return fmt.Errorf("an extra Authorization header would be a second client authentication beside %s", style)
 			}
 		}
 	}
-	if err := r.checkClientAuth(style); err != nil {
-		return nil, err
-	}
-	if err := checkResponseFields(r.ResponseFields); err != nil {
-		return nil, err
-	}
+	return nil
+}
 
+// bodyParams are the body parameters of call c, but for a client
+// assertion: ExtraParams that nothing else sets, the call's own, scope,
+// grant_type and the client credentials style puts in the body. With
+// GrantTypeInQuery, grant_type goes into u's query instead.
+func (r Request) bodyParams(c call, style AuthStyle, own map[string]string, u *url.URL) map[string]string {
 	params := make(map[string]string, len(r.ExtraParams)+len(own)+6)
 	if c.extra {
 		for k, v := range r.ExtraParams {
@@ -387,94 +463,89 @@ func (r Request) buildCall(ctx context.Context, userAgent string, c call, now ti
 	if style == AuthBody && r.ClientSecret != "" {
 		params[paramClientSecret] = r.ClientSecret
 	}
-	b := &built{u: u}
-	if style.isJWT() {
-		aud := r.Audience
-		if aud == "" {
-			aud = defaultAudience(r.TokenURL, u)
-		}
-		b.assertion, err = r.clientAssertion(style, aud, now)
-		if err != nil {
-			return nil, err
-		}
-		params[paramClientAssertionType] = ClientAssertionType
-		params[paramClientAssertion] = b.assertion
-	}
+	return params
+}
 
-	var body []byte
-	var contentType string
-	switch format {
-	case FormatJSON:
-		contentType = "application/json"
+// encodeBody encodes params as format and returns the body and its
+// Content-Type.
+func encodeBody(format BodyFormat, params map[string]string) ([]byte, string, error) {
+	if format == FormatJSON {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		// Servers compare values byte for byte; \u003c for < is valid JSON
 		// but needlessly different from what the operator configured.
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(params); err != nil {
-			return nil, fmt.Errorf("encoding the JSON body: %w", err)
+			return nil, "", fmt.Errorf("encoding the JSON body: %w", err)
 		}
-		body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	default:
-		contentType = "application/x-www-form-urlencoded"
-		values := make(url.Values, len(params))
-		for k, v := range params {
-			values.Set(k, v)
-		}
-		body = []byte(values.Encode())
+		return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), "application/json", nil
 	}
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		// Not wrapped: net/http's message would repeat the whole URL.
-		return nil, fmt.Errorf("building the request to %s failed", displayEndpoint(u))
+	values := make(url.Values, len(params))
+	for k, v := range params {
+		values.Set(k, v)
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("User-Agent", userAgent)
-	if style == AuthBasic {
-		b.basic = basicCredentials(r.ClientID, r.ClientSecret, enc)
-		req.Header.Set("Authorization", "Basic "+b.basic)
-	}
-	for _, k := range sortedKeys(r.Headers) {
-		if http.CanonicalHeaderKey(k) == "Host" {
-			// net/http ignores a Host in the header map.
-			req.Host = r.Headers[k]
-			continue
-		}
-		req.Header.Set(k, r.Headers[k])
-	}
-	b.req = req
-	return b, nil
+	return []byte(values.Encode()), "application/x-www-form-urlencoded", nil
 }
 
 // checkClientAuth refuses a Request whose fields cannot make the client
 // authentication its style asks for, before anything is signed or sent.
 func (r Request) checkClientAuth(style AuthStyle) error {
+	var err error
 	switch {
-	case style == AuthNone && r.ClientSecret != "":
-		return errors.New("auth style none sends no client secret: clear the secret or use a style that sends it")
-	case style == AuthNone && r.ClientID == "":
-		return errors.New("auth style none needs a client id")
-	case style.isJWT() && r.ClientID == "":
-		return fmt.Errorf("%s needs a client id: it is the assertion's issuer and subject", style)
-	case style == AuthPrivateKeyJWT && r.Signer == nil:
-		return errors.New("private_key_jwt needs a signing key")
-	case style == AuthClientSecretJWT && r.ClientSecret == "":
-		return errors.New("client_secret_jwt needs a client secret: it keys the assertion's HMAC")
-	case style.isTLS() && r.ClientID == "":
-		return fmt.Errorf("%s needs a client id: RFC 8705 sends it in the body", style)
-	case style.isTLS() && (r.TLS == nil || r.TLS.ClientCertificatePEM == ""):
-		return fmt.Errorf("%s needs a client certificate and key", style)
-	case style.isTLS() && r.ClientSecret != "":
-		return fmt.Errorf("%s sends no client secret: clear the secret, or use basic or body for a secret", style)
-	case (style.isJWT() || style.isTLS()) && r.BodyFormat == FormatJSON:
+	case style == AuthNone:
+		err = r.checkNoneAuth()
+	case style.isJWT():
+		err = r.checkJWTAuth(style)
+	case style.isTLS():
+		err = r.checkTLSAuth(style)
+	}
+	if err != nil {
+		return err
+	}
+	if (style.isJWT() || style.isTLS()) && r.BodyFormat == FormatJSON {
 		// RFC 7523 and 8705 define form parameters; no server we know of
 		// takes an assertion in JSON.
 		return fmt.Errorf("%s takes a form body, not %s", style, FormatJSON)
 	}
 	if r.AssertionLifetime < 0 || r.AssertionLifetime > MaxAssertionLifetime {
 		return fmt.Errorf("the assertion lifetime %s is not between 0 and %s", r.AssertionLifetime, MaxAssertionLifetime)
+	}
+	return nil
+}
+
+// checkNoneAuth is checkClientAuth for AuthNone.
+func (r Request) checkNoneAuth() error {
+	switch {
+	case r.ClientSecret != "":
+		return errors.New("auth style none sends no client secret: clear the secret or use a style that sends it")
+	case r.ClientID == "":
+		return errors.New("auth style none needs a client id")
+	}
+	return nil
+}
+
+// checkJWTAuth is checkClientAuth for the assertion styles.
+func (r Request) checkJWTAuth(style AuthStyle) error {
+	switch {
+	case r.ClientID == "":
+		return fmt.Errorf("%s needs a client id: it is the assertion's issuer and subject", style)
+	case style == AuthPrivateKeyJWT && r.Signer == nil:
+		return errors.New("private_key_jwt needs a signing key")
+	case style == AuthClientSecretJWT && r.ClientSecret == "":
+		return errors.New("client_secret_jwt needs a client secret: it keys the assertion's HMAC")
+	}
+	return nil
+}
+
+// checkTLSAuth is checkClientAuth for the certificate styles.
+func (r Request) checkTLSAuth(style AuthStyle) error {
+	switch {
+	case r.ClientID == "":
+		return fmt.Errorf("%s needs a client id: RFC 8705 sends it in the body", style)
+	case r.TLS == nil || r.TLS.ClientCertificatePEM == "":
+		return fmt.Errorf("%s needs a client certificate and key", style)
+	case r.ClientSecret != "":
+		return fmt.Errorf("%s sends no client secret: clear the secret, or use basic or body for a secret", style)
 	}
 	return nil
 }

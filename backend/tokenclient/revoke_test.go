@@ -91,7 +91,7 @@ func TestRevoke(t *testing.T) {
 		},
 		{
 			name: "a redirect is not followed", reply: func(w http.ResponseWriter, r *http.Request) {
-				http.Redirect(w, r, "https://elsewhere.example/revoke?k=1", 302)
+				http.Redirect(w, r, "https://elsewhere.example/revoke?k=1", http.StatusFound)
 			},
 			auth: Request{ClientID: "cid", ClientSecret: testClientSecret}, rv: Revocation{Token: testRefreshToken},
 			wantErr:   "revocation endpoint redirected (HTTP 302 Found) to https://elsewhere.example/revoke; redirects are not followed: set the revocation endpoint URL to the endpoint itself",

@@ -54,7 +54,9 @@ func (c *Client) roundTrip(ctx context.Context, b *built, noun string, t *TLSCon
 	if err != nil {
 		return nil, newTransportErrorAt(noun, err, endpoint, wrote.Load(), false, limit, secrets, classifyTLS(err, t.hasCert(), probe))
 	}
-	defer resp.Body.Close()
+	// The answer is read (up to its limit) before the close; a failed
+	// close of a read-only body changes nothing about it.
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return nil, newTransportErrorAt(noun, err, endpoint, true, true, limit, secrets, classifyTLS(err, t.hasCert(), probe))

@@ -340,7 +340,7 @@ func TestNew(t *testing.T) {
 			if c.http.Timeout != tc.want {
 				t.Errorf("timeout = %s, want %s", c.http.Timeout, tc.want)
 			}
-			if c.http.CheckRedirect == nil || c.http.CheckRedirect(nil, nil) != http.ErrUseLastResponse {
+			if c.http.CheckRedirect == nil || !errors.Is(c.http.CheckRedirect(nil, nil), http.ErrUseLastResponse) {
 				t.Error("redirects are not refused")
 			}
 			if c.http == given || given.CheckRedirect != nil || given.Timeout != 7*time.Second {
