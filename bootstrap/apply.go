@@ -53,7 +53,9 @@ type applier struct {
 }
 
 func (a *applier) say(format string, args ...interface{}) {
-	fmt.Fprintln(a.o.Out, a.p.Redact(fmt.Sprintf(format, args...)))
+	// Progress only: an output that cannot be written must not stop an
+	// apply halfway, so the write error is dropped.
+	_, _ = fmt.Fprintln(a.o.Out, a.p.Redact(fmt.Sprintf(format, args...)))
 }
 
 func (a *applier) run() error {

@@ -39,8 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	reseed := fs.Bool("reseed-refresh-tokens", false, "write refresh_token even to credentials that already hold one (replaces a token the vendor may have rotated)")
 	check := fs.Bool("check", false, "after writing, read each credential's token and report its expiry (never the token)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vendoroauth-bootstrap [-check] [-reseed-refresh-tokens] FILE.json")
-		fmt.Fprintln(stderr, "Registers, enables and configures the vendoroauth plugin in the Vault at $VAULT_ADDR.")
+		say(stderr, "usage: vendoroauth-bootstrap [-check] [-reseed-refresh-tokens] FILE.json")
+		say(stderr, "Registers, enables and configures the vendoroauth plugin in the Vault at $VAULT_ADDR.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -56,23 +56,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	plan, err := bootstrap.Load(fs.Arg(0), os.LookupEnv)
 	if err != nil {
-		fmt.Fprintln(stderr, "vendoroauth-bootstrap:", err)
+		say(stderr, "vendoroauth-bootstrap:", err)
 		return 1
 	}
 	conf := api.DefaultConfig()
 	if conf.Error != nil {
-		fmt.Fprintln(stderr, "vendoroauth-bootstrap: Vault client settings:", conf.Error)
+		say(stderr, "vendoroauth-bootstrap: Vault client settings:", conf.Error)
 		return 1
 	}
 	client, err := api.NewClient(conf)
 	if err != nil {
-		fmt.Fprintln(stderr, "vendoroauth-bootstrap: Vault client:", err)
+		say(stderr, "vendoroauth-bootstrap: Vault client:", err)
 		return 1
 	}
 	if client.Token() == "" {
 		tok, err := tokenFromHelperFile()
 		if err != nil || tok == "" {
-			fmt.Fprintln(stderr, "vendoroauth-bootstrap: no Vault token: set VAULT_TOKEN or run `vault login`")
+			say(stderr, "vendoroauth-bootstrap: no Vault token: set VAULT_TOKEN or run `vault login`")
 			return 1
 		}
 		client.SetToken(tok)
@@ -80,16 +80,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(stdout, "vault %s: applying %s\n", client.Address(), fs.Arg(0))
+	say(stdout, fmt.Sprintf("vault %s: applying %s", client.Address(), fs.Arg(0)))
 	if err := bootstrap.Apply(ctx, client, plan, bootstrap.Options{
 		ReseedRefreshTokens: *reseed,
 		Check:               *check,
 		Out:                 stdout,
 	}); err != nil {
-		fmt.Fprintln(stderr, "vendoroauth-bootstrap:", err)
+		say(stderr, "vendoroauth-bootstrap:", err)
 		return 1
 	}
 	return 0
+}
+
+// say prints one line of the command's own messages. If its stdout or
+// stderr cannot be written there is nowhere to report that, and the exit
+// status says how the run went regardless.
+func say(w io.Writer, args ...any) {
+	_, _ = fmt.Fprintln(w, args...)
 }
 
 // tokenFromHelperFile reads the token `vault login` leaves behind.
