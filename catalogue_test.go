@@ -283,7 +283,9 @@ func (s catalogueSecrets) list() []string {
 func catalogueOutcome(resp *logical.Response, err error) (string, int) {
 	if err != nil {
 		var coded logical.HTTPCodedError
-		if ce, ok := err.(logical.HTTPCodedError); ok {
+		// As Vault does (logical.AdjustErrorStatusCode): a type assertion,
+		// so a wrapped coded error is a 500 there and must be one here.
+		if ce, ok := err.(logical.HTTPCodedError); ok { //nolint:errorlint // see above
 			coded = ce
 			return coded.Error(), coded.Code()
 		}

@@ -217,7 +217,7 @@ func TestEveryConfigFieldIsClassified(t *testing.T) {
 			v.Set(reflect.ValueOf([]string{"x"}))
 		case reflect.Map:
 			v.Set(reflect.ValueOf(map[string]string{"x": "y"}))
-		case reflect.Ptr:
+		case reflect.Pointer:
 			v.Set(reflect.New(v.Type().Elem()))
 		case reflect.Int64:
 			v.SetInt(1)
