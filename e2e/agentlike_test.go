@@ -90,7 +90,7 @@ func readLeased(path string) func(ctx context.Context) (vaulttest.LeasedToken, e
 	return func(ctx context.Context) (vaulttest.LeasedToken, error) {
 		status, out, err := vaulttest.RawWith(ctx, vault.Client, "GET", path, nil)
 		if err != nil || status != 200 {
-			return vaulttest.LeasedToken{}, fmt.Errorf("HTTP %d %.200s %v", status, out, err)
+			return vaulttest.LeasedToken{}, fmt.Errorf("HTTP %d %.200s %v", status, out, err) //nolint:errorlint // err is nil when the status is what failed
 		}
 		var r apiResponse
 		if err := json.Unmarshal(out, &r); err != nil {

@@ -64,7 +64,7 @@ func clusterCall(ctx context.Context, c *vaulttest.Cluster, i int, method, path 
 	var r apiResponse
 	if len(out) > 0 {
 		if jerr := json.Unmarshal(out, &r); jerr != nil && err == nil {
-			err = fmt.Errorf("answer is not JSON: %v", jerr)
+			err = fmt.Errorf("answer is not JSON: %w", jerr)
 		}
 	}
 	return status, r, err

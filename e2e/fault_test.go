@@ -109,7 +109,7 @@ func (fv *faultVault) call(ctx context.Context, method, path string, body map[st
 	var r apiResponse
 	if len(out) > 0 {
 		if jerr := json.Unmarshal(out, &r); jerr != nil && err == nil {
-			err = fmt.Errorf("answer is not JSON: %v: %s", jerr, out)
+			err = fmt.Errorf("answer is not JSON: %w: %s", jerr, out)
 		}
 	}
 	return status, r, err

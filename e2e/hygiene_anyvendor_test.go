@@ -57,7 +57,11 @@ func (h *hygiene) privateKeySecrets(label string, der []byte) {
 	b64 := base64.RawURLEncoding.EncodeToString
 	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
-		h.secrets[label+" (JWK d)"] = b64(k.D.FillBytes(make([]byte, (k.Curve.Params().BitSize+7)/8)))
+		d, err := k.Bytes() // the private scalar, fixed-length big-endian: JWK d
+		if err != nil {
+			h.t.Fatalf("the %s: %v", label, err)
+		}
+		h.secrets[label+" (JWK d)"] = b64(d)
 	case *rsa.PrivateKey:
 		h.secrets[label+" (JWK d)"] = b64(k.D.Bytes())
 		h.secrets[label+" (JWK p)"] = b64(k.Primes[0].Bytes())

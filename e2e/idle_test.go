@@ -117,14 +117,14 @@ func TestIdleCredentialsMakeNoVendorCalls(t *testing.T) {
 		body := fmt.Sprintf(`{"token_url":%q,"client_id":%q,"client_secret":%q}`, base+v.TokenPath(), clientID, secret)
 		status, out, err := vault.Raw("POST", mount+"/config/"+name, []byte(body))
 		if err != nil || status/100 != 2 {
-			return fmt.Errorf("writing config/%s: HTTP %d %s %v", name, status, out, err)
+			return fmt.Errorf("writing config/%s: HTTP %d %s %v", name, status, out, err) //nolint:errorlint // err is nil when the status is what failed
 		}
 		return nil
 	})
 	each(func(name string) error {
 		status, out, err := vault.Raw("GET", mount+"/token/"+name, nil)
 		if err != nil || status != 200 {
-			return fmt.Errorf("reading token/%s: HTTP %d %s %v", name, status, out, err)
+			return fmt.Errorf("reading token/%s: HTTP %d %s %v", name, status, out, err) //nolint:errorlint // err is nil when the status is what failed
 		}
 		return nil
 	})
