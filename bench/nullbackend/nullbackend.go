@@ -99,7 +99,7 @@ func New() *framework.Backend {
 		// A renewal extends a lease to its first end and never beyond,
 		// as vendoroauth's does.
 		Renew: func(_ context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-			left := req.Secret.IssueTime.Add(TTL).Sub(time.Now()).Truncate(time.Second)
+			left := time.Until(req.Secret.IssueTime.Add(TTL)).Truncate(time.Second)
 			if left < time.Second {
 				return logical.ErrorResponse("lease ended"), nil
 			}

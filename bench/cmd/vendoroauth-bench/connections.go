@@ -125,12 +125,12 @@ func connAppConfig(tokenURL string) map[string]any {
 }
 
 // connections runs the many-connections cell.
-func (e *env) connections(ctx context.Context, o *options) (*connectionsResult, error) {
+func (e *env) connections(ctx context.Context, o *options) (*connectionsResult, error) { //nolint:cyclop,funlen // a linear script of the cell's steps (fill, warm, cached reads, LIST and status timings), each ending the cell on failure
 	srv, v, tokenURL, err := startVendor(standin.Behavior{})
 	if err != nil {
 		return nil, err
 	}
-	defer srv.Close()
+	defer stopVendor(srv)
 	n := o.connections
 	res := &connectionsResult{Base: connBase, Connections: n, Writers: o.connWriters}
 	for _, m := range []struct {
@@ -243,7 +243,7 @@ func (e *env) connections(ctx context.Context, o *options) (*connectionsResult, 
 			s := run(ctx, e.get(func(rng *rand.Rand) string { return paths[rng.IntN(len(paths))] }),
 				1, o.warmup, o.duration/time.Duration(o.rounds), nil)
 			if s.errors > 0 {
-				return nil, fmt.Errorf("cached reads: %d errors, first: %v", s.errors, s.firstErr)
+				return nil, fmt.Errorf("cached reads: %d errors, first: %w", s.errors, s.firstErr)
 			}
 			into.merge(s)
 		}

@@ -74,7 +74,7 @@ func (e *env) agentLike(ctx context.Context, o *options) (*agentLikeResult, erro
 	if err != nil {
 		return nil, err
 	}
-	defer srv.Close()
+	defer stopVendor(srv)
 	body := credential(tokenURL)
 	body["expiry_skew"] = o.agentSkew.String()
 	if _, err := e.call(ctx, http.MethodPost, agentMount+"/config/agent", body); err != nil {
@@ -210,11 +210,11 @@ func (e *env) idleStart(ctx context.Context, o *options) (*idlePhase, error) {
 	n := o.idleCredentials
 	logf("idle credentials: writing %d credentials with %s tokens and reading each once", n, o.idleLifetime)
 	if err := e.writeConfigs(ctx, idleMount, "i", 0, n, tokenURL); err != nil {
-		srv.Close()
+		_ = srv.Close() // the phase's error is the one to report
 		return nil, err
 	}
 	if err := e.readTokens(ctx, idleMount, "i", 0, n); err != nil {
-		srv.Close()
+		_ = srv.Close() // the phase's error is the one to report
 		return nil, err
 	}
 	st := v.Stats()
@@ -225,7 +225,7 @@ func (e *env) idleStart(ctx context.Context, o *options) (*idlePhase, error) {
 
 // idleFinish counts the vendor calls made since idleStart.
 func (e *env) idleFinish(ctx context.Context, p *idlePhase) (*idleResult, error) {
-	defer p.srv.Close()
+	defer stopVendor(p.srv)
 	r := p.res
 	window := time.Since(p.start)
 	r.WindowSeconds = window.Seconds()
@@ -320,7 +320,7 @@ func (e *env) proxyWarm(ctx context.Context, path string) error {
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close() // only the status matters
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("GET %s through the proxy: HTTP %d", path, resp.StatusCode)
 		}

@@ -74,7 +74,7 @@ func build(root, pkg, out, version string) (string, error) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return vaulttest.FileSHA256(out)
 }
@@ -101,38 +101,9 @@ func setup(ctx context.Context, o *options) (*env, error) {
 		e.vaultBin = p
 	}
 
-	logf("building the plugin, the null plugin and the profiling plugin")
-	var shas [3]string
-	var errs [3]error
-	e.pluginExe = filepath.Join(plugins, vaulttest.PluginBinary)
-	e.nullExe = filepath.Join(plugins, nullName)
-	e.profExe = filepath.Join(plugins, profName)
-	e.scaleExe = filepath.Join(plugins, scaleName)
-	e.econExe = filepath.Join(plugins, econName)
-	e.connSmallExe = filepath.Join(plugins, connSmallName)
-	e.connLargeExe = filepath.Join(plugins, connLargeName)
-	// The real plugin is built as the end-to-end tests build it.
-	shas[0], errs[0] = vaulttest.BuildPlugin(plugins, pluginVersion)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); shas[1], errs[1] = build(root, "./bench/nullplugin", e.nullExe, "") }()
-	go func() {
-		defer wg.Done()
-		shas[2], errs[2] = build(root, "./bench/profplugin", e.profExe, pluginVersion)
-	}()
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return e, err
-		}
-	}
-	if err := copyFile(e.pluginExe, e.scaleExe); err != nil {
+	shas, err := e.buildPlugins(plugins)
+	if err != nil {
 		return e, err
-	}
-	for _, exe := range []string{e.econExe, e.connSmallExe, e.connLargeExe} {
-		if err := copyFile(e.pluginExe, exe); err != nil {
-			return e, err
-		}
 	}
 
 	logf("starting Vault (%s)", e.vaultBin)
@@ -207,6 +178,46 @@ func setup(ctx context.Context, o *options) (*env, error) {
 		return e, err
 	}
 	return e, nil
+}
+
+// buildPlugins builds the plugin, the null plugin and the profiling
+// plugin into plugins, copies the plugin under the names of its other
+// mounts, and returns the three binaries' sha256.
+func (e *env) buildPlugins(plugins string) ([3]string, error) {
+	logf("building the plugin, the null plugin and the profiling plugin")
+	var shas [3]string
+	var errs [3]error
+	e.pluginExe = filepath.Join(plugins, vaulttest.PluginBinary)
+	e.nullExe = filepath.Join(plugins, nullName)
+	e.profExe = filepath.Join(plugins, profName)
+	e.scaleExe = filepath.Join(plugins, scaleName)
+	e.econExe = filepath.Join(plugins, econName)
+	e.connSmallExe = filepath.Join(plugins, connSmallName)
+	e.connLargeExe = filepath.Join(plugins, connLargeName)
+	// The real plugin is built as the end-to-end tests build it.
+	shas[0], errs[0] = vaulttest.BuildPlugin(plugins, pluginVersion)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); shas[1], errs[1] = build(e.root, "./bench/nullplugin", e.nullExe, "") }()
+	go func() {
+		defer wg.Done()
+		shas[2], errs[2] = build(e.root, "./bench/profplugin", e.profExe, pluginVersion)
+	}()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return shas, err
+		}
+	}
+	if err := copyFile(e.pluginExe, e.scaleExe); err != nil {
+		return shas, err
+	}
+	for _, exe := range []string{e.econExe, e.connSmallExe, e.connLargeExe} {
+		if err := copyFile(e.pluginExe, exe); err != nil {
+			return shas, err
+		}
+	}
+	return shas, nil
 }
 
 // copyFile copies an executable.
@@ -286,7 +297,7 @@ func (e *env) call(ctx context.Context, method, path string, body any) (map[stri
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only; read in full below
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func send(hc *http.Client, req *http.Request, want int, buf *bytes.Buffer) (int,
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only; read in full below
 	buf.Reset()
 	n, err := io.Copy(buf, resp.Body)
 	if err != nil {

@@ -128,7 +128,8 @@ func main() {
 	os.Exit(code)
 }
 
-func benchmark(ctx context.Context, o *options) int {
+// benchmark runs the phases -only selects, in order, and reports.
+func benchmark(ctx context.Context, o *options) int { //nolint:cyclop,funlen // a linear script: each phase is an if want(...) that ends the run on failure
 	started := time.Now()
 	e, err := setup(ctx, o)
 	if e != nil {
@@ -174,7 +175,7 @@ func benchmark(ctx context.Context, o *options) int {
 	if err != nil {
 		return fail("stand-in", err)
 	}
-	defer srv.Close()
+	defer stopVendor(srv)
 	targets, err := e.prepareThroughput(ctx, tokenURL)
 	if err != nil {
 		return fail("prepare", err)
@@ -279,7 +280,10 @@ func benchmark(ctx context.Context, o *options) int {
 	rep.check()
 	rep.Seconds = time.Since(started).Seconds()
 
-	rep.print(os.Stdout)
+	if err := rep.print(os.Stdout); err != nil {
+		// The JSON below still holds every result.
+		logf("printing the report: %v", err)
+	}
 	path := outPath(o, e.root, rep)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		logf("%v", err)

@@ -45,6 +45,10 @@ func startVendor(b standin.Behavior) (*standin.Server, *standin.Vendor, string, 
 	return srv, v, base + v.TokenPath(), nil
 }
 
+// stopVendor stops a phase's stand-in once its measurements are taken;
+// how it stops changes none of them, so its error is dropped.
+func stopVendor(srv *standin.Server) { _ = srv.Close() }
+
 func credential(tokenURL string) map[string]any {
 	return map[string]any{
 		"token_url":     tokenURL,
@@ -197,7 +201,7 @@ func (e *env) throughput(ctx context.Context, o *options, targets []target) ([]t
 				}
 				s := run(ctx, do, c, o.warmup, o.duration/time.Duration(o.rounds), e.procs(t.Plugin))
 				if s.errors > 0 {
-					return nil, fmt.Errorf("%s at %d readers: %d errors, first: %v", t.Name, c, s.errors, s.firstErr)
+					return nil, fmt.Errorf("%s at %d readers: %d errors, first: %w", t.Name, c, s.errors, s.firstErr)
 				}
 				samples[i].merge(s)
 				if s.seconds > 0 {
@@ -271,7 +275,7 @@ func (e *env) cold(ctx context.Context, o *options) (*coldResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer srv.Close()
+	defer stopVendor(srv)
 	n := o.coldMax + o.coldWarmup
 	logf("cold reads: writing %d credentials", n)
 	if err := e.writeConfigs(ctx, "cold", "c", 0, n, tokenURL); err != nil {
@@ -292,11 +296,11 @@ func (e *env) cold(ctx context.Context, o *options) (*coldResult, error) {
 	// Warm-up by count, not time: a fixed number of names is spent.
 	warm := runN(ctx, e.get(fresh), 1, 0, time.Hour, o.coldWarmup, nil)
 	if warm.errors > 0 {
-		return nil, fmt.Errorf("cold warm-up: %v", warm.firstErr)
+		return nil, fmt.Errorf("cold warm-up: %w", warm.firstErr)
 	}
 	s := runN(ctx, e.get(fresh), 1, 0, o.duration, o.coldMax, e.procs("plugin"))
 	if s.errors > 0 {
-		return nil, fmt.Errorf("cold reads: %d errors, first: %v", s.errors, s.firstErr)
+		return nil, fmt.Errorf("cold reads: %d errors, first: %w", s.errors, s.firstErr)
 	}
 	res := &coldResult{Plugin: s.stats()}
 	st := v.Stats()
@@ -312,14 +316,14 @@ func (e *env) cold(ctx context.Context, o *options) (*coldResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer dsrv.Close()
+	defer stopVendor(dsrv)
 	direct := directGrant(e.hc, dURL)
 	if w := runN(ctx, direct, 1, 0, time.Hour, o.coldWarmup, nil); w.errors > 0 {
-		return nil, fmt.Errorf("direct warm-up: %v", w.firstErr)
+		return nil, fmt.Errorf("direct warm-up: %w", w.firstErr)
 	}
 	d := runN(ctx, direct, 1, 0, o.duration, o.coldMax, map[string]int{"loadgen": 0})
 	if d.errors > 0 {
-		return nil, fmt.Errorf("direct calls: %d errors, first: %v", d.errors, d.firstErr)
+		return nil, fmt.Errorf("direct calls: %d errors, first: %w", d.errors, d.firstErr)
 	}
 	res.Direct = d.stats()
 	res.OverheadP50ms = res.Plugin.P50ms - res.Direct.P50ms
@@ -386,7 +390,7 @@ func (e *env) lifetime(ctx context.Context, o *options) (*lifetimeResult, error)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.Close()
+	defer stopVendor(srv)
 	if _, err := e.call(ctx, http.MethodPost, "life/config/life", credential(tokenURL)); err != nil {
 		return nil, err
 	}
@@ -407,7 +411,7 @@ func (e *env) lifetime(ctx context.Context, o *options) (*lifetimeResult, error)
 			} `json:"data"`
 		}
 		if err := json.Unmarshal(buf.Bytes(), &r); err != nil || r.Data.AccessToken == "" {
-			return 0, fmt.Errorf("token read without a token: %v", err)
+			return 0, fmt.Errorf("token read without a token: %v", err) //nolint:errorlint // err is nil when the answer parsed but held no token
 		}
 		mu.Lock()
 		seen[r.Data.AccessToken] = true
@@ -460,7 +464,7 @@ func (e *env) lifetime(ctx context.Context, o *options) (*lifetimeResult, error)
 	res.Rule = float64(o.lifetime) / float64(handoutLife(o.lifetime, backend.DefaultExpirySkew))
 	res.Formula = backend.VendorCallsPerLifetime(o.lifetime, backend.DefaultExpirySkew)
 	if s.errors > 0 {
-		return res, fmt.Errorf("lifetime readers: %d errors, first: %v", s.errors, s.firstErr)
+		return res, fmt.Errorf("lifetime readers: %d errors, first: %w", s.errors, s.firstErr)
 	}
 	logf("upstream: %d requests in %d refreshes over %.1fs", res.Upstream, res.Refreshes, s.seconds)
 	return res, nil
@@ -487,7 +491,7 @@ func (e *env) populateScale(ctx context.Context, o *options) ([]scaleRow, int64,
 	if err != nil {
 		return nil, 0, err
 	}
-	defer srv.Close()
+	defer stopVendor(srv)
 	time.Sleep(time.Second) // let the plugin process settle after mounting
 	base, err := rssKiB(e.scalePID)
 	if err != nil {
@@ -532,7 +536,7 @@ func (e *env) measureScale(ctx context.Context, o *options, rows []scaleRow) err
 			s := run(ctx, e.get(func(rng *rand.Rand) string { return p[rng.IntN(len(p))] }),
 				o.scaleConcurrency, o.warmup, o.duration/time.Duration(o.rounds), e.procs("scale"))
 			if s.errors > 0 {
-				return fmt.Errorf("reads among %d credentials: %d errors, first: %v", rows[i].Credentials, s.errors, s.firstErr)
+				return fmt.Errorf("reads among %d credentials: %d errors, first: %w", rows[i].Credentials, s.errors, s.firstErr)
 			}
 			samples[i].merge(s)
 		}
@@ -591,7 +595,7 @@ func (e *env) profile(ctx context.Context, o *options, dir string) (*profileResu
 			}
 		}
 		if s.errors > 0 {
-			return nil, fmt.Errorf("profiling %s: %v", c.name, s.firstErr)
+			return nil, fmt.Errorf("profiling %s: %w", c.name, s.firstErr)
 		}
 		res.Files = append(res.Files, files...)
 	}
@@ -609,7 +613,7 @@ func fetch(ctx context.Context, hc *http.Client, u, file string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		return fmt.Errorf("GET %s: HTTP %d: %s", u, resp.StatusCode, b)
@@ -619,7 +623,7 @@ func fetch(ctx context.Context, hc *http.Client, u, file string) error {
 		return err
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
+		_ = f.Close() // the copy error is the one to report
 		return err
 	}
 	return f.Close()

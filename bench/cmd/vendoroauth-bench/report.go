@@ -76,7 +76,18 @@ const (
 	maxConnOpP50Ratio = 3.0
 )
 
+// check judges the report against the acceptance goals, in the order
+// they are printed.
 func (r *report) check() {
+	r.checkTokenThroughput()
+	r.checkVendorCalls()
+	r.checkProxyThroughput()
+	r.checkConnections()
+	r.checkScale()
+}
+
+// checkTokenThroughput judges cached token reads against the null plugin.
+func (r *report) checkTokenThroughput() {
 	for _, t := range r.Throughput {
 		if t.Concurrency == checkConcurrency && t.Target == tokenTarget {
 			r.Checks = append(r.Checks, check{
@@ -85,6 +96,25 @@ func (r *report) check() {
 			})
 		}
 	}
+}
+
+// checkProxyThroughput judges cached reads through vault proxy against
+// KV v2.
+func (r *report) checkProxyThroughput() {
+	for _, t := range r.Throughput {
+		if t.Concurrency == checkConcurrency && t.Target == proxyTarget {
+			r.Checks = append(r.Checks, check{
+				Name:  fmt.Sprintf("cached reads via vault proxy at %d readers, proxy/KV2 req/s", checkConcurrency),
+				Value: t.VsKV2, Goal: fmt.Sprintf(">= %.1f, and past the null plugin", minProxyVsKV2),
+				Pass: t.VsKV2 >= minProxyVsKV2 && t.VsNull > 1,
+			})
+		}
+	}
+}
+
+// checkVendorCalls judges the vendor economy: readers hammering,
+// Agent-like readers and idle credentials.
+func (r *report) checkVendorCalls() {
 	if l := r.Lifetime; l != nil {
 		r.Checks = append(r.Checks, check{
 			Name:  fmt.Sprintf("vendor requests per token issued, %d readers hammering", l.Readers),
@@ -117,43 +147,44 @@ func (r *report) check() {
 			Value: float64(i.CallsAfter), Goal: "= 0", Pass: i.CallsAfter == 0 && i.Scheduled == 0 && i.FirstReadCalls == i.Credentials,
 		})
 	}
-	for _, t := range r.Throughput {
-		if t.Concurrency == checkConcurrency && t.Target == proxyTarget {
-			r.Checks = append(r.Checks, check{
-				Name:  fmt.Sprintf("cached reads via vault proxy at %d readers, proxy/KV2 req/s", checkConcurrency),
-				Value: t.VsKV2, Goal: fmt.Sprintf(">= %.1f, and past the null plugin", minProxyVsKV2),
-				Pass: t.VsKV2 >= minProxyVsKV2 && t.VsNull > 1,
-			})
-		}
+}
+
+// checkConnections judges the many-connections cell.
+func (r *report) checkConnections() {
+	c := r.Connections
+	if c == nil {
+		return
 	}
-	if c := r.Connections; c != nil {
-		r.Checks = append(r.Checks, check{
-			Name:  fmt.Sprintf("cached-read p50 among %d connections / among %d", c.Connections, c.Base),
-			Value: c.ReadP50Ratio, Goal: fmt.Sprintf("<= %.1f", maxConnReadP50Ratio), Pass: c.ReadP50Ratio > 0 && c.ReadP50Ratio <= maxConnReadP50Ratio,
-		})
-		for _, op := range c.Ops {
-			if !op.Checked {
-				continue
-			}
-			r.Checks = append(r.Checks, check{
-				Name:  fmt.Sprintf("%s p50 at %d / at %d", op.Op, c.Connections, c.Base),
-				Value: op.P50Ratio, Goal: fmt.Sprintf("<= %.0f", maxConnOpP50Ratio), Pass: op.P50Ratio > 0 && op.P50Ratio <= maxConnOpP50Ratio,
-			})
-		}
-		// What the measurements stand on: every connection counted and
-		// listed, and the vendor called only by the warm reads.
-		firstPage := 0
-		if len(c.Ops) > 0 {
-			firstPage = c.Ops[0].KeysLarge
+	r.Checks = append(r.Checks, check{
+		Name:  fmt.Sprintf("cached-read p50 among %d connections / among %d", c.Connections, c.Base),
+		Value: c.ReadP50Ratio, Goal: fmt.Sprintf("<= %.1f", maxConnReadP50Ratio), Pass: c.ReadP50Ratio > 0 && c.ReadP50Ratio <= maxConnReadP50Ratio,
+	})
+	for _, op := range c.Ops {
+		if !op.Checked {
+			continue
 		}
 		r.Checks = append(r.Checks, check{
-			Name:  fmt.Sprintf("connections: vendor calls besides the %d warm reads", c.WarmLarge),
-			Value: float64(c.CallsFill + c.CallsMeasure + (c.CallsWarm - c.WarmLarge)),
-			Goal:  "= 0, status total = healthy = N, a full first page",
-			Pass: c.CallsFill == 0 && c.CallsMeasure == 0 && c.CallsWarm == c.WarmLarge &&
-				c.StatusTotal == c.Connections && c.StatusHealthy == c.Connections && firstPage == min(1000, c.Connections),
+			Name:  fmt.Sprintf("%s p50 at %d / at %d", op.Op, c.Connections, c.Base),
+			Value: op.P50Ratio, Goal: fmt.Sprintf("<= %.0f", maxConnOpP50Ratio), Pass: op.P50Ratio > 0 && op.P50Ratio <= maxConnOpP50Ratio,
 		})
 	}
+	// What the measurements stand on: every connection counted and
+	// listed, and the vendor called only by the warm reads.
+	firstPage := 0
+	if len(c.Ops) > 0 {
+		firstPage = c.Ops[0].KeysLarge
+	}
+	r.Checks = append(r.Checks, check{
+		Name:  fmt.Sprintf("connections: vendor calls besides the %d warm reads", c.WarmLarge),
+		Value: float64(c.CallsFill + c.CallsMeasure + (c.CallsWarm - c.WarmLarge)),
+		Goal:  "= 0, status total = healthy = N, a full first page",
+		Pass: c.CallsFill == 0 && c.CallsMeasure == 0 && c.CallsWarm == c.WarmLarge &&
+			c.StatusTotal == c.Connections && c.StatusHealthy == c.Connections && firstPage == min(1000, c.Connections),
+	})
+}
+
+// checkScale judges the many-credentials cells.
+func (r *report) checkScale() {
 	if n := len(r.Scale); n > 1 {
 		last := r.Scale[n-1]
 		r.Checks = append(r.Checks, check{
@@ -163,17 +194,54 @@ func (r *report) check() {
 	}
 }
 
-func (r *report) print(out io.Writer) {
+// print writes the report for people: a table of the measures and the
+// acceptance checks. It renders into memory and writes once, so the only
+// write error to report is out's.
+func (r *report) print(out io.Writer) error {
+	var b strings.Builder
 	dirty := ""
 	if r.Dirty {
 		dirty = " (uncommitted changes)"
 	}
-	fmt.Fprintf(out, "\nvendoroauth benchmark %s, commit %s%s\n", r.Date, r.Commit, dirty)
-	fmt.Fprintf(out, "%d CPUs (%s), %s, Vault %s, %s\n", r.CPUs, r.CPUModel, r.OS, r.VaultVersion, r.GoVersion)
-	fmt.Fprintf(out, "%s measured per cell in %s slices taking turns, %s warm-up before each slice\n\n",
+	fmt.Fprintf(&b, "\nvendoroauth benchmark %s, commit %s%s\n", r.Date, r.Commit, dirty)
+	fmt.Fprintf(&b, "%d CPUs (%s), %s, Vault %s, %s\n", r.CPUs, r.CPUModel, r.OS, r.VaultVersion, r.GoVersion)
+	fmt.Fprintf(&b, "%s measured per cell in %s slices taking turns, %s warm-up before each slice\n\n",
 		r.Settings["duration"], r.Settings["rounds"], r.Settings["warmup"])
 
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	var table strings.Builder
+	r.writeTable(&table)
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if _, err := io.WriteString(w, table.String()); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+
+	if r.PluginBaseRSSKiB > 0 {
+		fmt.Fprintf(&b, "\nplugin RSS: %.1f MiB before any credential (the many-credentials process); %.1f MiB at the end (the process of the other cells)\n",
+			float64(r.PluginBaseRSSKiB)/1024, float64(r.PluginEndRSSKiB)/1024)
+	}
+	if c := r.Connections; c != nil {
+		fmt.Fprintf(&b, "connections: LIST and status timed one at a time, after %.0fs waiting for both mounts' load after a start (schedule_loaded)\n", c.LoadWaitSeconds)
+	}
+	if p := r.Profiles; p != nil {
+		fmt.Fprintf(&b, "CPU profiles: %s (go tool pprof -top <file>)\n", p.Dir)
+	}
+	fmt.Fprintln(&b, "\nacceptance:")
+	for _, c := range r.Checks {
+		verdict := "PASS"
+		if !c.Pass {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(&b, "  %s  %-58s %6.2f  (goal %s)\n", verdict, c.Name, c.Value, c.Goal)
+	}
+	_, err := io.WriteString(out, b.String())
+	return err
+}
+
+// writeTable writes the table of measures, tab-separated, header first.
+func (r *report) writeTable(w *strings.Builder) {
 	fmt.Fprintln(w, "measure\treaders\treq/s\tp50 ms\tp99 ms\t\tnotes")
 	for _, t := range r.Throughput {
 		note := fmt.Sprintf("x%.2f null%s, x%.2f KV2; CPU us/req %s (x%.2f null); %d B", t.VsNull, spread(t.VsNullSlices), t.VsKV2, cpuNote(t.CPUusPer), t.CPUVsNull, t.RespBytes)
@@ -238,26 +306,6 @@ func (r *report) print(out io.Writer) {
 	for _, g := range r.GoBench {
 		fmt.Fprintf(w, "go %s\t\t\t\t\t\t%.0f ns/op, %.0f B/op, %.0f allocs/op\n", g.Name, g.NsPerOp, g.BytesPerOp, g.AllocsPerOp)
 	}
-	w.Flush()
-
-	if r.PluginBaseRSSKiB > 0 {
-		fmt.Fprintf(out, "\nplugin RSS: %.1f MiB before any credential (the many-credentials process); %.1f MiB at the end (the process of the other cells)\n",
-			float64(r.PluginBaseRSSKiB)/1024, float64(r.PluginEndRSSKiB)/1024)
-	}
-	if c := r.Connections; c != nil {
-		fmt.Fprintf(out, "connections: LIST and status timed one at a time, after %.0fs waiting for both mounts' load after a start (schedule_loaded)\n", c.LoadWaitSeconds)
-	}
-	if p := r.Profiles; p != nil {
-		fmt.Fprintf(out, "CPU profiles: %s (go tool pprof -top <file>)\n", p.Dir)
-	}
-	fmt.Fprintln(out, "\nacceptance:")
-	for _, c := range r.Checks {
-		verdict := "PASS"
-		if !c.Pass {
-			verdict = "FAIL"
-		}
-		fmt.Fprintf(out, "  %s  %-58s %6.2f  (goal %s)\n", verdict, c.Name, c.Value, c.Goal)
-	}
 }
 
 // spread is the median and range of per-round ratios, for the target the
@@ -300,7 +348,7 @@ func parseGoBench(path string) ([]goBench, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	var out []goBench
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
