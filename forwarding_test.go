@@ -1,9 +1,13 @@
 package vendoroauth
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // localOperations may run on a standby: they only read storage, and their
@@ -47,5 +51,43 @@ func TestEveryOperationThatNeedsTheActiveNodeIsForwarded(t *testing.T) {
 	}
 	if seen < 10 {
 		t.Errorf("checked %d operations; the paths were not found", seen)
+	}
+}
+
+// countingSystemView counts LocalMount calls, each a gRPC round trip to
+// Vault in a plugin process.
+type countingSystemView struct {
+	logical.SystemView
+	localMount atomic.Int32
+}
+
+func (v *countingSystemView) LocalMount() bool {
+	v.localMount.Add(1)
+	return v.SystemView.LocalMount()
+}
+
+// TestCachedReadsDoNotAskWhetherTheMountIsLocal: the SDK asks on every
+// request to an operation marked ForwardPerformanceSecondary; the backend
+// asks Vault once (a mount's locality is fixed), so a cached token read
+// costs no extra round trip.
+func TestCachedReadsDoNotAskWhetherTheMountIsLocal(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	counting := &countingSystemView{SystemView: env.system}
+	conf := logical.TestBackendConfig()
+	conf.System = counting
+	conf.StorageView = env.storage
+	conf.Logger = hclog.NewNullLogger()
+	lb, err := Factory("v0.0.0-test")(context.Background(), conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.b = lb.(*vendorBackend)
+	env.officernd(t, "o", nil)
+	for i := 0; i < 5; i++ {
+		env.readToken(t, "o")
+	}
+	if n := counting.localMount.Load(); n > 1 {
+		t.Errorf("a config write and 5 token reads asked Vault %d times whether the mount is local, want at most once", n)
 	}
 }
