@@ -9,34 +9,37 @@ import "time"
 // A token of life L (from when its request was sent to the vendor's
 // expiry E) with skew s (expiry_skew, at most L/10) has a margin
 //
-//	M = max(3% of L, 2 s)   (0 for a static token)
+//	M = max(3% of L, F)   (0 for a static token)
+//	F = 2 s, or 1 s for tokens of under 40 s
 //
 // and is handed out from the cache while at least M of its life is left
 // before E - s. Each lease ends at the lease end
 //
-//	H = E - s - (M - 2 s)
+//	H = E - s - (M - F)
 //
 // at the latest: a cached read at t is handed a lease of floor(H - t)
-// seconds, never less than 2 s, renewable up to the same end and never
+// seconds, never less than F, renewable up to the same end and never
 // beyond it. So a reader's copy of a token (in Vault Agent, Vault Proxy's
 // cache, consul-template, an application) is dropped or re-read by H, and
-// the re-read that lands after the hand-out end H - 2 s gets the next
+// the re-read that lands after the hand-out end H - F gets the next
 // token; a reader that re-reads at 85-95% of its lease (or renews, as
 // Agent does, until less than 10-20% of it is left) lands before the
 // hand-out end and gets the same token again under a lease that still
 // ends at H, so the leases shrink geometrically towards H rather than
 // loop: a handful of cheap cache hits per token and reader.
 //
-// The floor of 2 s is for consul-template (inside Vault Agent), which
-// drops an answer that arrives within the same wall-clock second as the
-// one before it ("no new data (index was the same)"): a token handed out
-// under a shorter lease would be followed, within that second, by the
-// read that gets the next token, and Agent would keep the old one in its
-// file until the new one's lease ran out. Under a lease of 2 s or more a
-// reader's next read comes at least 1.3 s later (Agent renews first,
-// after 2/3 of the lease; others re-read at 85%). A replaced token's
-// leases are renewed to their own end (its successor's reads do not cut
-// them short) for the same reason.
+// The floor F is for consul-template (inside Vault Agent), which drops an
+// answer that arrives within the same wall-clock second as the one before
+// it ("no new data (index was the same)"): a token handed out under a
+// lease of 1 s may be followed, within that second, by the read that gets
+// the next token, and Agent would keep the old one in its file until the
+// new one's lease ran out. Under a lease of 2 s or more a reader's next
+// read comes at least 1.3 s later (Agent renews first, after 2/3 of the
+// lease; others re-read at 85%). A replaced token's leases are renewed to
+// their own end (its successor's reads do not cut them short) for the same
+// reason. Tokens of under 40 s get F = 1 s instead, so that a 20 s token
+// is still handed out to 90% of its life: Agent reading such short tokens
+// may keep one past its expiry (README, Leases).
 //
 // A token is then replaced once per L - s - M of a busy credential's time
 // (plus a vendor round trip), so the vendor calls per token lifetime are
@@ -48,9 +51,21 @@ import "time"
 // handoutMarginPercent is the margin M as a share of a token's life.
 const handoutMarginPercent = 3
 
-// minCachedLease is the shortest lease a cached token is handed out
-// under, and the least margin M (see above).
-const minCachedLease = 2 * time.Second
+// minCachedLease is F, the shortest lease a cached token of life at least
+// shortTokenLife is handed out under, and its least margin M (see above);
+// shorter tokens have a floor of 1 s.
+const (
+	minCachedLease = 2 * time.Second
+	shortTokenLife = 40 * time.Second
+)
+
+// floor is F for tok.
+func floor(tok *Token) time.Duration {
+	if tok.ExpiresAt.Sub(tok.ObtainedAt) < shortTokenLife {
+		return time.Second
+	}
+	return minCachedLease
+}
 
 // effectiveSkew is the skew actually applied to tok: at most a tenth of its
 // life, since a skew near the token's life would make almost every read a
@@ -71,7 +86,7 @@ func margin(tok *Token, s *Settings) time.Duration {
 		return 0
 	}
 	m := tok.ExpiresAt.Sub(tok.ObtainedAt) * handoutMarginPercent / 100
-	return max(m, minCachedLease)
+	return max(m, floor(tok))
 }
 
 // handoutEnd is when tok stops being handed out from the cache.
@@ -85,7 +100,7 @@ func leaseEnd(tok *Token, s *Settings) time.Time {
 	if s.Static() {
 		return handoutEnd(tok, s)
 	}
-	return handoutEnd(tok, s).Add(minCachedLease)
+	return handoutEnd(tok, s).Add(floor(tok))
 }
 
 // capTTL applies max_ttl.
@@ -104,7 +119,7 @@ func Lease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	ttl := leaseEnd(tok, s).Sub(now).Truncate(time.Second)
-	if ttl < time.Second || (!s.Static() && ttl < minCachedLease) {
+	if ttl < time.Second || (!s.Static() && ttl < floor(tok)) {
 		return 0, false
 	}
 	return capTTL(ttl, s), true

@@ -30,13 +30,17 @@ func TestLease(t *testing.T) {
 		// M = 108 s, hand-out end 3462 s, leases end at H = 3464 s.
 		{"fresh hour token: the lease ends at H", tok(time.Hour), skew(30 * time.Second), 0, 3464 * time.Second, true},
 		{"max_ttl caps", tok(time.Hour), &Settings{ExpirySkew: 30 * time.Second, MaxTTL: time.Minute}, 0, time.Minute, true},
-		// 30 s token: skew capped at 3 s, M = 2 s (3% is 0.9 s), hand-out
-		// end 25 s, H = 27 s.
+		// 30 s token: skew capped at 3 s, F = 1 s (under 40 s), M = 1 s
+		// (3% is 0.9 s), hand-out end 26 s, H = 27 s.
 		{"skew capped at a tenth", tok(30 * time.Second), skew(time.Hour), 0, 27 * time.Second, true},
 		{"a re-read before the hand-out end gets a lease to H", tok(30 * time.Second), skew(3 * time.Second), 23 * time.Second, 4 * time.Second, true},
-		{"just before the hand-out end: 2 s, never less", tok(30 * time.Second), skew(3 * time.Second), 24900 * time.Millisecond, 2 * time.Second, true},
-		{"past the hand-out end: replaced", tok(30 * time.Second), skew(3 * time.Second), 25100 * time.Millisecond, 0, false},
-		{"20 s token, 1 s skew: replaced 3 s before its expiry", tok(20 * time.Second), skew(time.Second), 17100 * time.Millisecond, 0, false},
+		{"just before the hand-out end: 1 s, never less", tok(30 * time.Second), skew(3 * time.Second), 25900 * time.Millisecond, time.Second, true},
+		{"past the hand-out end: replaced", tok(30 * time.Second), skew(3 * time.Second), 26100 * time.Millisecond, 0, false},
+		{"20 s token, 1 s skew: handed out to 90% of its life", tok(20 * time.Second), skew(time.Second), 17900 * time.Millisecond, time.Second, true},
+		{"20 s token, 1 s skew: replaced after 90%", tok(20 * time.Second), skew(time.Second), 18100 * time.Millisecond, 0, false},
+		// 60 s token: F = 2 s = M (3% is 1.8 s), hand-out end 57 s, H = 59 s.
+		{"a minute-long token just before the hand-out end: 2 s, never less", tok(time.Minute), skew(time.Second), 56900 * time.Millisecond, 2 * time.Second, true},
+		{"a minute-long token past the hand-out end: replaced", tok(time.Minute), skew(time.Second), 57100 * time.Millisecond, 0, false},
 		{"expired", tok(time.Hour), skew(0), time.Hour + time.Second, 0, false},
 		{"static to its skew", tok(time.Hour), &Settings{GrantType: providers.GrantStatic, ExpirySkew: 30 * time.Second}, time.Hour - 32*time.Second, 2 * time.Second, true},
 		{"nil token", nil, skew(0), 0, 0, false},
@@ -59,7 +63,7 @@ func TestLease(t *testing.T) {
 // TestHandOutRuleArithmetic checks the numbers the README and issue state:
 // an hour-long token with the default skew is handed out to 96% of its
 // life, at 1.04 vendor calls per lifetime for a busy credential, and a
-// 20 s token with a 1 s skew is not replaced before 85% of its life.
+// 20 s token with a 1 s skew is not replaced before 90% of its life.
 func TestHandOutRuleArithmetic(t *testing.T) {
 	t.Parallel()
 	if got := VendorCallsPerLifetime(time.Hour, DefaultExpirySkew); got > 1.05 {
@@ -71,8 +75,7 @@ func TestHandOutRuleArithmetic(t *testing.T) {
 		minShare   float64 // the earliest replacement, as a share of the life
 	}{
 		{time.Hour, DefaultExpirySkew, 0.95},
-		// Short tokens pay the 2 s floor of M (lease.go).
-		{20 * time.Second, time.Second, 0.85},
+		{20 * time.Second, time.Second, 0.90},
 		{60 * time.Second, time.Second, 0.95},
 	} {
 		tok := &Token{ObtainedAt: t0, ExpiresAt: t0.Add(c.life)}

@@ -32,8 +32,8 @@ import (
 //  3. readers hammering the proxy for two more token lives never get an
 //     expired token, nor one with less than expiry_skew of its life left
 //     (every lease ends by then), nor, 2 s past a token's hand-out
-//     end (a lease handed out just before it may run 2 s more, ending by
-//     the skew, and the proxy may serve it), the old token.
+//     end (a lease handed out just before it may run a second more,
+//     ending by the skew, and the proxy may serve it), the old token.
 //
 // Tokens live 20 s (expiry_skew=1s) so that the test takes about a
 // minute. It runs in parallel with the other parallel tests, on a name,
@@ -148,13 +148,13 @@ func TestProxyCachesTokens(t *testing.T) {
 		return a
 	}
 	// hOf is the latest the plugin hands a token out: its vendor expiry
-	// minus the skew and the margin, 3% of the life but at least 2 s
-	// (backend/lease.go; the plugin counts the token's life from when it
+	// minus the skew and the margin, 3% of the life but at least 1 s for
+	// these 20 s tokens (backend/lease.go; the plugin counts the token's life from when it
 	// sent the request, a little before the vendor issued it, so its own
 	// hand-out end is no later than this).
 	hOf := func(tok string) time.Time {
 		exp, _ := v.TokenExpiry(tok)
-		return exp.Add(-skew - max(lifetime*3/100, 2*time.Second))
+		return exp.Add(-skew - max(lifetime*3/100, time.Second))
 	}
 
 	// 1. One token, 1,000 reads, one plugin read.
