@@ -173,13 +173,21 @@ never leave Vault.
 // of ours that may write or lease), and in a plugin process each answer is
 // a gRPC round trip to Vault: measured, it cost a cached token read about
 // 15% of its throughput. A mount's locality is fixed when it is created.
+// The SDK's client answers false when the call fails, so a false answer is
+// asked again after a minute rather than kept for the mount's life.
 type localMountOnce struct {
 	logical.SystemView
-	once  sync.Once
-	local bool
+	mu      sync.Mutex
+	local   bool
+	askedAt time.Time
 }
 
 func (v *localMountOnce) LocalMount() bool {
-	v.once.Do(func() { v.local = v.SystemView.LocalMount() })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.askedAt.IsZero() || (!v.local && time.Since(v.askedAt) > time.Minute) {
+		v.local = v.SystemView.LocalMount()
+		v.askedAt = time.Now()
+	}
 	return v.local
 }

@@ -634,11 +634,18 @@ func checkDestination(before, after, stored *backend.Config, req *logical.Reques
 			missing = append(missing, f)
 		}
 	}
-	if len(missing) == 0 {
-		return nil
+	if len(missing) > 0 {
+		return &userError{msg: fmt.Sprintf("this write changes where the credential's secrets are sent: %s; give %s again in the same write (or set them to \"\" to clear them)",
+			strings.Join(changed, ", "), strings.Join(missing, ", "))}
 	}
-	return &userError{msg: fmt.Sprintf("this write changes where the credential's secrets are sent: %s; give %s again in the same write (or set them to \"\" to clear them)",
-		strings.Join(changed, ", "), strings.Join(missing, ", "))}
+	// A key held in Vault cannot be given again, and an assertion it
+	// signs for the vendor's audience is as good as a secret to whoever
+	// receives it.
+	if _, imported := req.Data[fieldSigningKey]; after.AuthStyle == backend.AuthPrivateKeyJWT && !imported {
+		return &userError{msg: fmt.Sprintf("this write changes where the credential's client assertions are sent: %s; they are signed with a key held in Vault, which a write cannot give again: import a key with %s in the same write, or delete the credential and create it anew (a new key, which the vendor must trust again)",
+			strings.Join(changed, ", "), fieldSigningKey)}
+	}
+	return nil
 }
 
 // applyConfig copies the fields the request carries into c. A field sent

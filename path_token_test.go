@@ -385,4 +385,10 @@ func TestTokenLeaseRenewal(t *testing.T) {
 	if resp, err := renew(second.Secret); err == nil && !resp.IsError() {
 		t.Errorf("renewed the lease of a token a config change dropped: %v", resp)
 	}
+	// Nor once a new token follows the dropped one: it replaced nothing.
+	env.write(t, "o", map[string]interface{}{"scopes": "officernd.api.read"})
+	env.readToken(t, "o")
+	if resp, err := renew(second.Secret); err == nil && !resp.IsError() {
+		t.Errorf("renewed the lease of a dropped token once a new one was got: %v", resp)
+	}
 }

@@ -203,3 +203,28 @@ func TestSigningKeysGoWithTheirCredential(t *testing.T) {
 		t.Error("a credential that became a connection kept its own signing keys")
 	}
 }
+
+// A client that signs with a key held in Vault cannot be sent elsewhere by
+// a write that gives nothing again: an assertion signed for the vendor's
+// audience is as good as a secret to whoever receives it.
+func TestPrivateKeyJWTDestinationNeedsANewKey(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := authServer(t)
+	env.write(t, "svc", map[string]interface{}{"token_url": a.Endpoints(standin.Plain).Token, "client_id": "svc",
+		"auth_style": "private_key_jwt", "assertion_audience": a.Endpoints(standin.Plain).Token})
+	if resp, err := env.request(t, logical.UpdateOperation, "rotate-key/svc", nil); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	for _, body := range []map[string]interface{}{
+		{"token_url": "https://thief.example/token"},
+		{"device_authorization_url": "https://thief.example/device"},
+		{"revocation_url": "https://thief.example/revoke"},
+	} {
+		resp, err := env.request(t, logical.UpdateOperation, "config/svc", body)
+		mustErr(t, resp, err, "signed with a key held in Vault", "signing_key")
+	}
+	if read, _ := env.request(t, logical.ReadOperation, "config/svc", nil); read.Data["token_url"] != a.Endpoints(standin.Plain).Token {
+		t.Errorf("a refused write changed token_url: %v", read.Data["token_url"])
+	}
+}

@@ -259,6 +259,11 @@ type Token struct {
 	Scope       string    `json:"scope,omitempty"`
 	ExpiresAt   time.Time `json:"expires_at"`
 	ObtainedAt  time.Time `json:"obtained_at"`
+	// Replaces is when the token this one replaced by a refresh was
+	// obtained (zero when it replaced none: the first token, or one after
+	// the previous was dropped). Leases of that token keep renewing to
+	// their own end; those of any other earlier token do not.
+	Replaces time.Time `json:"replaces,omitzero"`
 	// Fields and SecretFields are the response fields the config asked to
 	// keep (response_fields, secret_response_fields).
 	Fields       map[string]string `json:"fields,omitempty"`

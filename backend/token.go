@@ -92,10 +92,10 @@ func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, wri
 
 // Renew says how much longer a lease holding the token obtained at
 // obtained (expiring at expires) may last: to that token's lease end H.
-// The token need not be the one handed out now: a token replaced by its
-// successor keeps its leases to their own end (see lease.go), while one
-// that was dropped (a config change, a refusal by the vendor) ends them
-// now. A renewal counts as a read (a proxy serving a cached copy renews
+// The token need not be the one handed out now: the token the current
+// one replaced by a refresh keeps its leases to their own end (see
+// lease.go), while one that was dropped (a config change, a refusal by the
+// vendor, a new static token) or replaced earlier ends them now. A renewal counts as a read (a proxy serving a cached copy renews
 // instead of reading), so it marks the credential in use. It never calls
 // a vendor.
 func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obtained, expires time.Time) (time.Duration, error) {
@@ -111,7 +111,7 @@ func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obt
 	case tok == nil || c.settings == nil:
 		return 0, &LeaseEndedError{Name: name}
 	case tok.ObtainedAt.Equal(obtained):
-	case tok.ObtainedAt.After(obtained) && expires.After(obtained):
+	case !tok.Replaces.IsZero() && tok.Replaces.Equal(obtained) && expires.After(obtained):
 		tok = &Token{ObtainedAt: obtained, ExpiresAt: expires}
 	default:
 		return 0, &LeaseEndedError{Name: name}
@@ -514,12 +514,17 @@ func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, sentAt time.Time
 	if lifetime <= 0 {
 		lifetime = s.DefaultTTL
 	}
+	var replaces time.Time
+	if e.Token != nil {
+		replaces = e.Token.ObtainedAt
+	}
 	e.Token = &Token{
 		AccessToken: tok.AccessToken,
 		TokenType:   tok.TokenType,
 		Scope:       tok.Scope,
 		ObtainedAt:  sentAt,
 		ExpiresAt:   sentAt.Add(lifetime),
+		Replaces:    replaces,
 	}
 	rotated := false
 	// Only a refresh-token credential keeps a refresh token: Bold Penguin,
