@@ -112,7 +112,7 @@ func capTTL(ttl time.Duration, s *Settings) time.Duration {
 }
 
 // Lease returns how long tok may be handed out from the cache for at now,
-// and whether it may be handed out at all: a lease to H of at least 2 s,
+// and whether it may be handed out at all: a lease to H of at least F,
 // capped by max_ttl.
 func Lease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 	if tok == nil || s == nil || now.After(handoutEnd(tok, s)) {
