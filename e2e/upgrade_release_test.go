@@ -109,21 +109,7 @@ func TestUpgradeFromReleaseKeepsEntriesAndConverts(t *testing.T) {
 	t.Logf("upgrading from %s (%s) to this tree (%s)", rev, v1, v2)
 	ctx := context.Background()
 	sys := vault.Client.Sys()
-	register := func(version, binary, sha string) {
-		t.Helper()
-		if err := sys.RegisterPluginWithContext(ctx, &api.RegisterPluginInput{
-			Name: vaulttest.PluginName, Type: api.PluginTypeSecrets,
-			Command: filepath.Base(binary), SHA256: sha, Version: version,
-		}); err != nil {
-			t.Fatalf("registering %s: %v", version, err)
-		}
-		t.Cleanup(func() {
-			_ = sys.DeregisterPluginWithContext(ctx, &api.DeregisterPluginInput{
-				Name: vaulttest.PluginName, Type: api.PluginTypeSecrets, Version: version,
-			})
-		})
-	}
-	register(v1, bin1, sha1)
+	registerPluginVersion(t, v1, bin1, sha1)
 	if err := sys.MountWithContext(ctx, path, &api.MountInput{
 		Type: vaulttest.PluginName, Config: api.MountConfigInput{PluginVersion: v1},
 	}); err != nil {
@@ -221,7 +207,7 @@ func TestUpgradeFromReleaseKeepsEntriesAndConverts(t *testing.T) {
 	}
 	requests := map[*standin.Vendor]int{ornd: ornd.Stats().Requests, pbx: pbx.Stats().Requests}
 
-	register(v2, bin2, sha2)
+	registerPluginVersion(t, v2, bin2, sha2)
 	vaultCLI(t, bin, "secrets", "tune", "-plugin-version="+v2, path)
 	vaultCLI(t, bin, "write", "sys/plugins/reload/backend", "mounts="+path)
 	expectRunning(t, path, v2, sha2)

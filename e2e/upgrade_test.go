@@ -43,21 +43,7 @@ func TestUpgradeKeepsCredentialsAndTokens(t *testing.T) {
 	bin2, sha2 := buildPluginCopy(t, vault.PluginDir, v2)
 	ctx := context.Background()
 	sys := vault.Client.Sys()
-	register := func(version, binary, sha string) {
-		t.Helper()
-		if err := sys.RegisterPluginWithContext(ctx, &api.RegisterPluginInput{
-			Name: vaulttest.PluginName, Type: api.PluginTypeSecrets,
-			Command: filepath.Base(binary), SHA256: sha, Version: version,
-		}); err != nil {
-			t.Fatalf("registering %s: %v", version, err)
-		}
-		t.Cleanup(func() {
-			_ = sys.DeregisterPluginWithContext(ctx, &api.DeregisterPluginInput{
-				Name: vaulttest.PluginName, Type: api.PluginTypeSecrets, Version: version,
-			})
-		})
-	}
-	register(v1, bin1, sha1)
+	registerPluginVersion(t, v1, bin1, sha1)
 	if err := sys.MountWithContext(ctx, path, &api.MountInput{
 		Type: vaulttest.PluginName, Config: api.MountConfigInput{PluginVersion: v1},
 	}); err != nil {
@@ -144,7 +130,7 @@ func TestUpgradeKeepsCredentialsAndTokens(t *testing.T) {
 	}
 
 	// The upgrade, with the CLI an operator would use.
-	register(v2, bin2, sha2)
+	registerPluginVersion(t, v2, bin2, sha2)
 	vaultCLI(t, bin, "secrets", "tune", "-plugin-version="+v2, path)
 	// Not `vault plugin reload -mounts=`: Vault 1.21.0's CLI sends that to
 	// sys/plugins/reload/unknown (404), and refuses it with -type.
@@ -379,4 +365,24 @@ func TestUpgradeReadsOldSchemaEntry(t *testing.T) {
 	if status != 500 || !strings.Contains(body, "upgrade the plugin") {
 		t.Errorf("token/old from a newer plugin's entry: HTTP %d %s; want a 500 that says to upgrade the plugin", status, body)
 	}
+}
+
+// registerPluginVersion registers binary (in the plugin directory) as
+// version of the plugin in the shared server, and deregisters it when the
+// test ends.
+func registerPluginVersion(t *testing.T, version, binary, sha string) {
+	t.Helper()
+	ctx := context.Background()
+	sys := vault.Client.Sys()
+	if err := sys.RegisterPluginWithContext(ctx, &api.RegisterPluginInput{
+		Name: vaulttest.PluginName, Type: api.PluginTypeSecrets,
+		Command: filepath.Base(binary), SHA256: sha, Version: version,
+	}); err != nil {
+		t.Fatalf("registering %s: %v", version, err)
+	}
+	t.Cleanup(func() {
+		_ = sys.DeregisterPluginWithContext(ctx, &api.DeregisterPluginInput{
+			Name: vaulttest.PluginName, Type: api.PluginTypeSecrets, Version: version,
+		})
+	})
 }
