@@ -8,6 +8,7 @@ PLUGIN   := vault-plugin-secrets-vendoroauth
 PKG      := github.com/vendoroauth/vault-plugin-secrets-vendoroauth
 # Vault checks a registered plugin's version against what the binary
 # reports, so it must be semver: the latest v* tag, else a dev version.
+# `bin/vault-plugin-secrets-vendoroauth --version` prints the one built in.
 VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null || echo v0.1.0-dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
@@ -53,8 +54,11 @@ bench:
 	scripts/bench.sh
 
 # Static binaries for linux and darwin (amd64, arm64) and SHA256SUMS in dist/.
+# The version is the latest v* tag or VERSION=...; scripts/release.sh refuses
+# to guess one, and refuses a -dev version unless ALLOW_DEV_RELEASE=1. So
+# the Makefile's own dev fallback is not passed on.
 release:
-	VERSION=$(VERSION) scripts/release.sh
+	$(if $(filter file,$(origin VERSION)),,VERSION=$(VERSION)) scripts/release.sh
 
 vault:
 	@scripts/vault.sh

@@ -7,6 +7,7 @@
 #
 #   make release                      # version from the latest v* git tag
 #   VERSION=v0.1.0 scripts/release.sh
+#   ALLOW_DEV_RELEASE=1 VERSION=v0.1.0-dev make release   # a -dev build, on purpose
 #
 # The version is stamped into the binary (-X main.version); Vault refuses
 # to run a registered version that the binary does not report, so it must
@@ -23,6 +24,12 @@ if [[ -z "$VERSION" ]]; then
 fi
 if [[ ! "$VERSION" =~ ^v[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]*)?$ ]]; then
   echo "release: version $VERSION is not semver with a leading v (v1.2.3); Vault would refuse it" >&2
+  exit 1
+fi
+# A -dev version is what a build without a tag calls itself; shipping one
+# is a mistake unless someone asked for it.
+if [[ "$VERSION" == *-dev* && "${ALLOW_DEV_RELEASE:-0}" != 1 ]]; then
+  echo "release: version $VERSION is a development version; tag the commit (git tag v0.1.0), set VERSION, or set ALLOW_DEV_RELEASE=1 to ship it anyway" >&2
   exit 1
 fi
 if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then

@@ -1,8 +1,10 @@
 // Command vault-plugin-secrets-vendoroauth serves the vendoroauth secrets
-// engine to Vault.
+// engine to Vault. Run by hand with --version it prints the version it
+// reports to Vault, the one `vault plugin register -version=` must name.
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/hashicorp/go-hclog"
@@ -17,6 +19,12 @@ import (
 var version = "v0.0.0-dev"
 
 func main() {
+	// Vault starts the plugin with its own flags, never this one; a person
+	// asks which version to register.
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println(version)
+		return
+	}
 	apiClientMeta := &api.PluginAPIClientMeta{}
 	flags := apiClientMeta.FlagSet()
 	if err := flags.Parse(os.Args[1:]); err != nil {
