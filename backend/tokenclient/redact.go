@@ -21,8 +21,17 @@ const (
 	maxValueLen       = 40
 )
 
+// minSubstringSecret is the shortest secret hidden wherever it occurs,
+// even inside a word. A shorter one (a test's "s", a short PIN) occurs by
+// chance inside ordinary words ("signed by" holds "b"), so replacing it
+// everywhere mangles the message without protecting anything; it is hidden
+// wherever it stands as a word of its own, which is how a vendor echoes a
+// value it was sent ("client_secret=ab&", "\"ab\"", "secret ab is").
+const minSubstringSecret = 8
+
 // Redact replaces every occurrence of each non-empty secret in s by
-// "[redacted]".
+// "[redacted]"; a secret shorter than minSubstringSecret bytes only where
+// it is not part of a longer word (see wordBounded).
 //
 // It marks every byte that belongs to any occurrence of any secret first
 // and replaces each marked run once. That gives the same result as
@@ -81,6 +90,9 @@ func coverSecret(s, secret string, protected, covered []bool) []bool {
 		}
 		start, end := from+i, from+i+len(secret)
 		from = start + 1
+		if len(secret) < minSubstringSecret && !wordBounded(s, start, end) {
+			continue
+		}
 		if protected != nil && protected[start] && protected[end-1] && insideOneMarker(s, start, end) {
 			continue
 		}
@@ -96,6 +108,27 @@ func coverSecret(s, secret string, protected, covered []bool) []bool {
 		marked = max(marked, end)
 	}
 	return covered
+}
+
+// wordBounded reports whether s[start:end] is not glued to a word on
+// either side: at each end, the secret's own edge character or its
+// neighbour in s is not a word character (a letter, a digit or '_'), or
+// there is no neighbour. A secret "ab" is bounded in "x=ab&y" and "(ab)",
+// not in "abc" or "grab".
+func wordBounded(s string, start, end int) bool {
+	if start > 0 && isWordByte(s[start-1]) && isWordByte(s[start]) {
+		return false
+	}
+	if end < len(s) && isWordByte(s[end]) && isWordByte(s[end-1]) {
+		return false
+	}
+	return true
+}
+
+// isWordByte reports whether b is an ASCII letter, digit or '_', or part
+// of a multi-byte character (letters of other scripts join words too).
+func isWordByte(b byte) bool {
+	return b == '_' || b >= 0x80 || ('0' <= b && b <= '9') || ('a' <= b && b <= 'z') || ('A' <= b && b <= 'Z')
 }
 
 // replaceCovered replaces each run of covered bytes of s by one

@@ -17,16 +17,29 @@ func TestRedact(t *testing.T) {
 	}{
 		{"no secrets", "nothing to hide", nil, "nothing to hide"},
 		{"empty secret ignored", "nothing to hide", []string{""}, "nothing to hide"},
-		{"every occurrence", "a s3 b s3 c", []string{"s3"}, "a [redacted] b [redacted] c"},
-		{"longest first", "token abcdef here", []string{"abc", "abcdef"}, "token [redacted] here"},
-		{"shorter inside longer elsewhere", "abc and abcdef", []string{"abc", "abcdef"}, "[redacted] and [redacted]"},
-		{"overlapping secrets hide both", "xabcdefx", []string{"abcd", "cdef"}, "x[redacted]x"},
-		{"adjacent secrets become one marker", "abcdef", []string{"abc", "def"}, "[redacted]"},
-		{"periodic secret", "aaaaaaa!", []string{"aaa"}, "[redacted]!"},
+		{"every occurrence", "a s3cr3t-1 b s3cr3t-1 c", []string{"s3cr3t-1"}, "a [redacted] b [redacted] c"},
+		{"longest first", "token abcdefgh-ijkl here", []string{"abcdefgh", "abcdefgh-ijkl"}, "token [redacted] here"},
+		{"shorter inside longer elsewhere", "abcdefgh and abcdefghijkl", []string{"abcdefgh", "abcdefghijkl"}, "[redacted] and [redacted]"},
+		{"overlapping secrets hide both", "xabcdefghijx", []string{"abcdefgh", "defghij0", "cdefghij"}, "x[redacted]x"},
+		{"adjacent secrets become one marker", "abcdefghijklmnop", []string{"abcdefgh", "ijklmnop"}, "[redacted]"},
+		{"periodic secret", "aaaaaaaaaaaaa!", []string{"aaaaaaaa"}, "[redacted]!"},
 		{"secret longer than the text", "ab", []string{"abc"}, "ab"},
 		{"unicode", "clé s3cr+t/é fin", []string{"s3cr+t/é"}, "clé [redacted] fin"},
-		{"redacting twice changes nothing", "x [redacted] y", []string{"act", "red"}, "x [redacted] y"},
-		{"secret spanning a marker is still hidden", "a[redacted]b", []string{"a[red"}, "[redacted]acted]b"},
+		{"redacting twice changes nothing", "x [redacted] y", []string{"act", "red", "[redacted"}, "x [redacted] y"},
+		{"secret spanning a marker is still hidden", "a[redacted]b", []string{"a[redacte"}, "[redacted]d]b"},
+		{"long secret inside a word", "xxs3cr3t-99yy", []string{"s3cr3t-99"}, "xx[redacted]yy"},
+		// Short values (a test's one-letter secret) do not mangle words
+		// that happen to contain them, and are still hidden wherever they
+		// stand on their own, as a vendor echoes them.
+		{"short secret inside words left alone", "x509: certificate signed by unknown authority", []string{"b"}, "x509: certificate signed by unknown authority"},
+		{"short secret as a word", "signed b unknown", []string{"b"}, "signed [redacted] unknown"},
+		{"short secret at the edges", "b is b", []string{"b"}, "[redacted] is [redacted]"},
+		{"short secret in a form echo", "client_id=c&client_secret=ab&grant_type=x", []string{"ab"}, "client_id=c&client_secret=[redacted]&grant_type=x"},
+		{"short secret in a JSON echo", `{"client_secret":"ab"}`, []string{"ab"}, `{"client_secret":"[redacted]"}`},
+		{"short secret glued to a word", "grab abc ab.", []string{"ab"}, "grab abc [redacted]."},
+		{"short secret of punctuation", "a-b ... c", []string{"..."}, "a-b [redacted] c"},
+		{"short secret ending in punctuation", "x=ab! ab!c", []string{"ab!"}, "x=[redacted] [redacted]c"},
+		{"seven bytes is short", "pre-1234567-post x1234567", []string{"1234567"}, "pre-[redacted]-post x1234567"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,7 +67,7 @@ func TestSanitize(t *testing.T) {
 		{"invalid UTF-8 replaced", "a\xffb", 300, nil, "a\uFFFDb"},
 		{"capped with an ellipsis", "abcdefghij", 5, nil, "abcd…"},
 		{"cap counts characters, not bytes", "ééééééé", 5, nil, "éééé…"},
-		{"redacted before capping", "0123456789" + "SECRET", 12, []string{"SECRET"}, "0123456789[…"},
+		{"redacted before capping", "0123456789" + "SECRETXY", 12, []string{"SECRETXY"}, "0123456789[…"},
 		{"secret split by a control character", "x SEC\x00RET y", 300, []string{"SECRET"}, "x [redacted] y"},
 		{"secret with a newline in it", "x SEC\nRET y", 300, []string{"SEC\nRET"}, "x [redacted] y"},
 	}
