@@ -203,7 +203,7 @@ func (a *applier) policies() error {
 	if err != nil {
 		return err
 	}
-	if err := a.policy(OperatorPolicyName, op); err != nil {
+	if err := a.policy(OperatorPolicyNameFor(a.p.Mount), op); err != nil {
 		return err
 	}
 	for _, cred := range a.p.Credentials {
@@ -211,7 +211,7 @@ func (a *applier) policies() error {
 		if err != nil {
 			return err
 		}
-		if err := a.policy(ReaderPolicyName(cred.Name), rp); err != nil {
+		if err := a.policy(ReaderPolicyNameFor(a.p.Mount, cred.Name), rp); err != nil {
 			return err
 		}
 	}
@@ -265,9 +265,9 @@ func (a *applier) apps() ([]string, int, error) {
 
 // app writes apps/<name> and returns the grant type its connections use.
 // As for credentials, a write carries only the file's fields and writing
-// the same values again changes nothing; a new client_secret reaches every
-// connection at once, and the plugin keeps the previous one for the app's
-// client_secret_overlap, which the output says.
+// the same values again changes nothing (reported "unchanged"); a new
+// client_secret reaches every connection at once, and the plugin keeps the
+// previous one for the app's client_secret_overlap, which the output says.
 func (a *applier) app(app App) (string, error) {
 	path := a.p.Mount + "/apps/" + app.Name
 	cur, err := a.c.Logical().ReadWithContext(a.ctx, path)
@@ -284,20 +284,34 @@ func (a *applier) app(app App) (string, error) {
 	if after == nil {
 		return "", errors.New("written, but reading it back found nothing")
 	}
-	what := "created"
-	if cur != nil {
-		what = "updated"
-	}
-	a.say("apps/%s: %s: %s", app.Name, what, describe(app.Shown))
+	rotated := ""
 	if cur != nil {
 		was, _ := cur.Data["previous_client_secret_until"].(string)
 		now, _ := after.Data["previous_client_secret_until"].(string)
 		if now != "" && now != was {
-			a.say("apps/%s: client_secret rotated for every connection; the previous one is still tried once on invalid_client until %s", app.Name, now)
+			rotated = now
 		}
+	}
+	a.say("apps/%s: %s: %s", app.Name, outcome(cur, app.Body, rotated == ""), describe(app.Shown))
+	if rotated != "" {
+		a.say("apps/%s: client_secret rotated for every connection; the previous one is still tried once on invalid_client until %s", app.Name, rotated)
 	}
 	grant, _ := after.Data["grant_type"].(string)
 	return grant, nil
+}
+
+// outcome is what a write did, judged by the read before it: "created"
+// where there was nothing, "unchanged" where the read already showed
+// everything the write carried (and same, the caller's own check, holds),
+// else "updated".
+func outcome(cur *api.Secret, body map[string]interface{}, same bool) string {
+	switch {
+	case cur == nil:
+		return "created"
+	case same && sameAsRead(body, cur.Data) == "":
+		return "unchanged"
+	}
+	return "updated"
 }
 
 // connection writes config/<app>/<account>, as credential does. A
@@ -344,14 +358,22 @@ func (a *applier) credential(cred Credential) error {
 			shown["refresh_token"] = "<kept: already set, and the vendor may have rotated it; -reseed-refresh-tokens replaces it>"
 		}
 	}
+	// Secrets are sent on every run, since a read cannot tell whether one
+	// changed; the plugin keeps an entry a write leaves the same.
 	if _, err := a.c.Logical().WriteWithContext(a.ctx, path, body); err != nil {
 		return err
 	}
-	what := "created"
+	same := true
 	if cur != nil {
-		what = "updated"
+		// A new secret drops the cached token: the one change a read
+		// can see of a secret whose value changed.
+		after, err := a.c.Logical().ReadWithContext(a.ctx, path)
+		if err != nil {
+			return err
+		}
+		same = after != nil && fmt.Sprint(after.Data["token_expires_at"]) == fmt.Sprint(cur.Data["token_expires_at"])
 	}
-	a.say("config/%s: %s: %s", cred.Name, what, describe(shown))
+	a.say("config/%s: %s: %s", cred.Name, outcome(cur, body, same), describe(shown))
 	return nil
 }
 

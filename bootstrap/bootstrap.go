@@ -445,9 +445,48 @@ func (r *resolver) value(raw json.RawMessage, secret bool) (interface{}, string,
 	return nil, "", errors.New("must be a string, number, boolean, list of strings or a reference")
 }
 
+// vaultOwnFiles are the base names of the files Vault's, OpenBao's and
+// their agents' tokens are kept in: the CLI's ~/.vault-token and the
+// token files this repository's Agent and Proxy steps write.
+var vaultOwnFiles = map[string]bool{".vault-token": true, "vault-token": true, ".bao-token": true, "bao-token": true}
+
+// ownSource says why ref names a source of the tool's own Vault
+// credentials rather than of a vendor's secret, or "" if it does not.
+// Whoever may change the file (a pull request to a GitOps repository) but
+// not the pipeline's environment must not be able to send the token that
+// runs the tool to a token_url of their choosing: VAULT_* and BAO_*
+// variables configure the Vault client (VAULT_TOKEN, BAO_TOKEN, and the
+// paths of its keys), and token files hold a Vault token.
+func ownSource(ref SecretRef, path string) string {
+	if ref.Env != "" {
+		up := strings.ToUpper(ref.Env)
+		if strings.HasPrefix(up, "VAULT_") || strings.HasPrefix(up, "BAO_") {
+			return fmt.Sprintf("environment variable %s configures the Vault client this tool runs with (VAULT_* and BAO_* are Vault's own)", ref.Env)
+		}
+		return ""
+	}
+	names := []string{filepath.Base(path)}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		names = append(names, filepath.Base(real))
+	}
+	for _, n := range names {
+		if vaultOwnFiles[n] {
+			return fmt.Sprintf("file %s is a Vault token file (%s)", ref.File, n)
+		}
+	}
+	return ""
+}
+
 // read returns the secret a reference points at. Trailing newlines are
 // dropped: files written by echo or by secret managers usually end in one.
 func (r *resolver) read(ref SecretRef) (string, error) {
+	path := ref.File
+	if path != "" && !filepath.IsAbs(path) {
+		path = filepath.Join(r.dir, path)
+	}
+	if why := ownSource(ref, path); why != "" {
+		return "", fmt.Errorf("%s: a secret may come from any other environment variable or file, never from Vault's own token", why)
+	}
 	var v string
 	if ref.Env != "" {
 		s, ok := r.getenv(ref.Env)
@@ -456,10 +495,6 @@ func (r *resolver) read(ref SecretRef) (string, error) {
 		}
 		v = s
 	} else {
-		path := ref.File
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(r.dir, path)
-		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return "", fmt.Errorf("reading secret file: %w", err)
@@ -472,6 +507,23 @@ func (r *resolver) read(ref SecretRef) (string, error) {
 	}
 	r.secrets = append(r.secrets, v)
 	return v, nil
+}
+
+// RefuseVaultToken returns an error if any secret of the plan is token,
+// the Vault token the tool runs with, however the file reached it (an
+// Agent's sink file under another name, a variable that copies
+// VAULT_TOKEN): the file must never send it to a vendor. The error names
+// no value.
+func (p *Plan) RefuseVaultToken(token string) error {
+	if token == "" {
+		return nil
+	}
+	for _, s := range p.secrets {
+		if s == token {
+			return &LoadError{Problems: []string{"a secret of the file is the Vault token this tool runs with: a secret may come from any environment variable or file except Vault's own token"}}
+		}
+	}
+	return nil
 }
 
 // Redact replaces every secret the plan holds with "<redacted>".

@@ -19,12 +19,33 @@ var (
 // DefaultMount is the path the policy files are written for.
 const DefaultMount = "vendoroauth"
 
-// OperatorPolicyName is the name the operator policy is written under.
-const OperatorPolicyName = "vendoroauth-operator"
+// OperatorPolicyName is the name the operator policy of the default
+// mount is written under.
+const OperatorPolicyName = DefaultMount + "-operator"
 
-// ReaderPolicyName is the name the reader policy for credential name is
-// written under.
-func ReaderPolicyName(name string) string { return "vendoroauth-reader-" + name }
+// OperatorPolicyNameFor is the name of the operator policy of the plugin
+// mounted at mount: "<mount>-operator", with each "/" of a nested mount
+// path written "-". Policies are Vault-wide while their paths name one
+// mount, so the name carries the mount: bootstrapping a second mount must
+// not overwrite the first one's policy. For the default mount it is the
+// name the files and the README use, vendoroauth-operator.
+func OperatorPolicyNameFor(mount string) string { return policyPrefix(mount) + "-operator" }
+
+// ReaderPolicyName is the name the reader policy for credential name of
+// the default mount is written under.
+func ReaderPolicyName(name string) string { return ReaderPolicyNameFor(DefaultMount, name) }
+
+// ReaderPolicyNameFor is the name of the reader policy for credential name
+// of the plugin mounted at mount: "<mount>-reader-<name>"
+// (vendoroauth-reader-<name> for the default mount).
+func ReaderPolicyNameFor(mount, name string) string { return policyPrefix(mount) + "-reader-" + name }
+
+// policyPrefix is mount as the start of a policy name. Vault lowercases
+// policy names, so it is lowercased here too, and what the tool prints is
+// the name Vault shows.
+func policyPrefix(mount string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.Trim(mount, "/"), "/", "-"))
+}
 
 // namePattern is what the plugin accepts as a credential name
 // (framework.GenericNameRegex). Such a name has no glob characters, so it

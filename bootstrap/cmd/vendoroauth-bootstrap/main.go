@@ -77,6 +77,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		client.SetToken(tok)
 	}
+	if err := plan.RefuseVaultToken(client.Token()); err != nil {
+		say(stderr, "vendoroauth-bootstrap:", err)
+		return 1
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
