@@ -5,10 +5,17 @@
 # demo credential per vendor against the stand-in, and prints a token for
 # each. It then adds a partner's Penbox app and connects three accounts to
 # it through the full authorization-code flow (authorize, the stand-in's
-# consent, exchange). The servers keep running; `scripts/dev.sh stop` ends
-# them.
+# consent, exchange). The stand-in also serves a strict standards
+# authorization server, and one demo credential per feature that needs
+# more than a client secret is configured against it: discovery
+# (discovery-demo), revocation on delete (revoke-demo), the device flow
+# (device-demo), private_key_jwt with the JWKS fetched from Vault
+# (pkjwt-demo) and mutual TLS with a private CA (mtls-demo); its URLs, CA
+# and the demo client certificate are in $DEV_DIR/authserver/. The servers
+# keep running; `scripts/dev.sh stop` ends them.
 # VAULT_BIN may point at OpenBao's `bao` instead of `vault`.
-set -euo pipefail
+# -E: the ERR trap that stops a failed start holds inside functions too.
+set -Eeuo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEV_DIR="${DEV_DIR:-$ROOT/.dev}"
 VAULT_PORT="${VAULT_PORT:-8200}"
@@ -34,14 +41,32 @@ stop() {
   done
 }
 
-wait_for() { # what, seconds, command...
-  local what="$1" secs="$2"; shift 2
+# wait_for WHAT SECONDS PIDFILE LOG COMMAND... polls COMMAND until it
+# succeeds; it fails at once, with the end of LOG, when the process in
+# PIDFILE has died (a taken port ends Vault within a second).
+wait_for() {
+  local what="$1" secs="$2" pidfile="$3" log="$4"; shift 4
+  echo "dev: waiting for $what (up to ${secs}s)"
   for _ in $(seq $((secs * 10))); do
     if "$@" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      echo "dev: $what exited before it answered; the end of $log:" >&2
+      tail -n 15 "$log" | sed 's/^/  /' >&2
+      return 1
+    fi
     sleep 0.1
   done
-  echo "dev: $what did not come up within ${secs}s; see $DEV_DIR/*.log" >&2
+  echo "dev: $what did not come up within ${secs}s; see $log" >&2
   return 1
+}
+
+dev_vault_up() { grep -q 'server started' "$DEV_DIR/vault.log" && "$VAULT_BIN" status; }
+
+# failed stops what start started, so a failed start leaves nothing
+# running on its ports.
+failed() {
+  echo "dev: start failed; stopping what it started" >&2
+  stop
 }
 
 # The partner callback the demo app allows, registered for the stand-in's
@@ -90,7 +115,9 @@ connect() {
 start() {
   stop
   mkdir -p "$DEV_DIR/plugins"
+  echo "dev: finding a Vault binary (scripts/vault.sh; a first build takes 10-15 minutes and says so)"
   VAULT_BIN="$("$ROOT/scripts/vault.sh")"
+  trap failed ERR
   # What to call the server and its CLI in what this prints.
   local server=Vault cli=vault addr_var=VAULT_ADDR token_var=VAULT_TOKEN
   if "$VAULT_BIN" version 2>/dev/null | grep -q '^OpenBao '; then
@@ -100,11 +127,12 @@ start() {
   (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=$VERSION" -o "$DEV_DIR/plugins/$PLUGIN" "./cmd/$PLUGIN")
   (cd "$ROOT" && go build -o "$DEV_DIR/vendor-standin" ./cmd/vendor-standin)
 
-  rm -f "$DEV_DIR/standin.addr"
+  rm -rf "$DEV_DIR/standin.addr" "$DEV_DIR/authserver"
   setsid "$DEV_DIR/vendor-standin" -listen 127.0.0.1:0 -demo -addr-file "$DEV_DIR/standin.addr" \
+    -authserver-dir "$DEV_DIR/authserver" -vault-addr "$VAULT_ADDR" -mount vendoroauth \
     >"$DEV_DIR/standin.log" 2>&1 </dev/null &
   echo $! >"$DEV_DIR/standin.pid"
-  wait_for "the vendor stand-in" 10 test -s "$DEV_DIR/standin.addr"
+  wait_for "the vendor stand-in" 10 "$DEV_DIR/standin.pid" "$DEV_DIR/standin.log" test -s "$DEV_DIR/standin.addr"
   STANDIN="$(cat "$DEV_DIR/standin.addr")"
 
   printf 'plugin_directory = "%s"\ndisable_mlock = true\n' "$DEV_DIR/plugins" >"$DEV_DIR/vault.hcl"
@@ -112,7 +140,10 @@ start() {
     -dev-listen-address="127.0.0.1:$VAULT_PORT" -config="$DEV_DIR/vault.hcl" \
     >"$DEV_DIR/vault.log" 2>&1 </dev/null &
   echo $! >"$DEV_DIR/vault.pid"
-  wait_for "$server on $VAULT_ADDR (is the port taken? set VAULT_PORT)" 60 "$VAULT_BIN" status
+  # "server started" is this server's own log line: `status` alone would
+  # also answer for another server that holds the port.
+  wait_for "$server to start on $VAULT_ADDR (set VAULT_PORT to move it)" 60 "$DEV_DIR/vault.pid" "$DEV_DIR/vault.log" \
+    dev_vault_up
 
   local sha
   sha="$(sha256sum "$DEV_DIR/plugins/$PLUGIN" | cut -d' ' -f1)"
@@ -147,7 +178,10 @@ start() {
   connect globex c-1002
   connect initech c-1003
 
-  for name in penbox-demo eshopbox-demo officernd-demo boldpenguin-demo "$PARTNER_APP/acme"; do
+  any_vendor_demos
+
+  for name in penbox-demo eshopbox-demo officernd-demo boldpenguin-demo "$PARTNER_APP/acme" \
+    discovery-demo revoke-demo pkjwt-demo mtls-demo; do
     echo
     echo "\$ $cli read vendoroauth/token/$name"
     "$VAULT_BIN" read "vendoroauth/token/$name"
@@ -177,8 +211,49 @@ Connect another account (the stand-in consents at once):
   curl -s -o /dev/null -w '%{redirect_url}\n' '<the url>'   # $PARTNER_CALLBACK?code=...&state=...
   $cli write vendoroauth/exchange/$PARTNER_APP/hooli code='<code>' state='<state>'
 
+The strict authorization server (issuer $(cat "$DEV_DIR/authserver/issuer")) serves
+discovery-demo, revoke-demo, device-demo, pkjwt-demo and mtls-demo; the
+README's "Any OAuth2 vendor" section runs each (export AUTH=$DEV_DIR/authserver).
+
 Logs are in $DEV_DIR. Stop everything with: make dev-stop
 MSG
+  trap - ERR
+}
+
+# any_vendor_demos configures one credential per feature of the generic
+# provider against the stand-in's strict authorization server.
+any_vendor_demos() {
+  local auth="$DEV_DIR/authserver" issuer
+  issuer="$(cat "$auth/issuer")"
+  echo "dev: configuring the any-vendor demos against the authorization server at $issuer"
+  # Discovery: issuer= fills token_url, revocation_url and
+  # device_authorization_url from its metadata.
+  "$VAULT_BIN" write vendoroauth/config/discovery-demo issuer="$issuer" \
+    client_id=discovery-demo-client client_secret=discovery-demo-secret
+  # Revocation: deleting this credential revokes its refresh token at the
+  # discovered revocation endpoint.
+  "$VAULT_BIN" write vendoroauth/config/revoke-demo issuer="$issuer" grant_type=refresh_token \
+    client_id=revoke-demo-client client_secret=revoke-demo-secret refresh_token=@"$auth/revoke-demo-refresh-token"
+  # The device flow: a public client; README's "Device flow" connects it.
+  "$VAULT_BIN" write vendoroauth/config/device-demo issuer="$issuer" grant_type=refresh_token \
+    client_id=device-demo-client auth_style=none
+  # private_key_jwt: a key born in Vault signs the assertions; the stand-in
+  # fetches the public key from Vault's unauthenticated jwks path.
+  "$VAULT_BIN" write vendoroauth/config/pkjwt-demo token_url="$issuer/token" \
+    client_id=pkjwt-demo-client auth_style=private_key_jwt
+  # A rotation is staged where the plugin stages them (activate_after
+  # exists): activate_after=0 signs with the new key at once, as the demo
+  # wants. Older plugins sign with a new key at once and know no such field.
+  local now=()
+  if "$VAULT_BIN" path-help vendoroauth/rotate-key/x 2>/dev/null | grep -q activate_after; then
+    now=(activate_after=0)
+  fi
+  "$VAULT_BIN" write -f vendoroauth/rotate-key/pkjwt-demo "${now[@]}" >/dev/null
+  # Mutual TLS: the token endpoint's certificate is from a private CA
+  # (ca_bundle), and the client authenticates with its certificate.
+  "$VAULT_BIN" write vendoroauth/config/mtls-demo token_url="$(cat "$auth/mtls-token-url")" \
+    client_id=mtls-demo-client auth_style=tls_client_auth ca_bundle=@"$auth/server-ca.pem" \
+    tls_client_certificate=@"$auth/mtls-client.pem" tls_client_key=@"$auth/mtls-client-key.pem"
 }
 
 case "${1:-start}" in

@@ -36,7 +36,10 @@ fi
 mkdir -p "$CACHE_DIR"
 # One builder at a time: parallel test runs wait for the first build.
 exec 9>"$CACHE_DIR/build.lock"
-flock 9
+if ! flock -n 9; then
+  log "waiting for another build of Vault to finish (it holds $CACHE_DIR/build.lock; a build takes 10-15 minutes on 2 cores)"
+  flock 9
+fi
 if [[ -x "$OUT" ]]; then
   echo "$OUT"
   exit 0

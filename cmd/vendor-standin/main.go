@@ -8,6 +8,13 @@
 // constants). Once listening it writes its base URL to -addr-file, and it
 // logs one line per request to stderr: method, path, status and vendor, never
 // a query string, header, body or token.
+//
+// With -authserver-dir it also serves internal/standin's strict standards
+// authorization server (discovery, revocation, the device flow,
+// private_key_jwt, mutual TLS with a private CA) on three more loopback
+// ports, registers its demo clients, and writes into that directory what a
+// demo credential needs (see writeAuthServerFiles): make dev configures one
+// credential per feature from them.
 package main
 
 import (
@@ -79,6 +86,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:0", "address to listen on; keep it on loopback (plain HTTP, demo credentials)")
 	demo := fs.Bool("demo", false, "register the fixed demo clients the dev script uses")
 	addrFile := fs.String("addr-file", "", "once listening, write the base URL (http://host:port) to this file, atomically")
+	authDir := fs.String("authserver-dir", "", "also serve the strict authorization server, with -demo its demo clients, and write its URLs, CA and demo client certificate into this directory")
+	vaultAddr := fs.String("vault-addr", "", "with -authserver-dir -demo: the Vault whose unauthenticated jwks path the private_key_jwt demo client's keys are fetched from")
+	mount := fs.String("mount", "vendoroauth", "with -vault-addr: the plugin's mount path")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,12 +100,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if *demo {
 		registerDemo(s)
 	}
+	logger := log.New(stderr, "vendor-standin: ", log.LstdFlags|log.Lmicroseconds)
+	if *authDir != "" {
+		as, err := startAuthServer(*authDir, *demo, *vaultAddr, *mount)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = as.Close() }()
+		logger.Printf("authorization server: issuer %s, mutual TLS at %s", as.Issuer(), as.URL(standin.MutualTLS))
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	base := "http://" + ln.Addr().String()
-	logger := log.New(stderr, "vendor-standin: ", log.LstdFlags|log.Lmicroseconds)
 	srv := &http.Server{Handler: logRequests(s, logger), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -147,6 +165,102 @@ func registerDemo(s *standin.Server) {
 	pb.AddRefreshToken(demoPenboxID, demoPenboxRefreshToken)
 	pb.SetBehavior(standin.Behavior{Rotate: true})
 	s.Vendor(standin.VendorGeneric).AddClient(standin.Client{ID: demoGenericID, Secret: demoGenericSecret})
+}
+
+// Demo clients of the authorization server: one per feature that needs more
+// than a client secret. make dev configures a credential for each; the
+// names are the credentials' too.
+const (
+	demoDiscoveryID     = "discovery-demo-client"
+	demoDiscoverySecret = "discovery-demo-secret"
+	demoRevokeID        = "revoke-demo-client"
+	demoRevokeSecret    = "revoke-demo-secret"
+	demoDeviceID        = "device-demo-client"
+	demoPKJWTID         = "pkjwt-demo-client"
+	demoPKJWTName       = "pkjwt-demo"
+	demoMTLSID          = "mtls-demo-client"
+	// demoDeviceInterval is the polling interval the demo device flow
+	// announces: short, so the demo and its test do not wait.
+	demoDeviceInterval = time.Second
+)
+
+// startAuthServer starts the authorization server, registers its demo
+// clients with -demo, and writes its files into dir.
+func startAuthServer(dir string, demo bool, vaultAddr, mount string) (*standin.AuthServer, error) {
+	as, err := standin.NewAuthServer(standin.AuthServerOptions{DeviceInterval: demoDeviceInterval})
+	if err != nil {
+		return nil, fmt.Errorf("authorization server: %w", err)
+	}
+	files := map[string]string{
+		"issuer":         as.Issuer(),
+		"mtls-token-url": as.Endpoints(standin.MutualTLS).Token,
+		"server-ca.pem":  as.ServerCA().CertPEM(),
+	}
+	if demo {
+		if err := addAuthDemo(as, vaultAddr, mount, files); err != nil {
+			_ = as.Close()
+			return nil, err
+		}
+	}
+	if err := writeAuthServerFiles(dir, files); err != nil {
+		_ = as.Close()
+		return nil, err
+	}
+	return as, nil
+}
+
+// addAuthDemo registers the demo clients and adds to files what their
+// credentials need that is made at start: the mutual-TLS client's
+// certificate and key, and a refresh token to revoke.
+func addAuthDemo(as *standin.AuthServer, vaultAddr, mount string, files map[string]string) error {
+	clients := []standin.AuthClient{
+		{ID: demoDiscoveryID, Secret: demoDiscoverySecret},
+		{ID: demoRevokeID, Secret: demoRevokeSecret},
+		{ID: demoDeviceID, Method: standin.MethodNone},
+		{ID: demoMTLSID, Method: standin.MethodTLSClientAuth, TLSSubject: "CN=" + demoMTLSID},
+	}
+	if vaultAddr != "" {
+		clients = append(clients, standin.AuthClient{ID: demoPKJWTID, Method: standin.MethodPrivateKeyJWT,
+			JWKSURL: strings.TrimRight(vaultAddr, "/") + "/v1/" + strings.Trim(mount, "/") + "/jwks/" + demoPKJWTName})
+	}
+	for _, c := range clients {
+		if err := as.AddClient(c); err != nil {
+			return err
+		}
+	}
+	cert, err := as.ClientCA().IssueClient(demoMTLSID)
+	if err != nil {
+		return err
+	}
+	rt, err := as.IssueRefreshToken(demoRevokeID)
+	if err != nil {
+		return err
+	}
+	files["mtls-client.pem"] = cert.CertPEM
+	files["mtls-client-key.pem"] = cert.KeyPEM
+	files["revoke-demo-refresh-token"] = rt
+	return nil
+}
+
+// writeAuthServerFiles writes each file into dir: the URLs and the CA
+// certificate readable by all, the private key and the refresh token
+// 0600 (they are demo values, but the habit is the point).
+func writeAuthServerFiles(dir string, files map[string]string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, data := range files {
+		path := filepath.Join(dir, name)
+		if err := writeFileAtomic(path, data); err != nil {
+			return err
+		}
+		if strings.HasSuffix(name, "-key.pem") || strings.HasSuffix(name, "refresh-token") {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // writeFileAtomic writes data to a temporary file beside path and renames it

@@ -171,3 +171,69 @@ func TestRunRejectsArgs(t *testing.T) {
 		t.Fatal("run accepted a bad listen address")
 	}
 }
+
+// TestRunAuthServerDemo: with -authserver-dir the stand-in also serves
+// the strict authorization server and writes what make dev's demo
+// credentials need: its issuer (whose metadata answers), the mutual-TLS
+// token URL, the private CA, the demo client certificate (key 0600) and a
+// refresh token to revoke.
+func TestRunAuthServerDemo(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	addrFile, dir := filepath.Join(tmp, "standin.addr"), filepath.Join(tmp, "authserver")
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-demo", "-addr-file", addrFile, "-authserver-dir", dir, "-vault-addr", "http://127.0.0.1:1"}, &logs)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(addrFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no addr file; logs:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	read := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	issuer := read("issuer")
+	resp, err := http.Get(issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&meta)
+	_ = resp.Body.Close()
+	if meta["issuer"] != issuer || meta["device_authorization_endpoint"] == nil || meta["revocation_endpoint"] == nil {
+		t.Errorf("metadata at %s: %v", issuer, meta)
+	}
+	if u := read("mtls-token-url"); !strings.HasPrefix(u, "https://127.0.0.1:") {
+		t.Errorf("mtls-token-url = %q", u)
+	}
+	for _, name := range []string{"server-ca.pem", "mtls-client.pem"} {
+		if !strings.Contains(read(name), "BEGIN CERTIFICATE") {
+			t.Errorf("%s holds no certificate", name)
+		}
+	}
+	for _, name := range []string{"mtls-client-key.pem", "revoke-demo-refresh-token"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
+			t.Errorf("%s: %v, mode %v", name, err, fi.Mode())
+		}
+	}
+}
