@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // Field names, shared by the schemas, the handlers and the tests.
@@ -111,4 +113,140 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 		strings.Join(unknown, ", "), strings.Join(known, ", ")))
 }
 
-func sortStrings(s []string) { sort.Strings(s) }
+// The config and app fields come from the model's table (backend/model):
+// the schemas, the write and the read of every path that takes them are
+// made from its rows here.
+
+// schemaOf is the path schema of a row.
+func schemaOf(f *model.Field) *framework.FieldSchema {
+	fs := &framework.FieldSchema{
+		Type:         fieldType[f.Kind],
+		Description:  f.Help,
+		DisplayAttrs: &framework.DisplayAttributes{Name: f.Display, Sensitive: f.Secret},
+	}
+	if f.Allowed != nil {
+		for _, v := range f.Allowed() {
+			fs.AllowedValues = append(fs.AllowedValues, v)
+		}
+	}
+	if f.Default != nil && f.Kind == model.String {
+		fs.Default = f.Default
+	}
+	return fs
+}
+
+var fieldType = map[model.Kind]framework.FieldType{
+	model.String:  framework.TypeString,
+	model.Bool:    framework.TypeBool,
+	model.Seconds: framework.TypeDurationSecond,
+	model.Words:   framework.TypeCommaStringSlice,
+	model.List:    framework.TypeCommaStringSlice,
+	model.Set:     framework.TypeCommaStringSlice,
+	model.Pairs:   framework.TypeKVPairs,
+	model.Int:     framework.TypeInt,
+	model.Float:   framework.TypeFloat,
+}
+
+// schemaFor is the schema of the rows that may be written at scope.
+func schemaFor(scope model.Scope) map[string]*framework.FieldSchema {
+	out := map[string]*framework.FieldSchema{}
+	for _, f := range model.Fields() {
+		if f.In(scope) {
+			out[f.Name] = schemaOf(f)
+		}
+	}
+	return out
+}
+
+// applyFields copies into holder (a *model.Config or a *model.App) the
+// rows held there that keep selects and the request carries. A field
+// sent as "" returns to its default; for the optional ones
+// (grant_type_in_query, expiry_skew, retry_lost_refresh, ...) that is the
+// only way back, since their zero values are settings of their own.
+func applyFields(holder any, where model.Holder, keep func(*model.Field) bool, req *logical.Request, d *framework.FieldData) error {
+	for _, f := range model.Fields() {
+		if f.Holder != where || !keep(f) {
+			continue
+		}
+		if v, ok := d.GetOk(f.Name); ok {
+			if err := f.Set(holder, v); err != nil {
+				return &userError{msg: err.Error()}
+			}
+		}
+		if f.Optional() && sentEmpty(req, f.Name) {
+			f.Clear(holder)
+		}
+	}
+	return nil
+}
+
+// readFields is what a read shows of the rows held in holder that keep
+// selects: each value, with its default where it is unset; for a secret,
+// whether it is set (<name>_set), or for secret pairs their names
+// (extra_header_names); never a secret.
+func readFields(holder any, where model.Holder, keep func(*model.Field) bool) map[string]interface{} {
+	out := map[string]interface{}{}
+	for _, f := range model.Fields() {
+		if f.Holder != where || !keep(f) {
+			continue
+		}
+		switch {
+		case f.Secret && f.Kind == model.Pairs:
+			out[secretNamesKey(f)] = sortedKeys(f.Get(holder).(map[string]string))
+		case f.Secret:
+			out[f.Name+"_set"] = f.IsSet(holder)
+		default:
+			out[f.Name] = shown(f, f.InEffect(holder, nil))
+		}
+	}
+	return out
+}
+
+// secretNamesKey is what a read calls the names of secret pairs:
+// extra_headers shows as extra_header_names.
+func secretNamesKey(f *model.Field) string {
+	return strings.TrimSuffix(f.Name, "s") + "_names"
+}
+
+// shown is a value as the API shows it: durations in seconds, lists and
+// maps never null, an unset optional as its kind's zero.
+func shown(f *model.Field, v any) any {
+	switch x := v.(type) {
+	case time.Duration:
+		return int64(x.Seconds())
+	case []string:
+		if x == nil {
+			return []string{}
+		}
+	case map[string]string:
+		if x == nil {
+			return map[string]string{}
+		}
+	case nil:
+		switch f.Kind {
+		case model.Bool:
+			return false
+		case model.Seconds:
+			return int64(0)
+		}
+	}
+	return v
+}
+
+// showInEffect overwrites data with the settings in effect, preset
+// defaults included.
+func showInEffect(data map[string]interface{}, s *model.Settings) {
+	for name, v := range s.InEffect() {
+		f, _ := model.Lookup(name)
+		data[name] = shown(f, v)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -10,8 +10,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
 
 // The words a user reads about a failure, with the next step spelled out
@@ -98,7 +98,8 @@ func grantHint(mount string, e *backend.GrantError) string {
 	if e.App != "" {
 		client = mount + "apps/" + e.App
 	}
-	if e.Grant == backend.GrantAuthorizationCode {
+	grant, _ := model.GrantOf(e.Grant)
+	if grant != nil && grant.RefusalMeans == model.RefusalCode {
 		if errors.Is(e.Err, backend.ErrNoRefreshToken) {
 			return "ask for the offline_access scope (or the vendor's equivalent) in " + mount + "authorize/" + e.Name
 		}
@@ -124,7 +125,7 @@ func grantHint(mount string, e *backend.GrantError) string {
 			return h
 		}
 	}
-	if h := codeHint(cfg, client, e.Grant, ve.Code); h != "" || ve.Code != "" {
+	if h := codeHint(cfg, client, e.Grant, grant, ve.Code); h != "" || ve.Code != "" {
 		return h
 	}
 	return statusHint(client, ve.StatusCode)
@@ -133,12 +134,12 @@ func grantHint(mount string, e *backend.GrantError) string {
 // codeHint is the advice for a vendor's error code: cfg is where the
 // credential's refresh token is written, client where its client settings
 // are (the app's, for a connection).
-func codeHint(cfg, client, grant, code string) string {
+func codeHint(cfg, client, grant string, g *model.Grant, code string) string {
 	switch code {
 	case "invalid_client":
 		return "check client_id and client_secret in " + client + "; if they are right, try auth_style=body or basic_encoding=raw"
 	case "invalid_grant":
-		if grant == providers.GrantRefreshToken {
+		if g != nil && g.RefusalMeans == model.RefusalReauth {
 			return "the refresh token was refused (expired, revoked or already used): write a new refresh_token to " + cfg
 		}
 		return "the server refused the grant: check client_id, client_secret and scopes in " + client

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // pathApps returns apps/<app> and apps/: one OAuth client that many
@@ -77,42 +77,11 @@ func pathApps(b *vendorBackend) []*framework.Path {
 	}
 }
 
-// appClientFields are the config fields an app takes: what belongs to the
-// client.
-var appClientFields = []string{fieldProvider, fieldEnvironment, fieldGrantType, fieldTokenURL, fieldClientID, fieldClientSecret,
-	fieldAPIKey, fieldScopes, fieldAuthStyle, fieldBasicEncoding, fieldBodyFormat, fieldGrantTypeInQuery, fieldExtraParams,
-	fieldExtraHeaders, fieldDefaultTTL, fieldMaxTTL, fieldAuthorizeURL, fieldUsePKCE, fieldExpirySkew, fieldKeepAlive, fieldRetryLostRefresh,
-	fieldAssertionAudience, fieldTLSCert, fieldTLSKey, fieldCABundle, fieldIssuer, fieldRevocationURL, fieldRevokeOnDelete,
-	fieldDeviceURL, fieldResponseFields, fieldSecretFields, fieldSigningKey, fieldSigningAlg}
-
+// appFields are apps/<app>'s fields: every row an app may write, and the
+// app's name.
 func appFields() map[string]*framework.FieldSchema {
-	all := configFields()
-	f := map[string]*framework.FieldSchema{
-		fieldApp: {Type: framework.TypeString, Description: "Name of the app; its connections are config/<app>/<account>.", Required: true},
-		fieldRedirectURIs: {
-			Type:         framework.TypeCommaStringSlice,
-			Description:  "The only redirect URIs an authorization of the app's connections may use, compared exactly: https, or http on a loopback host.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Allowed redirect URIs"},
-		},
-		fieldSecretOverlap: {
-			Type:         framework.TypeDurationSecond,
-			Description:  fmt.Sprintf("How long the previous client_secret is kept after a new one is written, tried once when the vendor refuses the new one with invalid_client. Default %s; 0 keeps none.", backend.DefaultSecretOverlap),
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Client secret overlap"},
-		},
-		fieldRefreshConc: {
-			Type:         framework.TypeInt,
-			Description:  "At most this many background refreshes of the app's connections at a time (default 4).",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Refresh concurrency"},
-		},
-		fieldRefreshRate: {
-			Type:         framework.TypeFloat,
-			Description:  "At most this many background refreshes of the app's connections a second (default 10).",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Refresh rate"},
-		},
-	}
-	for _, name := range appClientFields {
-		f[name] = all[name]
-	}
+	f := schemaFor(model.OnApp)
+	f[fieldApp] = &framework.FieldSchema{Type: framework.TypeString, Description: "Name of the app; its connections are config/<app>/<account>.", Required: true}
 	return f
 }
 
@@ -138,10 +107,10 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 			next = cur
 		}
 		before := next.Config.Clone()
-		if err := applyConfig(&next.Config, req, d); err != nil {
+		if err := applyConfig(&next.Config, model.OnApp, req, d); err != nil {
 			return nil, err
 		}
-		if err := applyAppFields(next, req, d); err != nil {
+		if err := applyFields(next, model.InApp, func(*model.Field) bool { return true }, req, d); err != nil {
 			return nil, err
 		}
 		applyDiscovered(&next.Config, disc, req)
@@ -187,61 +156,26 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 	return nil, nil
 }
 
-// applyAppFields copies the app-only fields the request carries.
-func applyAppFields(a *backend.App, req *logical.Request, d *framework.FieldData) error {
-	if v, ok := d.GetOk(fieldRedirectURIs); ok {
-		var uris []string
-		for _, u := range v.([]string) {
-			if u = strings.TrimSpace(u); u != "" {
-				uris = append(uris, u)
-			}
-		}
-		slices.Sort(uris)
-		a.AllowedRedirectURIs = slices.Compact(uris)
-	}
-	if v, ok := d.GetOk(fieldSecretOverlap); ok {
-		if v.(int) < 0 {
-			return &userError{msg: fieldSecretOverlap + " cannot be negative"}
-		}
-		dur := time.Duration(v.(int)) * time.Second
-		a.SecretOverlap = &dur
-	}
-	if sentEmpty(req, fieldSecretOverlap) {
-		a.SecretOverlap = nil
-	}
-	if v, ok := d.GetOk(fieldRefreshConc); ok {
-		a.RefreshConcurrency = v.(int)
-	}
-	if v, ok := d.GetOk(fieldRefreshRate); ok {
-		a.RefreshRate = v.(float64)
-	}
-	return nil
-}
-
 func (b *vendorBackend) handleAppRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldApp).(string)
 	a, err := b.creds.App(ctx, req.Storage, name)
 	if err != nil || a == nil {
 		return nil, err
 	}
-	data := configData(a.Config, nil)
-	delete(data, "refresh_token_set")
-	delete(data, "access_token_set")
-	delete(data, fieldApp)
-	delete(data, fieldMetadata)
+	onApp := func(f *model.Field) bool { return f.In(model.OnApp) }
+	data := readFields(&a.Config, model.InConfig, onApp)
+	maps.Copy(data, readFields(a, model.InApp, onApp))
+	data["discovered_at"] = discoveredAt(a.Config.Discovered)
 	var warnings []string
-	if s, err := a.Config.Resolve(); err == nil {
-		showSettings(data, s)
+	if s, err := a.Config.ResolveAsConnection(); err == nil {
+		showInEffect(data, s)
 	} else if err := a.Validate(); err != nil {
 		warnings = append(warnings, "this app does not work as stored: "+err.Error())
 	}
-	data[fieldRedirectURIs] = nonNil(a.AllowedRedirectURIs)
-	data[fieldSecretOverlap] = int64(a.Overlap().Seconds())
 	data["previous_client_secret_until"] = ""
-	if a.PreviousClientSecret != "" && b.now().Before(a.PreviousUntil) {
+	if a.HasPrevious(b.now()) {
 		data["previous_client_secret_until"] = formatTime(a.PreviousUntil)
 	}
-	data[fieldRefreshConc], data[fieldRefreshRate] = a.RefreshConcurrency, a.RefreshRate
 	data[fieldDiscoveryChanged] = discoveryChanged(mountOf(req), name, &a.Config)
 	h := b.creds.Health(name)
 	data["connections"] = countsOf(h)

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // pathConfig returns the config/<name> and config/ paths, where operators
@@ -122,302 +122,16 @@ func withAppField(f map[string]*framework.FieldSchema) map[string]*framework.Fie
 // maxListPage bounds a LIST answer.
 const maxListPage = 1000
 
+// configFields are config/<name>'s fields: every row a credential or a
+// connection may write, and the name.
 func configFields() map[string]*framework.FieldSchema {
-	out := map[string]*framework.FieldSchema{}
-	for _, part := range []map[string]*framework.FieldSchema{clientFields(), requestFields(), connectionAndAuthFields(), vendorFields()} {
-		for k, v := range part {
-			out[k] = v
-		}
+	out := schemaFor(model.OnCredential | model.OnConnection)
+	out[fieldName] = &framework.FieldSchema{
+		Type:        framework.TypeString,
+		Description: "Name of the credential; tokens are read at token/<name>.",
+		Required:    true,
 	}
 	return out
-}
-
-// The config fields, in parts: the client and its grant; how the request
-// is made, with its lease settings; connections and client
-// authentication; what else the vendor publishes.
-func clientFields() map[string]*framework.FieldSchema {
-	return map[string]*framework.FieldSchema{
-		fieldName: {
-			Type:        framework.TypeString,
-			Description: "Name of the credential; tokens are read at token/<name>.",
-			Required:    true,
-		},
-		fieldProvider: {
-			Type:        framework.TypeString,
-			Description: "Vendor preset: " + strings.Join(providers.Names(), ", ") + ". Presets fill in the token URL, grant type and request style; every other field overrides them.",
-			Default:     "generic",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Provider",
-			},
-		},
-		fieldEnvironment: {
-			Type:        framework.TypeString,
-			Description: "Vendor environment whose token URL to use (for example production or staging); defaults to the preset's.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Environment",
-			},
-		},
-		fieldGrantType: {
-			Type:          framework.TypeString,
-			Description:   "OAuth2 grant: client_credentials, refresh_token, or static (serve a user-minted access_token until it expires). Defaults to the preset's.",
-			AllowedValues: []interface{}{providers.GrantClientCredentials, providers.GrantRefreshToken, providers.GrantStatic},
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Grant type",
-			},
-		},
-		fieldTokenURL: {
-			Type:        framework.TypeString,
-			Description: "Token endpoint URL. Must be https, except on a loopback host. Defaults to the preset's for the environment.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Token URL",
-			},
-		},
-		fieldClientID: {
-			Type:        framework.TypeString,
-			Description: "OAuth2 client ID.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Client ID",
-			},
-		},
-		fieldClientSecret: {
-			Type:        framework.TypeString,
-			Description: "OAuth2 client secret. Write-only: reads show client_secret_set.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name:      "Client secret",
-				Sensitive: true,
-			},
-		},
-		fieldRefreshToken: {
-			Type:        framework.TypeString,
-			Description: "Refresh token for grant_type=refresh_token. Write-only; replaced automatically when the vendor rotates it.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name:      "Refresh token",
-				Sensitive: true,
-			},
-		},
-		fieldAPIKey: {
-			Type:        framework.TypeString,
-			Description: "API key for vendors whose preset sends one as a header (boldpenguin: x-api-key). Write-only.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name:      "API key",
-				Sensitive: true,
-			},
-		},
-		fieldScopes: {
-			Type:        framework.TypeCommaStringSlice,
-			Description: "Scopes to request, as a list or comma-separated; sent space-separated.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Scopes",
-			},
-		},
-		fieldAuthStyle: {
-			Type:          framework.TypeString,
-			Description:   "How the client authenticates: basic (HTTP Basic header), body (client_id and client_secret as parameters), none (a public client), private_key_jwt (an assertion signed by a key born in Vault: rotate-key, or imported with signing_key), client_secret_jwt (an assertion signed with the client secret), tls_client_auth or self_signed_tls_client_auth (a client certificate, RFC 8705). Defaults to the preset's.",
-			AllowedValues: []interface{}{providers.AuthBasic, providers.AuthBody, backend.AuthNone, backend.AuthPrivateKeyJWT, backend.AuthClientSecretJWT, backend.AuthTLSClient, backend.AuthSelfSignedTLSClient},
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Client authentication",
-			},
-		},
-	}
-}
-
-func requestFields() map[string]*framework.FieldSchema {
-	return map[string]*framework.FieldSchema{
-		fieldBasicEncoding: {
-			Type:          framework.TypeString,
-			Description:   "With auth_style=basic: rfc6749 form-encodes the id and secret first (RFC 6749 2.3.1); raw does not, which many servers require.",
-			AllowedValues: []interface{}{providers.EncodingRFC6749, providers.EncodingRaw},
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Basic encoding",
-			},
-		},
-		fieldBodyFormat: {
-			Type:          framework.TypeString,
-			Description:   "Request body format: form (application/x-www-form-urlencoded) or json.",
-			AllowedValues: []interface{}{providers.FormatForm, providers.FormatJSON},
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Body format",
-			},
-		},
-		fieldGrantTypeInQuery: {
-			Type:        framework.TypeBool,
-			Description: "Send grant_type in the URL query string instead of the body.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Grant type in query",
-			},
-		},
-		fieldExtraParams: {
-			Type:        framework.TypeKVPairs,
-			Description: "Extra request parameters as key=value pairs (for example audience=...). They cannot replace grant_type, client_id, client_secret or scope.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Extra parameters",
-			},
-		},
-		fieldExtraHeaders: {
-			Type:        framework.TypeKVPairs,
-			Description: "Extra request headers as name=value pairs. Values are write-only: reads list the header names only.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name:      "Extra headers",
-				Sensitive: true,
-			},
-		},
-		fieldDefaultTTL: {
-			Type:        framework.TypeDurationSecond,
-			Description: fmt.Sprintf("Lifetime to assume when the vendor sends no expires_in. Default %s.", backend.DefaultTTL),
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Default TTL",
-			},
-		},
-		fieldMaxTTL: {
-			Type:        framework.TypeDurationSecond,
-			Description: "Cap on the lease of a token read; 0 means the token's remaining life (and the mount's max).",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Max TTL",
-			},
-		},
-		fieldAuthorizeURL: {
-			Type:        framework.TypeString,
-			Description: "Authorization endpoint for authorize/<name>; defaults to the preset's (penbox: https://connect.penbox.io/authorize).",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Authorize URL",
-			},
-		},
-		fieldUsePKCE: {
-			Type:        framework.TypeBool,
-			Description: "Send a PKCE S256 code challenge with authorize/<name> and its verifier with the exchange.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Use PKCE",
-			},
-		},
-		fieldAccessToken: {
-			Type:        framework.TypeString,
-			Description: "For grant_type=static: a token minted at the vendor by hand. Write-only; give expires_at or ttl with it.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name:      "Access token",
-				Sensitive: true,
-			},
-		},
-		fieldExpiresAt: {
-			Type:        framework.TypeString,
-			Description: "For grant_type=static: when access_token expires (RFC 3339).",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Expires at",
-			},
-		},
-	}
-}
-
-func connectionAndAuthFields() map[string]*framework.FieldSchema {
-	return map[string]*framework.FieldSchema{
-		fieldTTL: {
-			Type:        framework.TypeDurationSecond,
-			Description: "For grant_type=static: how long access_token stays valid from now (instead of expires_at).",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "TTL",
-			},
-		},
-		fieldKeepAlive: {
-			Type:        framework.TypeDurationSecond,
-			Description: fmt.Sprintf("For grant_type=refresh_token: refresh this often even when nobody reads the token, because vendors expire refresh tokens that go unused. Default %s; 0 turns it off; \"\" returns to the default.", backend.DefaultKeepAlive),
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Keep-alive interval",
-			},
-		},
-		fieldApp: {
-			Type:        framework.TypeString,
-			Description: "Make this credential a connection of the app apps/<app>: the client's settings and secrets come from the app; the config keeps one account's refresh_token, scopes, extra_params and metadata. A name <app>/<account> implies it. Converting a self-contained credential drops its own client secret and client settings.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "App",
-			},
-		},
-		fieldMetadata: {
-			Type:        framework.TypeKVPairs,
-			Description: "Non-secret key=value pairs about the account (for example your own customer id); shown on reads.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Metadata",
-			},
-		},
-		fieldRetryLostRefresh: {
-			Type: framework.TypeBool,
-			Description: "Retry a refresh once, at once, when it was sent and no answer came back, for a vendor seen to rotate refresh tokens. Default true: a vendor with rotation leeway still accepts the old refresh token for a while, so only a prompt retry saves the chain. " +
-				"Set false for a vendor that revokes live tokens when a rotated-away refresh token is presented. \"\" returns to the default.",
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Retry a lost refresh",
-			},
-		},
-		fieldAssertionAudience: {
-			Type:         framework.TypeString,
-			Description:  "The aud of private_key_jwt and client_secret_jwt assertions; defaults to the token endpoint.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Assertion audience"},
-		},
-		fieldSigningKey: {
-			Type:         framework.TypeString,
-			Description:  "For auth_style=private_key_jwt: a private key (PEM: PKCS#8, PKCS#1 or SEC1, unencrypted) to sign assertions with, when the key cannot be born in Vault (rotate-key). Write-only; the previous key stays published for the overlap.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Signing key", Sensitive: true},
-		},
-		fieldSigningAlg: {
-			Type:         framework.TypeString,
-			Description:  "The algorithm of an imported signing_key (RS256, PS256, ES256, ES384, EdDSA); defaults to the one the key implies.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Signing algorithm"},
-		},
-		fieldTLSCert: {
-			Type:         framework.TypeString,
-			Description:  "For tls_client_auth and self_signed_tls_client_auth: the client certificate (PEM, leaf first).",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client certificate"},
-		},
-		fieldTLSKey: {
-			Type:         framework.TypeString,
-			Description:  "The client certificate's private key (PEM). Write-only.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "TLS client key", Sensitive: true},
-		},
-		fieldCABundle: {
-			Type:         framework.TypeString,
-			Description:  "CA certificates (PEM) trusted for the token, authorization, revocation and device endpoints instead of the system's: for endpoints a public CA did not sign.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "CA bundle"},
-		},
-		fieldIssuer: {
-			Type:         framework.TypeString,
-			Description:  "An authorization server's issuer URL: its metadata (RFC 8414, then OpenID Discovery) fills token_url, authorize_url, revocation_url and device_authorization_url; explicit fields win. Fetched when the config or app is written, never on a read. An app's is fetched again daily by the active node: new auth and PKCE methods are taken, moved endpoints are not (discovery_changed at apps/<app> says what moved) until the app is written again with issuer= and its secrets.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Issuer"},
-		},
-		fieldRevocationURL: {
-			Type:         framework.TypeString,
-			Description:  "RFC 7009 revocation endpoint (defaults to the discovered one): deleting the credential revokes its refresh token there.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Revocation URL"},
-		},
-		fieldRevokeOnDelete: {
-			Type:         framework.TypeBool,
-			Description:  "Revoke the refresh token at the vendor when the credential is deleted, where a revocation endpoint is known. Default true; \"\" returns to it.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Revoke on delete"},
-		},
-	}
-}
-
-func vendorFields() map[string]*framework.FieldSchema {
-	return map[string]*framework.FieldSchema{
-		fieldDeviceURL: {
-			Type:         framework.TypeString,
-			Description:  "RFC 8628 device authorization endpoint for device/<name> (defaults to the discovered one).",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Device authorization URL"},
-		},
-		fieldResponseFields: {
-			Type:         framework.TypeCommaStringSlice,
-			Description:  "Fields of the token response to keep and return beside access_token at token/<name> (for example instance_url,uid).",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Response fields"},
-		},
-		fieldSecretFields: {
-			Type:         framework.TypeCommaStringSlice,
-			Description:  "Like response_fields, for values that are secrets (id_token, say): returned at token/<name>, never logged or shown elsewhere.",
-			DisplayAttrs: &framework.DisplayAttributes{Name: "Secret response fields"},
-		},
-		fieldExpirySkew: {
-			Type:        framework.TypeDurationSecond,
-			Description: fmt.Sprintf("How long before the vendor's expiry a token stops being handed out; leases end this much early. Default %s; at most a tenth of the token's life is used.", backend.DefaultExpirySkew),
-			DisplayAttrs: &framework.DisplayAttributes{
-				Name: "Expiry skew",
-			},
-		},
-	}
 }
 
 func (b *vendorBackend) configExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
@@ -433,14 +147,6 @@ func (b *vendorBackend) configExists(ctx context.Context, req *logical.Request, 
 type userError struct{ msg string }
 
 func (e *userError) Error() string { return e.msg }
-
-// appOwned are the fields that belong to an app, not to one of its
-// connections.
-var appOwned = []string{fieldProvider, fieldEnvironment, fieldGrantType, fieldTokenURL, fieldClientID, fieldClientSecret,
-	fieldAPIKey, fieldAuthStyle, fieldBasicEncoding, fieldBodyFormat, fieldGrantTypeInQuery, fieldExtraHeaders,
-	fieldAuthorizeURL, fieldUsePKCE, fieldAccessToken, fieldExpiresAt, fieldTTL,
-	fieldAssertionAudience, fieldTLSCert, fieldTLSKey, fieldCABundle, fieldIssuer, fieldRevocationURL, fieldRevokeOnDelete,
-	fieldDeviceURL, fieldResponseFields, fieldSecretFields, fieldSigningKey, fieldSigningAlg}
 
 func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
@@ -464,7 +170,7 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 		if err := applyApp(mount, name, &next.Config, req, d); err != nil {
 			return nil, err
 		}
-		if err := applyConfig(&next.Config, req, d); err != nil {
+		if err := applyConfig(&next.Config, model.OnCredential|model.OnConnection, req, d); err != nil {
 			return nil, err
 		}
 		applyDiscovered(&next.Config, disc, req)
@@ -522,7 +228,7 @@ func (b *vendorBackend) discoverFor(ctx context.Context, req *logical.Request, d
 		return nil, nil, nil
 	}
 	var probe backend.Config
-	_ = applyConfig(&probe, req, d) // for its ca_bundle and client certificate
+	_ = applyConfig(&probe, model.OnCredential|model.OnApp, req, d) // for its ca_bundle and client certificate
 	disc, err := b.creds.Discover(ctx, issuer, &probe)
 	if err != nil {
 		return nil, logical.ErrorResponse(fmt.Sprintf("%s%s was not changed: the metadata of issuer %s could not be used: %s", mountOf(req), path, issuer, describe(mountOf(req), err))), nil
@@ -585,9 +291,9 @@ func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *fr
 		return nil
 	}
 	var owned []string
-	for _, f := range appOwned {
-		if _, ok := req.Data[f]; ok {
-			owned = append(owned, f)
+	for _, f := range model.Fields() {
+		if _, ok := req.Data[f.Name]; ok && f.AppOwned() {
+			owned = append(owned, f.Name)
 		}
 	}
 	if len(owned) > 0 {
@@ -596,11 +302,7 @@ func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *fr
 	}
 	if c.App == "" {
 		// Converted: what the app supplies goes.
-		*c = backend.Config{
-			App: app, RefreshToken: c.RefreshToken, RefreshTokenFor: c.RefreshTokenFor, RevokeURLFor: c.RevokeURLFor, Scopes: c.Scopes, ExtraParams: c.ExtraParams,
-			Metadata: c.Metadata, DefaultTTL: c.DefaultTTL, MaxTTL: c.MaxTTL, ExpirySkew: c.ExpirySkew, KeepAlive: c.KeepAlive,
-			RetryLostRefresh: c.RetryLostRefresh,
-		}
+		*c = c.AsConnection(app)
 	}
 	return nil
 }
@@ -648,106 +350,17 @@ func checkDestination(before, after, stored *backend.Config, req *logical.Reques
 	return nil
 }
 
-// applyConfig copies the fields the request carries into c. A field sent
-// as "" returns to the preset's default; for the typed fields
-// (grant_type_in_query, expiry_skew, retry_lost_refresh) that is the only
-// way back, since their zero values are settings of their own.
-func applyConfig(c *backend.Config, req *logical.Request, d *framework.FieldData) error {
-	applyStrings(c, d)
-	applyLists(c, d)
-	applyBools(c, req, d)
-	return applyDurations(c, req, d)
-}
-
-func applyStrings(c *backend.Config, d *framework.FieldData) {
-	for field, dst := range map[string]*string{
-		fieldProvider: &c.Provider, fieldEnvironment: &c.Environment, fieldGrantType: &c.GrantType, fieldTokenURL: &c.TokenURL,
-		fieldClientID: &c.ClientID, fieldClientSecret: &c.ClientSecret, fieldRefreshToken: &c.RefreshToken, fieldAPIKey: &c.APIKey,
-		fieldAuthStyle: &c.AuthStyle, fieldBasicEncoding: &c.BasicEncoding, fieldBodyFormat: &c.BodyFormat, fieldAuthorizeURL: &c.AuthorizeURL,
-		fieldAssertionAudience: &c.AssertionAudience, fieldTLSCert: &c.TLSClientCertificate, fieldTLSKey: &c.TLSClientKey,
-		fieldCABundle: &c.CABundle, fieldIssuer: &c.Issuer, fieldRevocationURL: &c.RevocationURL, fieldDeviceURL: &c.DeviceAuthorizationURL,
-	} {
-		if v, ok := d.GetOk(field); ok {
-			*dst = strings.TrimSpace(v.(string))
-		}
+// applyConfig copies into c the config fields of scope the request
+// carries. The app a credential belongs to is not among them: applyApp
+// sets it, refusing what it may not become.
+func applyConfig(c *backend.Config, scope model.Scope, req *logical.Request, d *framework.FieldData) error {
+	keep := func(f *model.Field) bool { return f.In(scope) && f.Name != fieldApp }
+	if err := applyFields(c, model.InConfig, keep, req, d); err != nil {
+		return err
 	}
+	// Stored as the default it is, so reads and older releases see it.
 	if c.Provider == "" {
 		c.Provider = "generic"
-	}
-}
-
-func applyLists(c *backend.Config, d *framework.FieldData) {
-	if v, ok := d.GetOk(fieldScopes); ok {
-		var scopes []string
-		for _, s := range v.([]string) {
-			scopes = append(scopes, strings.Fields(s)...)
-		}
-		c.Scopes = scopes
-	}
-	for field, dst := range map[string]*[]string{fieldResponseFields: &c.ResponseFields, fieldSecretFields: &c.SecretResponseFields} {
-		if v, ok := d.GetOk(field); ok {
-			*dst = nil
-			for _, f := range v.([]string) {
-				if f = strings.TrimSpace(f); f != "" {
-					*dst = append(*dst, f)
-				}
-			}
-		}
-	}
-	for field, dst := range map[string]*map[string]string{fieldMetadata: &c.Metadata, fieldExtraParams: &c.ExtraParams, fieldExtraHeaders: &c.ExtraHeaders} {
-		if v, ok := d.GetOk(field); ok {
-			*dst = v.(map[string]string)
-		}
-	}
-}
-
-// applyBools sets the optional booleans the request carries; "" returns
-// one to its default (nil).
-func applyBools(c *backend.Config, req *logical.Request, d *framework.FieldData) {
-	for field, dst := range map[string]**bool{
-		fieldUsePKCE: &c.UsePKCE, fieldRevokeOnDelete: &c.RevokeOnDelete, fieldGrantTypeInQuery: &c.GrantTypeInQuery, fieldRetryLostRefresh: &c.RetryLostRefresh,
-	} {
-		if v, ok := d.GetOk(field); ok {
-			b := v.(bool)
-			*dst = &b
-		}
-		if sentEmpty(req, field) {
-			*dst = nil
-		}
-	}
-}
-
-func applyDurations(c *backend.Config, req *logical.Request, d *framework.FieldData) error {
-	seconds := func(field string) (time.Duration, bool, error) {
-		v, ok := d.GetOk(field)
-		if !ok {
-			return 0, false, nil
-		}
-		if v.(int) < 0 {
-			return 0, false, &userError{msg: field + " cannot be negative"}
-		}
-		return time.Duration(v.(int)) * time.Second, true, nil
-	}
-	for field, dst := range map[string]*time.Duration{fieldDefaultTTL: &c.DefaultTTL, fieldMaxTTL: &c.MaxTTL} {
-		dur, ok, err := seconds(field)
-		if err != nil {
-			return err
-		}
-		if ok {
-			*dst = dur
-		}
-	}
-	for field, dst := range map[string]**time.Duration{fieldExpirySkew: &c.ExpirySkew, fieldKeepAlive: &c.KeepAlive} {
-		dur, ok, err := seconds(field)
-		if err != nil {
-			return err
-		}
-		if ok {
-			*dst = &dur
-		}
-		if sentEmpty(req, field) {
-			*dst = nil
-		}
 	}
 	return nil
 }
@@ -830,7 +443,7 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 	if rerr != nil {
 		warnings = append(warnings, "this config does not work as stored: "+describe(mountOf(req), rerr))
 	} else {
-		showSettings(data, s)
+		showInEffect(data, s)
 	}
 	if err := b.addHealth(ctx, req, name, e, data); err != nil {
 		return nil, err
@@ -842,42 +455,11 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 // connection's with its app's merged in): settings and whether each
 // secret is set, never a secret.
 func configData(c backend.Config, e *backend.Entry) map[string]interface{} {
-	return map[string]interface{}{
-		fieldProvider:          c.Provider,
-		fieldEnvironment:       c.Environment,
-		fieldGrantType:         c.GrantType,
-		fieldTokenURL:          c.TokenURL,
-		fieldClientID:          c.ClientID,
-		fieldScopes:            nonNil(c.Scopes),
-		fieldAuthStyle:         c.AuthStyle,
-		fieldBasicEncoding:     c.BasicEncoding,
-		fieldBodyFormat:        c.BodyFormat,
-		fieldGrantTypeInQuery:  c.GrantTypeInQuery != nil && *c.GrantTypeInQuery,
-		fieldExtraParams:       nonNilMap(c.ExtraParams),
-		"extra_header_names":   headerNames(c.ExtraHeaders),
-		"client_secret_set":    c.ClientSecret != "",
-		"refresh_token_set":    c.RefreshToken != "",
-		"api_key_set":          c.APIKey != "",
-		"access_token_set":     c.GrantType == providers.GrantStatic && e != nil && e.Token != nil,
-		fieldAuthorizeURL:      c.AuthorizeURL,
-		fieldUsePKCE:           c.UsePKCE == nil || *c.UsePKCE,
-		fieldDefaultTTL:        int64(c.DefaultTTL.Seconds()),
-		fieldMaxTTL:            int64(c.MaxTTL.Seconds()),
-		fieldRetryLostRefresh:  c.RetryLostRefresh == nil || *c.RetryLostRefresh,
-		fieldApp:               c.App,
-		fieldMetadata:          nonNilMap(c.Metadata),
-		fieldAssertionAudience: c.AssertionAudience,
-		fieldTLSCert:           c.TLSClientCertificate,
-		"tls_client_key_set":   c.TLSClientKey != "",
-		fieldCABundle:          c.CABundle,
-		fieldIssuer:            c.Issuer,
-		fieldRevocationURL:     c.RevocationURL,
-		fieldRevokeOnDelete:    c.RevokeOnDelete == nil || *c.RevokeOnDelete,
-		fieldDeviceURL:         c.DeviceAuthorizationURL,
-		fieldResponseFields:    nonNil(c.ResponseFields),
-		fieldSecretFields:      nonNil(c.SecretResponseFields),
-		"discovered_at":        discoveredAt(c.Discovered),
-	}
+	data := readFields(&c, model.InConfig, func(f *model.Field) bool { return f.In(model.OnCredential | model.OnConnection) })
+	g, known := model.GrantOf(c.GrantType)
+	data["access_token_set"] = known && !g.CallsVendor && e != nil && e.Token != nil
+	data["discovered_at"] = discoveredAt(c.Discovered)
+	return data
 }
 
 func discoveredAt(d *backend.Discovered) string {
@@ -885,26 +467,6 @@ func discoveredAt(d *backend.Discovered) string {
 		return ""
 	}
 	return formatTime(d.FetchedAt)
-}
-
-// showSettings overwrites data with what is in effect, preset defaults
-// included.
-func showSettings(data map[string]interface{}, s *backend.Settings) {
-	data[fieldEnvironment] = s.Environment
-	data[fieldGrantType] = s.GrantType
-	data[fieldTokenURL] = s.TokenURL
-	data[fieldScopes] = nonNil(s.Scopes)
-	data[fieldAuthStyle] = s.AuthStyle
-	data[fieldBasicEncoding] = s.BasicEncoding
-	data[fieldBodyFormat] = s.BodyFormat
-	data[fieldGrantTypeInQuery] = s.GrantTypeInQuery
-	data[fieldDefaultTTL] = int64(s.DefaultTTL.Seconds())
-	data[fieldExpirySkew] = int64(s.ExpirySkew.Seconds())
-	data[fieldKeepAlive] = int64(s.KeepAlive.Seconds())
-	data[fieldAuthorizeURL] = s.AuthorizeURL
-	data[fieldUsePKCE] = s.UsePKCE
-	data[fieldRevocationURL] = s.RevocationURL
-	data[fieldDeviceURL] = s.DeviceAuthorizationURL
 }
 
 // addHealth adds a credential's status to a config read: what is stored
@@ -990,29 +552,6 @@ func formatTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-func headerNames(h map[string]string) []string {
-	names := make([]string, 0, len(h))
-	for k := range h {
-		names = append(names, k)
-	}
-	sortStrings(names)
-	return names
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilMap(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }
 
 const pathConfigHelpSyn = `Configure a vendor credential: client ID and secret, refresh token, endpoint.`

@@ -15,12 +15,11 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
-
-// GrantAuthorizationCode is the grant of a code exchange.
-const GrantAuthorizationCode = "authorization_code"
 
 // ErrNoRefreshToken is a code exchange answered without a refresh token.
 var ErrNoRefreshToken = errors.New("the vendor answered the code exchange without a refresh token")
@@ -86,12 +85,12 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 	} else if err := validateRedirect(r.RedirectURI); err != nil {
 		return nil, &InputError{Msg: err.Error()}
 	}
-	if n, err := m.openAuthorizations(ctx, s, name, e); err != nil {
+	if n, err := store.Of(s).OpenAuthorizations(ctx, name, e, m.now(), true); err != nil {
 		return nil, err
 	} else if n >= maxOpenAuthorizations {
 		return nil, &InputError{Msg: fmt.Sprintf("credential %q has %d unfinished authorizations; finish one or wait %s for them to expire", name, n, StateTTL)}
 	}
-	if a, err := readAuthorization(ctx, s, name, state, e); err != nil {
+	if a, err := store.Of(s).Authorization(ctx, name, state, e); err != nil {
 		return nil, err
 	} else if a != nil {
 		return nil, &InputError{Msg: "that state is already in use; leave state out to have one generated"}
@@ -122,7 +121,7 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 		q.Set("code_challenge_method", "S256")
 	}
 	u.RawQuery = q.Encode()
-	if err := writeAuthorization(ctx, s, name, state, a); err != nil {
+	if err := store.Of(s).PutAuthorization(ctx, name, state, a); err != nil {
 		return nil, err
 	}
 	return &AuthorizeResult{URL: u.String(), State: state, ExpiresAt: a.ExpiresAt}, nil
@@ -224,7 +223,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	if err := m.withClientAuth(gctx, s, name, &fl.eff, fl.settings, &req); err != nil {
 		return nil, err
 	}
-	req.GrantType = GrantAuthorizationCode
+	req.GrantType = model.MustGrant(providers.GrantAuthorizationCode).Wire
 	req.Scopes = nil
 	req.Params = map[string]string{"code": decodeCode(code), "redirect_uri": a.RedirectURI}
 	if a.CodeVerifier != "" {
@@ -241,7 +240,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 		err = ErrNoRefreshToken
 	}
 	if err != nil {
-		gerr := &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: GrantAuthorizationCode, Err: err}
+		gerr := &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantAuthorizationCode, Err: err}
 		m.countersOf(name).fail(gerr.VendorCode())
 		log.Warn("authorization code exchange failed", "error", gerr.Err.Error())
 		return nil, gerr
@@ -255,7 +254,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	if err := m.persist(wctx, s, name, next, log); err != nil {
 		return nil, err
 	}
-	if err := deleteAuthorization(wctx, s, name, state, nil); err != nil {
+	if err := store.Of(s).DeleteAuthorization(wctx, name, state, nil); err != nil {
 		log.Warn("deleting a used authorization failed; it expires unused", "error", err)
 	}
 	m.resetHealth(name)
@@ -280,7 +279,7 @@ func decodeCode(code string) string {
 // openAuthorization is name's unexpired authorization for state, or a
 // StateError.
 func (m *Manager) openAuthorization(ctx context.Context, s logical.Storage, name, state string, e *Entry) (*Authorization, error) {
-	a, err := readAuthorization(ctx, s, name, state, e)
+	a, err := store.Of(s).Authorization(ctx, name, state, e)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +287,7 @@ func (m *Manager) openAuthorization(ctx context.Context, s logical.Storage, name
 		return nil, &StateError{Name: name}
 	}
 	if m.now().After(a.ExpiresAt) {
-		_ = deleteAuthorization(ctx, s, name, state, e)
+		_ = store.Of(s).DeleteAuthorization(ctx, name, state, e)
 		return nil, &StateError{Name: name, ExpiredAt: a.ExpiresAt}
 	}
 	return a, nil
@@ -305,12 +304,13 @@ func connectedEntry(e *Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time
 	}
 	st := *fl.settings // a copy: it may be shared by the app's connections
 	settings := &st
-	settings.GrantType = providers.GrantRefreshToken
+	settings.Grant = model.ConnectedGrant()
+	settings.GrantType = settings.Grant.Name
 	next := e.Clone()
 	if next.Config.App == "" {
 		next.Config.GrantType = ""
-		if settings.Preset.DefaultGrantType() != providers.GrantRefreshToken {
-			next.Config.GrantType = providers.GrantRefreshToken
+		if settings.Preset.DefaultGrantType() != settings.Grant.Name {
+			next.Config.GrantType = settings.Grant.Name
 		}
 	}
 	if len(metadata) > 0 {
@@ -321,7 +321,7 @@ func connectedEntry(e *Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time
 	}
 	next.Config.RefreshToken, next.Config.RefreshTokenFor, next.Config.RevokeURLFor = tok.RefreshToken, settings.TokenURL, settings.RevocationURL
 	next.Status = Status{}
-	next.applyToken(tok, settings, sentAt)
+	next.ApplyToken(tok, settings, sentAt)
 	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)
 	return next, settings
 }
@@ -330,7 +330,7 @@ func connectedEntry(e *Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time
 // no refresh tokens: the exchange would store a credential that cannot
 // resolve.
 func canConnect(name string, s *Settings) error {
-	if !s.Preset.SupportsGrant(providers.GrantRefreshToken) {
+	if !s.Preset.SupportsGrant(model.ConnectedGrant().Name) {
 		return &InputError{Msg: fmt.Sprintf("provider %s does not take refresh tokens, so credential %q cannot connect an account; use provider=generic with authorize_url", s.Preset.Name, name)}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
 
@@ -120,9 +121,9 @@ func BenchmarkReadEntry(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		e, err := readEntry(ctx, s, names[0])
+		e, err := store.Of(s).Entry(ctx, names[0])
 		if err != nil || e == nil {
-			b.Fatalf("readEntry = %v, %v", e, err)
+			b.Fatalf("Entry = %v, %v", e, err)
 		}
 	}
 }

@@ -2,58 +2,22 @@ package backend
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
-
-// DevicePrefix is where device authorizations (RFC 8628) live while the
-// user decides; seal-wrapped, since they hold the device code.
-const DevicePrefix = "device/"
 
 // deviceRetention is how long after its codes expire (when every flow is
 // over) a device flow can still be read; then the tick deletes it, so
 // finished flows are not listed and read on every tick forever.
 const deviceRetention = 24 * time.Hour
-
-// Device flow states, as status shows them.
-const (
-	DevicePending  = "pending"
-	DeviceApproved = "approved"
-	DeviceDenied   = "denied"
-	DeviceExpired  = "expired"
-	DeviceFailed   = "failed"
-)
-
-// DeviceFlow is one device authorization of a credential.
-type DeviceFlow struct {
-	UserCode                string            `json:"user_code"`
-	VerificationURI         string            `json:"verification_uri"`
-	VerificationURIComplete string            `json:"verification_uri_complete,omitempty"`
-	ExpiresAt               time.Time         `json:"expires_at"`
-	Interval                time.Duration     `json:"interval"`
-	State                   string            `json:"state"`
-	Detail                  string            `json:"detail,omitempty"`
-	StartedAt               time.Time         `json:"started_at"`
-	App                     string            `json:"app,omitempty"`
-	Metadata                map[string]string `json:"metadata,omitempty"`
-	Scopes                  []string          `json:"scopes,omitempty"`
-	// Existing: the flow connects a credential that existed when it
-	// started, so it must not create it again once it is deleted.
-	Existing bool `json:"existing,omitempty"`
-	// deviceCode is the secret the plugin polls with; it is stored, never
-	// shown.
-	DeviceCode string `json:"device_code,omitempty"`
-}
-
-func deviceKey(name string) string { return DevicePrefix + name }
 
 // DeviceRequest starts a device flow.
 type DeviceRequest struct {
@@ -92,7 +56,7 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	da, err := m.client.StartDeviceAuthorization(ctx, req, fl.settings.DeviceAuthorizationURL)
 	m.inflight.done()
 	if err != nil {
-		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: "device_code", Err: err}
+		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantDeviceCode, Err: err}
 	}
 	now := m.now()
 	d := &DeviceFlow{
@@ -119,7 +83,7 @@ func (m *Manager) deviceFlowFor(ctx context.Context, s logical.Storage, name str
 	if f.settings.DeviceAuthorizationURL == "" {
 		return nil, &InputError{Msg: fmt.Sprintf("credential %q has no device authorization endpoint: set device_authorization_url, or issuer for one the vendor publishes", name)}
 	}
-	if !f.settings.Preset.SupportsGrant(providers.GrantRefreshToken) {
+	if !f.settings.Preset.SupportsGrant(model.ConnectedGrant().Name) {
 		return nil, &InputError{Msg: fmt.Sprintf("provider %s does not take refresh tokens, so credential %q cannot connect an account", f.settings.Preset.Name, name)}
 	}
 	return f, nil
@@ -142,29 +106,11 @@ func (m *Manager) Device(ctx context.Context, s logical.Storage, name string) (*
 }
 
 func readDevice(ctx context.Context, s logical.Storage, name string) (*DeviceFlow, error) {
-	raw, err := s.Get(ctx, deviceKey(name))
-	if err != nil {
-		return nil, fmt.Errorf("reading the device flow of credential %q: %w", name, err)
-	}
-	if raw == nil {
-		return nil, nil
-	}
-	var d DeviceFlow
-	if err := json.Unmarshal(raw.Value, &d); err != nil {
-		return nil, fmt.Errorf("decoding the device flow of credential %q: %w", name, err)
-	}
-	return &d, nil
+	return store.Of(s).Device(ctx, name)
 }
 
 func writeDevice(ctx context.Context, s logical.Storage, name string, d *DeviceFlow) error {
-	raw, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	if err := s.Put(ctx, &logical.StorageEntry{Key: deviceKey(name), Value: raw, SealWrap: true}); err != nil {
-		return fmt.Errorf("storing the device flow of credential %q: %w: %w", name, ErrStorageWrite, err)
-	}
-	return nil
+	return store.Of(s).PutDevice(ctx, name, d)
 }
 
 // devicePollers runs one poller per pending device flow, on the node that
@@ -233,23 +179,9 @@ func (p *devicePollers) halt() {
 
 // resume starts pollers for the pending flows in storage, after a start.
 func (p *devicePollers) resume(m *Manager, s logical.Storage) {
-	keys, err := s.List(m.life, DevicePrefix)
+	names, err := store.Of(s).DeviceNames(m.life)
 	if err != nil {
 		return
-	}
-	var names []string
-	for _, k := range keys {
-		if app, ok := strings.CutSuffix(k, "/"); ok {
-			sub, err := s.List(m.life, DevicePrefix+k)
-			if err != nil {
-				continue
-			}
-			for _, acct := range sub {
-				names = append(names, app+"/"+acct)
-			}
-			continue
-		}
-		names = append(names, k)
 	}
 	for _, name := range names {
 		d, err := readDevice(m.life, s, name)
@@ -279,7 +211,7 @@ func (m *Manager) forgetDevice(s logical.Storage, name string) {
 	if err != nil || d == nil || !m.now().After(d.ExpiresAt.Add(deviceRetention)) {
 		return
 	}
-	if err := s.Delete(m.life, deviceKey(name)); err != nil {
+	if err := store.Of(s).DeleteDevice(m.life, name); err != nil {
 		m.logger.Warn("deleting a finished device flow failed; the next tick tries again", "name", name, "error", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
@@ -21,19 +22,8 @@ var ErrNotFound = errors.New("no such credential")
 // longer the active node): it starts no vendor call any more.
 var ErrClosed = errors.New("the plugin backend is shutting down")
 
-// ErrStorageWrite marks a failed storage write. In background work it
-// means this node may have lost leadership: Vault does not cancel a
-// periodic function's context until it returns, so the failed write is the
-// first sign, and the tick must start nothing more.
-var ErrStorageWrite = errors.New("storage write failed")
-
-// Sentinel phrases for our own failures, wrapped the same way everywhere.
-const (
-	errReadEntry    = "reading credential from storage"
-	errPersistEntry = "storing credential"
-	errDecodeEntry  = "decoding stored credential"
-	errDeleteEntry  = "deleting credential"
-)
+// ErrStorageWrite marks a failed storage write (see store.ErrWrite).
+var ErrStorageWrite = store.ErrWrite
 
 // GrantError is a failed grant, refresh or code exchange, with the
 // credential and vendor it concerns. Its message never holds a secret: the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
 // loader rebuilds the refresh schedule after a start, in the background, so
@@ -99,7 +100,7 @@ func (m *Manager) scheduleFrom(ctx context.Context, s logical.Storage, names []s
 		if ctx.Err() != nil {
 			return append(failed, names[i:]...)
 		}
-		e, err := readEntry(ctx, s, name)
+		e, err := store.Of(s).Entry(ctx, name)
 		if err != nil {
 			failed = append(failed, name)
 			continue

@@ -2,9 +2,6 @@ package backend
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
 
@@ -115,16 +113,15 @@ func (m *Manager) SetClock(now func() time.Time) {
 	m.refresher.mu.Unlock()
 }
 
-func storageKey(name string) string { return StoragePrefix + name }
-
 // Invalidate drops what the manager remembers of a storage key that changed
 // underneath it (Vault calls this on nodes that replicate storage).
 func (m *Manager) Invalidate(key string) {
-	if name, ok := strings.CutPrefix(key, StoragePrefix); ok {
-		m.cache.drop(name)
+	entry, app := store.Changed(key)
+	if entry != "" {
+		m.cache.drop(entry)
 	}
-	if name, ok := strings.CutPrefix(key, AppPrefix); ok {
-		m.dropApp(name)
+	if app != "" {
+		m.dropApp(app)
 	}
 }
 
@@ -187,7 +184,7 @@ func (m *Manager) get(ctx context.Context, s logical.Storage, name string) (*cac
 		return m.fresh(ctx, s, name, c)
 	}
 	gen := m.cache.generation(name)
-	e, err := readEntry(ctx, s, name)
+	e, err := store.Of(s).Entry(ctx, name)
 	if h := m.hooks.AfterStorageRead; h != nil {
 		h(name)
 	}
@@ -239,7 +236,7 @@ func (m *Manager) resolve(ctx context.Context, s logical.Storage, name string, e
 	}
 	eff := e.Config.Effective(snap.app)
 	var st *Settings
-	if e.Config.overridesNothing() && e.Config.RefreshToken != "" {
+	if e.Config.OverridesNothing() && e.Config.RefreshToken != "" {
 		st, err = snap.plainSettings(e.Config.App)
 	} else {
 		st, err = eff.Resolve()
@@ -264,95 +261,15 @@ func (m *Manager) fresh(ctx context.Context, s logical.Storage, name string, c *
 	return n, nil
 }
 
-func readEntry(ctx context.Context, s logical.Storage, name string) (*Entry, error) {
-	raw, err := s.Get(ctx, storageKey(name))
-	if err != nil {
-		return nil, fmt.Errorf("%s %q: %w", errReadEntry, name, err)
-	}
-	if raw == nil {
-		return nil, nil
-	}
-	e, err := decodeEntry(raw.Value)
-	if err != nil {
-		return nil, fmt.Errorf("%s %q: %w", errDecodeEntry, name, err)
-	}
-	return e, nil
-}
-
-// v1Entry is how schema version 1 kept what version 2 moved out: the
-// last error and the open authorizations, inline.
-type v1Entry struct {
-	Status struct {
-		LastError     string    `json:"last_error"`
-		LastErrorCode string    `json:"last_error_code"`
-		LastErrorAt   time.Time `json:"last_error_at"`
-	} `json:"status"`
-	Authorizations map[string]*Authorization `json:"authorizations"`
-	Config         struct {
-		UsePKCE *bool `json:"use_pkce"`
-	} `json:"config"`
-}
-
-// decodeEntry decodes a stored entry, upgrading an older one in memory;
-// the next write stores it at the current version.
-func decodeEntry(raw []byte) (*Entry, error) {
-	var e Entry
-	if err := json.Unmarshal(raw, &e); err != nil {
-		return nil, err
-	}
-	switch {
-	case e.Version == SchemaVersion:
-		return &e, nil
-	case e.Version > SchemaVersion:
-		return nil, fmt.Errorf("entry has schema version %d but this plugin knows up to %d; upgrade the plugin", e.Version, SchemaVersion)
-	}
-	// Versions 0 (development only) and 1.
-	var old v1Entry
-	if err := json.Unmarshal(raw, &old); err != nil {
-		return nil, err
-	}
-	e.legacy = &legacyParts{
-		Problem:        Problem{LastError: old.Status.LastError, LastErrorCode: old.Status.LastErrorCode, LastErrorAt: old.Status.LastErrorAt},
-		Authorizations: old.Authorizations,
-	}
-	if e.Status.NeedsReauthorization && e.Status.ReauthReason == "" {
-		e.Status.ReauthReason = old.Status.LastError
-	}
-	// Version 1 stored use_pkce=false by leaving it out; PKCE was off
-	// unless set, and stays so for entries written then.
-	if old.Config.UsePKCE == nil {
-		off := false
-		e.Config.UsePKCE = &off
-	}
-	if e.Config.RefreshToken != "" && e.Config.RefreshTokenFor == "" {
-		if st, err := e.Config.Resolve(); err == nil {
-			e.Config.RefreshTokenFor = st.TokenURL
-		}
-	}
-	e.Version = SchemaVersion
-	return &e, nil
-}
-
 // writeEntry stores e for name; the caller holds name's lock. An entry
 // read at an older schema version first has its inline parts moved to
 // their own keys.
 func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string, e *Entry) error {
-	if e.legacy != nil {
-		if err := m.migrateLegacy(ctx, s, name, e.legacy); err != nil {
-			return err
-		}
-		e.legacy = nil
-	}
-	e.Version = SchemaVersion
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("%s %q: %w", errPersistEntry, name, err)
-	}
-	if err := s.Put(ctx, &logical.StorageEntry{Key: storageKey(name), Value: raw, SealWrap: true}); err != nil {
+	if err := store.Of(s).PutEntry(ctx, name, e); err != nil {
 		// What is cached may no longer be what is stored: a failed
 		// write can still have reached storage.
 		m.cache.drop(name)
-		return fmt.Errorf("%s %q: %w: %w", errPersistEntry, name, ErrStorageWrite, err)
+		return err
 	}
 	c, err := m.newCached(ctx, s, name, e)
 	if err != nil {
@@ -367,22 +284,6 @@ func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string
 	// A new token is not in use until it is read from the cache; the
 	// first such read schedules its refresh ahead (markUsed).
 	m.sched.set(name, proactiveAt(name, e, c.settings, false))
-	return nil
-}
-
-// migrateLegacy moves a version 1 entry's last error and open
-// authorizations to their own keys.
-func (m *Manager) migrateLegacy(ctx context.Context, s logical.Storage, name string, l *legacyParts) error {
-	if l.Problem.LastError != "" {
-		if err := writeProblem(ctx, s, name, &l.Problem); err != nil {
-			return err
-		}
-	}
-	for state, a := range l.Authorizations {
-		if err := writeAuthorization(ctx, s, name, state, a); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -446,7 +347,7 @@ func (m *Manager) current(ctx context.Context, s logical.Storage, name string) (
 	p := m.pending[name]
 	m.pendingMu.Unlock()
 	if p == nil {
-		return readEntry(ctx, s, name)
+		return store.Of(s).Entry(ctx, name)
 	}
 	if err := m.writeEntry(ctx, s, name, p); err != nil {
 		return nil, err
@@ -537,8 +438,8 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	if e, err := m.current(ctx, s, name); err == nil && e != nil {
 		revoked = m.revokeAtVendor(ctx, s, name, e)
 	}
-	if err := s.Delete(ctx, storageKey(name)); err != nil {
-		return revoked, fmt.Errorf("%s %q: %w", errDeleteEntry, name, err)
+	if err := store.Of(s).DeleteEntry(ctx, name); err != nil {
+		return revoked, err
 	}
 	// The keys go after the entry, so a failed entry delete keeps a
 	// working credential; they go even when the entry could not be read,
@@ -554,7 +455,7 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	// A pending device flow would create the credential again on
 	// approval.
 	m.devices.stop(name)
-	if err := s.Delete(ctx, deviceKey(name)); err != nil {
+	if err := store.Of(s).DeleteDevice(ctx, name); err != nil {
 		m.logger.Warn("deleting a credential's device flow failed; if the user still approves it, it connects the credential again", "name", name, "error", err)
 	}
 	m.pendingMu.Lock()
@@ -577,28 +478,7 @@ func (m *Manager) deleteOwnKeys(ctx context.Context, s logical.Storage, name str
 // List returns the names of all credentials, connections of apps
 // ("<app>/<account>") included.
 func (m *Manager) List(ctx context.Context, s logical.Storage) ([]string, error) {
-	top, err := s.List(ctx, StoragePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("listing credentials: %w", err)
-	}
-	var names []string
-	for _, k := range top {
-		app, isFolder := strings.CutSuffix(k, "/")
-		if !isFolder {
-			names = append(names, k)
-			continue
-		}
-		sub, err := s.List(ctx, StoragePrefix+k)
-		if err != nil {
-			return nil, fmt.Errorf("listing the connections of app %q: %w", app, err)
-		}
-		for _, acct := range sub {
-			if !strings.HasSuffix(acct, "/") {
-				names = append(names, app+"/"+acct)
-			}
-		}
-	}
-	return names, nil
+	return store.Of(s).EntryNames(ctx)
 }
 
 // ListPage returns one page of the credentials of app ("" for the
@@ -620,15 +500,10 @@ func (m *Manager) ListPage(ctx context.Context, s logical.Storage, app, after st
 			return p, nil
 		}
 	}
-	prefix := StoragePrefix
-	if app != "" {
-		prefix += app + "/"
-	}
-	keys, err := s.List(ctx, prefix)
+	keys, err := store.Of(s).EntryKeys(ctx, app)
 	if err != nil {
-		return Page{}, fmt.Errorf("listing credentials: %w", err)
+		return Page{}, err
 	}
-	sort.Strings(keys)
 	return pageFrom(keys, after, limit), nil
 }
 

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"net/url"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // Refreshing ahead of need, and only what is used.
@@ -37,8 +37,6 @@ const (
 	// proactiveMinLifetime: tokens shorter-lived than this are left to
 	// readers.
 	proactiveMinLifetime = 2 * time.Minute
-	// DefaultKeepAlive is keepalive_interval's default.
-	DefaultKeepAlive = 72 * time.Hour
 	// refreshConcurrency and refreshRate bound the background refreshes
 	// sent to one token endpoint (one host), so a restart of a mount
 	// with many credentials does not stampede a vendor.
@@ -80,7 +78,7 @@ func proactiveAt(name string, e *Entry, s *Settings, used bool) time.Time {
 	var at time.Time
 	if used && e.Token != nil && e.Token.ExpiresAt.Sub(e.Token.ObtainedAt) >= proactiveMinLifetime {
 		life := e.Token.ExpiresAt.Sub(e.Token.ObtainedAt)
-		at = handoutEnd(e.Token, s).Add(-refreshLead(life) - refreshJitter(name, e.Token))
+		at = model.HandoutEnd(e.Token, s).Add(-refreshLead(life) - refreshJitter(name, e.Token))
 	}
 	if k := keepAliveAt(e, s); !k.IsZero() && (at.IsZero() || k.Before(at)) {
 		at = k
@@ -91,7 +89,7 @@ func proactiveAt(name string, e *Entry, s *Settings, used bool) time.Time {
 // keepAliveAt is when a refresh-token credential is refreshed whether used
 // or not, or zero.
 func keepAliveAt(e *Entry, s *Settings) time.Time {
-	if s.GrantType != providers.GrantRefreshToken || e.Config.RefreshToken == "" || s.KeepAlive <= 0 || e.Status.LastRefreshedAt.IsZero() {
+	if !s.Grant.KeepsAlive || e.Config.RefreshToken == "" || s.KeepAlive <= 0 || e.Status.LastRefreshedAt.IsZero() {
 		return time.Time{}
 	}
 	return e.Status.LastRefreshedAt.Add(s.KeepAlive)
@@ -391,8 +389,8 @@ func (m *Manager) limitsFor(ctx context.Context, s logical.Storage, name string)
 // endpointKey groups credentials by the host of their token endpoint: what
 // a vendor rate-limits.
 func endpointKey(s *Settings) string {
-	if u, err := parseHost(s.TokenURL); err == nil {
-		return u
+	if u, err := url.Parse(s.TokenURL); err == nil {
+		return u.Host
 	}
 	return s.TokenURL
 }

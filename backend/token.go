@@ -11,8 +11,9 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
 
 // Result is a token ready to hand out.
@@ -116,7 +117,7 @@ func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obt
 	default:
 		return 0, &LeaseEndedError{Name: name}
 	}
-	ttl, ok := renewLease(tok, c.settings, m.now())
+	ttl, ok := model.RenewLease(tok, c.settings, m.now())
 	if !ok {
 		return 0, &LeaseEndedError{Name: name}
 	}
@@ -151,9 +152,9 @@ func needsReauth(name string, e *Entry, s *Settings) error {
 	switch {
 	case e.Status.NeedsReauthorization:
 		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: e.Status.ReauthReason, CanConnect: s.AuthorizeURL != ""}
-	case s.GrantType == providers.GrantRefreshToken && e.Config.RefreshToken == "":
+	case s.Grant.HoldsRefreshToken && e.Config.RefreshToken == "":
 		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: "it has no refresh token yet", CanConnect: s.AuthorizeURL != ""}
-	case s.GrantType == providers.GrantRefreshToken && e.Config.RefreshTokenFor != "" && e.Config.RefreshTokenFor != s.TokenURL:
+	case s.Grant.HoldsRefreshToken && e.Config.RefreshTokenFor != "" && e.Config.RefreshTokenFor != s.TokenURL:
 		// A refresh token goes only where it was written or issued for:
 		// whoever changed the endpoint (of the config or its app) after
 		// it was stored did not necessarily know it.
@@ -275,19 +276,10 @@ func (m *Manager) refreshLocked(ctx, start context.Context, s logical.Storage, n
 	return m.grant(ctx, start, s, name, l, md)
 }
 
-// probeKey is written before each background vendor call.
-const probeKey = "probe/tick"
-
-// probeWrite writes a small entry to prove the node can still write. A
-// node that lost leadership (a partition, a quorum loss) keeps running its
-// tick until the tick returns, and Vault cancels nothing until then: each
-// refresh it started would rotate a refresh token it cannot store.
+// probeWrite proves the node can still write before a background vendor
+// call (see store.Probe).
 func (m *Manager) probeWrite(ctx context.Context, s logical.Storage) error {
-	err := s.Put(ctx, &logical.StorageEntry{Key: probeKey, Value: []byte(m.now().UTC().Format(time.RFC3339Nano))})
-	if err != nil {
-		return fmt.Errorf("this node cannot write storage (it may have lost leadership), so the tick calls no vendor: %w: %w", ErrStorageWrite, err)
-	}
-	return nil
+	return store.Of(s).Probe(ctx, m.now())
 }
 
 func lockOp(md mode) string {
@@ -344,7 +336,7 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 	m.clearProblem(wctx, s, name)
 
 	next := e.Clone()
-	rotated := next.applyToken(tok, settings, sentAt)
+	rotated := next.ApplyToken(tok, settings, sentAt)
 	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &l.eff)
 	// Persist before handing out: if the vendor rotated the refresh token,
 	// the old one is dead and this write is the only thing keeping the
@@ -380,7 +372,7 @@ type attempted struct {
 func (m *Manager) attempt(ctx, start context.Context, name string, l *locked, md mode, req tokenclient.Request, log hclog.Logger) attempted {
 	a := attempted{sentAt: m.now()}
 	a.tok, a.err = m.callVendor(ctx, start, name, req)
-	if prev := l.app.previousSecret(m.now(), req.TokenURL); prev != "" && isInvalidClient(a.err) {
+	if prev := l.app.PreviousSecret(m.now(), req.TokenURL); prev != "" && isInvalidClient(a.err) {
 		// The app's secret changed in Vault before at the vendor (or the
 		// other way round): the one secret the vendor refused, the
 		// other may still work during the overlap.
@@ -392,7 +384,7 @@ func (m *Manager) attempt(ctx, start context.Context, name string, l *locked, md
 		}
 	}
 	// An operator's forced refresh makes exactly one request.
-	if a.err == nil || md == modeForce || !l.settings.retriesLostAnswer(l.e) || !isLostAnswer(a.err) {
+	if a.err == nil || md == modeForce || !l.settings.RetriesLostAnswer(l.e) || !isLostAnswer(a.err) {
 		return a
 	}
 	// The vendor may have rotated the refresh token in the answer we lost.
@@ -440,7 +432,7 @@ func (m *Manager) callVendor(ctx, start context.Context, name string, req tokenc
 // that failed (the token is then held in memory).
 func (m *Manager) keepIssuedRefreshToken(ctx context.Context, s logical.Storage, name string, e *Entry, settings *Settings, err error, log hclog.Logger) (*Entry, error) {
 	var re *tokenclient.ResponseError
-	if !errors.As(err, &re) || re.IssuedRefreshToken == "" || settings.GrantType != providers.GrantRefreshToken || re.IssuedRefreshToken == e.Config.RefreshToken {
+	if !errors.As(err, &re) || re.IssuedRefreshToken == "" || !settings.Grant.HoldsRefreshToken || re.IssuedRefreshToken == e.Config.RefreshToken {
 		return nil, nil
 	}
 	next := e.Clone()
@@ -474,7 +466,7 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 		log.Warn("recording the failure in the credential's status failed", "error", werr)
 	}
 	next := e.Clone()
-	if settings.GrantType == providers.GrantRefreshToken && gerr.VendorCode() == "invalid_grant" {
+	if settings.Grant.RefusalMeans == model.RefusalReauth && gerr.VendorCode() == "invalid_grant" {
 		next.Status.NeedsReauthorization = true
 		next.Status.ReauthReason = gerr.Err.Error()
 		if e.Status.RotationSeen {
@@ -488,7 +480,7 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 	// A lost answer is remembered in storage, so the guard holds across a
 	// restart or a failover; any answer clears it.
 	next.Status.OutcomeUnknownAt = time.Time{}
-	if gerr.lostAnswer() && settings.GrantType == providers.GrantRefreshToken && e.Status.RotationSeen {
+	if gerr.lostAnswer() && settings.Grant.HoldsRefreshToken && e.Status.RotationSeen {
 		next.Status.OutcomeUnknownAt = m.now()
 		log.Error("a refresh was sent but no answer came back; the vendor may have rotated the refresh token, so it is not retried automatically again")
 	}
@@ -505,48 +497,8 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 	return m.serveStale(e, settings, gerr)
 }
 
-// applyToken puts a vendor's token response into the entry and reports
-// whether it rotated the refresh token. sentAt is when the request was
-// sent: the vendor's expires_in counts from about then, so an expiry
-// counted from the answer's arrival would be late by the round trip.
-func (e *Entry) applyToken(tok *tokenclient.Token, s *Settings, sentAt time.Time) bool {
-	lifetime := tok.ExpiresIn
-	if lifetime <= 0 {
-		lifetime = s.DefaultTTL
-	}
-	var replaces time.Time
-	if e.Token != nil {
-		replaces = e.Token.ObtainedAt
-	}
-	e.Token = &Token{
-		AccessToken: tok.AccessToken,
-		TokenType:   tok.TokenType,
-		Scope:       tok.Scope,
-		ObtainedAt:  sentAt,
-		ExpiresAt:   sentAt.Add(lifetime),
-		Replaces:    replaces,
-	}
-	rotated := false
-	// Only a refresh-token credential keeps a refresh token: Bold Penguin,
-	// for one, sends one with client credentials that it will not accept.
-	if s.GrantType == providers.GrantRefreshToken && tok.RefreshToken != "" && tok.RefreshToken != e.Config.RefreshToken {
-		e.Config.RefreshToken = tok.RefreshToken
-		e.Status.RotationSeen = true
-		rotated = true
-	}
-	if rotated {
-		// RevokeURLFor stays: a rotated refresh token continues the one
-		// stored, and is revoked where that one would have been.
-		e.Config.RefreshTokenFor = s.TokenURL
-	}
-	e.Status.LastRefreshedAt = sentAt
-	e.Status.NeedsReauthorization, e.Status.ReauthReason = false, ""
-	e.Status.OutcomeUnknownAt = time.Time{}
-	return rotated
-}
-
 func (m *Manager) handOut(name string, e *Entry, s *Settings) (*Result, error) {
-	ttl, ok := freshLease(e.Token, s, m.now())
+	ttl, ok := model.FreshLease(e.Token, s, m.now())
 	if !ok {
 		return nil, &ShortTokenError{Name: name, Lifetime: e.Token.ExpiresAt.Sub(e.Token.ObtainedAt)}
 	}
@@ -560,7 +512,7 @@ func (m *Manager) serveStale(e *Entry, s *Settings, cause error) (*Result, error
 	if s == nil || s.Static() {
 		return nil, cause
 	}
-	ttl, ok := staleLease(e.Token, s, m.now())
+	ttl, ok := model.StaleLease(e.Token, s, m.now())
 	if !ok {
 		return nil, cause
 	}

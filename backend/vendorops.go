@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/keys"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
 
 // rediscoverAfter is how old an issuer's metadata may get before the
@@ -39,7 +39,7 @@ func (m *Manager) Discover(ctx context.Context, issuer string, c *Config) (*Disc
 		return nil, ErrClosed
 	}
 	defer m.inflight.done()
-	md, err := m.client.Discover(ctx, issuer, c.tlsConfig())
+	md, err := m.client.Discover(ctx, issuer, c.TLSConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func (m *Manager) revokeAtVendor(ctx context.Context, s logical.Storage, name st
 		return RevokeResult{}
 	}
 	st := r.settings
-	if e.Config.RefreshToken == "" || st.RevocationURL == "" || !st.RevokeOnDelete || st.GrantType != providers.GrantRefreshToken {
+	if e.Config.RefreshToken == "" || st.RevocationURL == "" || !st.RevokeOnDelete || !st.Grant.HoldsRefreshToken {
 		return RevokeResult{}
 	}
 	if e.Config.RefreshTokenFor != "" && e.Config.RefreshTokenFor != st.TokenURL {
@@ -163,9 +163,9 @@ func revocationBound(c *Config, url string) bool {
 	if c.RefreshTokenFor == "" {
 		return false
 	}
-	revokeHost, err1 := parseHost(url)
-	tokenHost, err2 := parseHost(c.RefreshTokenFor)
-	return err1 == nil && err2 == nil && tokenHost != "" && strings.EqualFold(revokeHost, tokenHost)
+	revoke, err1 := neturl.Parse(url)
+	token, err2 := neturl.Parse(c.RefreshTokenFor)
+	return err1 == nil && err2 == nil && token.Host != "" && strings.EqualFold(revoke.Host, token.Host)
 }
 
 // rediscoverApps fetches again the metadata of apps whose issuer's was
@@ -209,7 +209,7 @@ func (m *Manager) rediscoverApp(ctx context.Context, s logical.Storage, name str
 	var changed []string
 	if err != nil {
 		m.logger.Warn("refreshing an issuer's metadata failed; keeping what was fetched before", "app", name, "error", err.Error())
-	} else if changed = a.Config.discoveryChanges(d); len(changed) > 0 {
+	} else if changed = a.Config.DiscoveryChanges(d); len(changed) > 0 {
 		m.logger.Warn("an issuer's metadata now names other endpoints for the app's secrets; keeping the ones in use until the app is written again", "app", name, "changed", strings.Join(changed, ", "))
 	}
 	// Recorded also when the tick's time ran out during the fetch.
@@ -249,34 +249,4 @@ func rediscoverDue(d *Discovered, now time.Time) bool {
 		last = d.CheckedAt
 	}
 	return now.Sub(last) >= rediscoverAfter
-}
-
-// discoveryChanges lists where c's secrets would go differently with d in
-// place of its Discovered: the resolved endpoints, so one an explicit
-// field overrides does not count; when c does not resolve, any discovered
-// endpoint that differs.
-func (c *Config) discoveryChanges(d *Discovered) []string {
-	before, after := c.Clone(), c.Clone()
-	after.Discovered = d
-	for _, x := range []*Config{&before, &after} {
-		if x.RefreshToken == "" {
-			x.RefreshToken = "a connection's" // resolved as an app's connections are
-		}
-	}
-	if _, err := before.Resolve(); err == nil {
-		if _, err := after.Resolve(); err == nil {
-			return before.DestinationChanges(&after)
-		}
-	}
-	var out []string
-	old := c.Discovered
-	for _, f := range []struct{ field, was, now string }{
-		{"token_url", old.TokenURL, d.TokenURL}, {"authorize_url", old.AuthorizeURL, d.AuthorizeURL},
-		{"revocation_url", old.RevocationURL, d.RevocationURL}, {"device_authorization_url", old.DeviceAuthorizationURL, d.DeviceAuthorizationURL},
-	} {
-		if f.was != f.now {
-			out = append(out, fmt.Sprintf("%s=%s (was %s)", f.field, f.now, f.was))
-		}
-	}
-	return out
 }

@@ -17,6 +17,11 @@ const (
 	// GrantStatic serves an access token the user minted at the vendor,
 	// until it expires; nothing is ever requested from the vendor.
 	GrantStatic = "static"
+	// GrantAuthorizationCode and GrantDeviceCode connect an account: a
+	// user consents and the plugin gets the account's refresh token. A
+	// config does not name them; authorize/ and device/ run them.
+	GrantAuthorizationCode = "authorization_code"
+	GrantDeviceCode        = "device_code"
 )
 
 // Client authentication styles, basic encodings and body formats, spelled as

@@ -1,4 +1,4 @@
-package backend
+package model
 
 import "time"
 
@@ -90,7 +90,7 @@ func margin(tok *Token, s *Settings) time.Duration {
 }
 
 // handoutEnd is when tok stops being handed out from the cache.
-func handoutEnd(tok *Token, s *Settings) time.Time {
+func HandoutEnd(tok *Token, s *Settings) time.Time {
 	return tok.ExpiresAt.Add(-effectiveSkew(tok, s) - margin(tok, s))
 }
 
@@ -98,9 +98,9 @@ func handoutEnd(tok *Token, s *Settings) time.Time {
 // latest.
 func leaseEnd(tok *Token, s *Settings) time.Time {
 	if s.Static() {
-		return handoutEnd(tok, s)
+		return HandoutEnd(tok, s)
 	}
-	return handoutEnd(tok, s).Add(floor(tok))
+	return HandoutEnd(tok, s).Add(floor(tok))
 }
 
 // capTTL applies max_ttl.
@@ -115,7 +115,7 @@ func capTTL(ttl time.Duration, s *Settings) time.Duration {
 // and whether it may be handed out at all: a lease to H of at least F,
 // capped by max_ttl.
 func Lease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
-	if tok == nil || s == nil || now.After(handoutEnd(tok, s)) {
+	if tok == nil || s == nil || now.After(HandoutEnd(tok, s)) {
 		return 0, false
 	}
 	ttl := leaseEnd(tok, s).Sub(now).Truncate(time.Second)
@@ -128,7 +128,7 @@ func Lease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 // freshLease is the lease of a token just obtained from the vendor: to H,
 // or when a token lives so briefly that less than a second is left, one
 // second if that still ends by E - s.
-func freshLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
+func FreshLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 	if tok == nil || s == nil {
 		return 0, false
 	}
@@ -144,7 +144,7 @@ func freshLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 
 // renewLease is how long a lease holding tok may be extended for at now:
 // to H, while at least a second is left.
-func renewLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
+func RenewLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 	if tok == nil || s == nil {
 		return 0, false
 	}
@@ -160,14 +160,14 @@ func renewLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 func VendorCallsPerLifetime(life, skew time.Duration) float64 {
 	tok := &Token{ObtainedAt: time.Time{}, ExpiresAt: time.Time{}.Add(life)}
 	s := &Settings{ExpirySkew: skew}
-	return float64(life) / float64(handoutEnd(tok, s).Sub(tok.ObtainedAt))
+	return float64(life) / float64(HandoutEnd(tok, s).Sub(tok.ObtainedAt))
 }
 
 // staleLease is how long a token that is past its hand-out end may still be
 // served, after a refresh failed: to its expiry minus the skew, so a reader
 // never holds it past the point the operator said tokens stop being safe
 // to use; false when less than a second is left.
-func staleLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
+func StaleLease(tok *Token, s *Settings, now time.Time) (time.Duration, bool) {
 	if tok == nil || s == nil {
 		return 0, false
 	}

@@ -1,15 +1,8 @@
-package backend
+package model
 
 import (
-	"context"
-	"encoding/json"
-	"reflect"
-	"slices"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
@@ -42,7 +35,7 @@ func TestLease(t *testing.T) {
 		{"a minute-long token just before the hand-out end: 2 s, never less", tok(time.Minute), skew(time.Second), 56900 * time.Millisecond, 2 * time.Second, true},
 		{"a minute-long token past the hand-out end: replaced", tok(time.Minute), skew(time.Second), 57100 * time.Millisecond, 0, false},
 		{"expired", tok(time.Hour), skew(0), time.Hour + time.Second, 0, false},
-		{"static to its skew", tok(time.Hour), &Settings{GrantType: providers.GrantStatic, ExpirySkew: 30 * time.Second}, time.Hour - 32*time.Second, 2 * time.Second, true},
+		{"static to its skew", tok(time.Hour), &Settings{GrantType: providers.GrantStatic, Grant: MustGrant(providers.GrantStatic), ExpirySkew: 30 * time.Second}, time.Hour - 32*time.Second, 2 * time.Second, true},
 		{"nil token", nil, skew(0), 0, 0, false},
 		{"nil settings", tok(time.Hour), nil, 0, 0, false},
 	}
@@ -127,42 +120,6 @@ func TestAgentLikeReadersGetFreshTokensInTime(t *testing.T) {
 	}
 }
 
-func TestScheduleTouchesOnlyDue(t *testing.T) {
-	t.Parallel()
-	s := newSchedule()
-	t0 := time.Now()
-	for i := 0; i < 1000; i++ {
-		s.set(string(rune('a'+i%26))+time.Duration(i).String(), t0.Add(time.Duration(i)*time.Minute))
-	}
-	s.set("early", t0.Add(-time.Second))
-	s.set("moved", t0.Add(-time.Second))
-	s.set("moved", t0.Add(time.Hour*100)) // rescheduled: the old heap item is skipped
-	got := s.popDue(t0)
-	if len(got) != 2 || got[0] != "early" {
-		t.Errorf("popDue = %v, want [early a0s]", got)
-	}
-	if len(s.popDue(t0)) != 0 {
-		t.Errorf("a name was popped twice")
-	}
-}
-
-func TestUpgradeStoredEntries(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := &logical.InmemStorage{}
-	old, _ := json.Marshal(map[string]any{"config": map[string]any{"provider": "generic", "client_id": "c"}})
-	_ = s.Put(ctx, &logical.StorageEntry{Key: StoragePrefix + "old", Value: old})
-	e, err := readEntry(ctx, s, "old")
-	if err != nil || e.Version != SchemaVersion || e.Config.ClientID != "c" {
-		t.Fatalf("version-0 entry: %+v, %v", e, err)
-	}
-	future, _ := json.Marshal(map[string]any{"version": SchemaVersion + 1})
-	_ = s.Put(ctx, &logical.StorageEntry{Key: StoragePrefix + "future", Value: future})
-	if _, err := readEntry(ctx, s, "future"); err == nil || !strings.Contains(err.Error(), "upgrade the plugin") {
-		t.Errorf("an entry from a newer plugin: %v", err)
-	}
-}
-
 func TestResolveFillsPresetDefaults(t *testing.T) {
 	t.Parallel()
 	c := Config{Provider: "boldpenguin", Environment: "staging", ClientID: "i", ClientSecret: "s", APIKey: "k"}
@@ -180,55 +137,5 @@ func TestResolveFillsPresetDefaults(t *testing.T) {
 	s, _ = c.Resolve()
 	if s.GrantTypeInQuery || s.AuthStyle != "body" {
 		t.Errorf("overrides ignored: %+v", s)
-	}
-}
-
-// A name rescheduled many times between pops must not grow the heap without
-// bound (a credential refreshed every minute used to leave an item each).
-func TestScheduleHeapStaysProportional(t *testing.T) {
-	t.Parallel()
-	s := newSchedule()
-	now := time.Now()
-	for i := range 1440 {
-		s.set("x", now.Add(time.Duration(i)*time.Minute+DefaultKeepAlive))
-	}
-	if len(s.heap) > 2*len(s.due)+65 {
-		t.Errorf("%d heap items for %d scheduled names", len(s.heap), len(s.due))
-	}
-	if got := s.popDue(now.Add(1440*time.Minute + DefaultKeepAlive)); len(got) != 1 || got[0] != "x" {
-		t.Errorf("popDue = %v", got)
-	}
-}
-
-// Every Config field is either compared by SameRequest or listed as not
-// sent, so a new field cannot silently keep (or drop) cached tokens.
-func TestEveryConfigFieldIsClassified(t *testing.T) {
-	t.Parallel()
-	ty := reflect.TypeOf(Config{})
-	base := Config{}
-	for i := range ty.NumField() {
-		f := ty.Field(i)
-		if slices.Contains(notSent, f.Name) {
-			continue
-		}
-		changed := base
-		v := reflect.ValueOf(&changed).Elem().Field(i)
-		switch v.Kind() {
-		case reflect.String:
-			v.SetString("x")
-		case reflect.Slice:
-			v.Set(reflect.ValueOf([]string{"x"}))
-		case reflect.Map:
-			v.Set(reflect.ValueOf(map[string]string{"x": "y"}))
-		case reflect.Pointer:
-			v.Set(reflect.New(v.Type().Elem()))
-		case reflect.Int64:
-			v.SetInt(1)
-		default:
-			t.Fatalf("field %s of kind %s: teach this test to change it", f.Name, v.Kind())
-		}
-		if base.SameRequest(&changed) {
-			t.Errorf("Config.%s is neither compared by SameRequest nor listed in notSent", f.Name)
-		}
 	}
 }

@@ -1,0 +1,143 @@
+package model
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// App is one OAuth client (one client_id and its secrets) that many
+// connections share: what belongs to the client, not to an account.
+type App struct {
+	Version int `json:"version"`
+	// Config holds the client's settings in the same fields a
+	// self-contained credential uses; what only an account holds
+	// (refresh_token, app, metadata) is always empty.
+	Config Config `json:"config"`
+	// AllowedRedirectURIs are the only redirect URIs an authorization of
+	// a connection may use, compared exactly.
+	AllowedRedirectURIs []string `json:"allowed_redirect_uris,omitempty"`
+	// PreviousClientSecret is the secret before the last change, tried
+	// once when the vendor refuses the current one with invalid_client,
+	// until PreviousUntil, and only at PreviousFor, the token endpoint it
+	// was written for.
+	PreviousClientSecret string    `json:"previous_client_secret,omitempty"`
+	PreviousUntil        time.Time `json:"previous_until,omitempty"`
+	PreviousFor          string    `json:"previous_for,omitempty"`
+	// SecretOverlap: nil means DefaultSecretOverlap.
+	SecretOverlap *time.Duration `json:"client_secret_overlap,omitempty"`
+	// RefreshConcurrency and RefreshRate bound the background refreshes of
+	// the app's connections (0: the defaults, 4 at a time and 10 a
+	// second), so a restart of a mount with many connections does not
+	// stampede the vendor.
+	RefreshConcurrency int     `json:"refresh_concurrency,omitempty"`
+	RefreshRate        float64 `json:"refresh_rate,omitempty"`
+}
+
+// Validate checks an app as its connections will use it.
+func (a *App) Validate() error {
+	for _, f := range fields {
+		if f.Holder == InConfig && f.ConnectionOnly() && f.IsSet(&a.Config) {
+			return fmt.Errorf("an app holds no %s: write it to a connection, config/<app>/<account>", f.Name)
+		}
+	}
+	if a.RefreshConcurrency < 0 || a.RefreshRate < 0 {
+		return fmt.Errorf("refresh_concurrency and refresh_rate cannot be negative")
+	}
+	if err := ValidateRedirectURIs(a.AllowedRedirectURIs); err != nil {
+		return err
+	}
+	_, err := a.Config.ResolveAsConnection()
+	return err
+}
+
+// Overlap is how long the previous client secret is kept.
+func (a *App) Overlap() time.Duration {
+	if a.SecretOverlap != nil {
+		return *a.SecretOverlap
+	}
+	return DefaultSecretOverlap
+}
+
+// PreviousSecret is the previous client secret while it may still be
+// tried at tokenURL, or "". One kept without the endpoint it was written
+// for (by an older release) is not tried: it may have been kept across a
+// change of token_url.
+func (a *App) PreviousSecret(now time.Time, tokenURL string) string {
+	if a == nil || a.PreviousClientSecret == "" || !now.Before(a.PreviousUntil) || a.PreviousFor == "" || a.PreviousFor != tokenURL {
+		return ""
+	}
+	return a.PreviousClientSecret
+}
+
+// HasPrevious reports whether a previous client secret is kept and not
+// yet past its overlap.
+func (a *App) HasPrevious(now time.Time) bool {
+	return a.PreviousClientSecret != "" && now.Before(a.PreviousUntil)
+}
+
+// KeepPrevious keeps before's client secret for the overlap, bound to the
+// token endpoint it was written for; one whose endpoint cannot be told is
+// not kept.
+func (a *App) KeepPrevious(before *Config, now time.Time) bool {
+	s, err := before.ResolveAsConnection()
+	if err != nil || before.ClientSecret == "" {
+		return false
+	}
+	a.PreviousClientSecret, a.PreviousUntil, a.PreviousFor = before.ClientSecret, now.Add(a.Overlap()), s.TokenURL
+	return true
+}
+
+// DropPrevious forgets the previous client secret.
+func (a *App) DropPrevious() {
+	a.PreviousClientSecret, a.PreviousUntil, a.PreviousFor = "", time.Time{}, ""
+}
+
+// Clone returns a deep copy.
+func (a *App) Clone() *App {
+	out := *a
+	out.Config = a.Config.Clone()
+	out.AllowedRedirectURIs = append([]string(nil), a.AllowedRedirectURIs...)
+	if a.SecretOverlap != nil {
+		d := *a.SecretOverlap
+		out.SecretOverlap = &d
+	}
+	return &out
+}
+
+// Secrets lists the app's secret values, for redaction.
+func (a *App) Secrets() []string {
+	return append(a.Config.Secrets(), a.PreviousClientSecret)
+}
+
+// ValidateRedirectURIs checks an app's allow-list: absolute https URLs
+// (http only on a loopback host, for local development), no fragment.
+func ValidateRedirectURIs(uris []string) error {
+	for _, raw := range uris {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" || u.Opaque != "" {
+			return fmt.Errorf("allowed_redirect_uris: %q is not an absolute URL", raw)
+		}
+		if u.Fragment != "" || strings.Contains(raw, "#") {
+			return fmt.Errorf("allowed_redirect_uris: %q must not have a #fragment (RFC 6749 3.1.2)", raw)
+		}
+		if u.User != nil {
+			return fmt.Errorf("allowed_redirect_uris: %q must not carry credentials", raw)
+		}
+		if u.Scheme != "https" && !(u.Scheme == "http" && IsLoopback(u.Hostname())) {
+			return fmt.Errorf("allowed_redirect_uris: %q must use https (http only on a loopback host)", raw)
+		}
+	}
+	return nil
+}
+
+// AppOf is the app a credential name belongs to by its layout:
+// "<app>/<account>" is a connection of <app>.
+func AppOf(name string) string {
+	app, _, ok := strings.Cut(name, "/")
+	if !ok {
+		return ""
+	}
+	return app
+}

@@ -1,0 +1,262 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+)
+
+// Scopes in the rows below.
+const (
+	client     = OnCredential | OnApp                // the OAuth client's
+	account    = OnCredential | OnConnection         // one account's
+	everywhere = OnCredential | OnApp | OnConnection // an app's default, a connection's override
+)
+
+// fields is the model's table: one row per field.
+var fields = []*Field{
+	{
+		Name: "provider", Kind: String, Scope: client, Sent: true, Role: Endpoint,
+		Default: "generic",
+		Display: "Provider",
+		Help:    "Vendor preset: " + strings.Join(providers.Names(), ", ") + ". Presets fill in the token URL, grant type and request style; every other field overrides them.",
+	},
+	{
+		Name: "environment", Kind: String, Scope: client, Sent: true, Role: Endpoint,
+		FromPreset: func(p *providers.Preset) any { return p.DefaultEnvironment },
+		Display:    "Environment",
+		Help:       "Vendor environment whose token URL to use (for example production or staging); defaults to the preset's.",
+	},
+	{
+		Name: "grant_type", Kind: String, Scope: client, Sent: true,
+		FromPreset: func(p *providers.Preset) any { return p.DefaultGrantType() },
+		Allowed:    ConfigurableGrants,
+		Display:    "Grant type",
+		Help:       "OAuth2 grant: client_credentials, refresh_token, or static (serve a user-minted access_token until it expires). Defaults to the preset's.",
+	},
+	{
+		Name: "token_url", Kind: String, Scope: client, Sent: true, Role: Endpoint,
+		Display: "Token URL",
+		Help:    "Token endpoint URL. Must be https, except on a loopback host. Defaults to the preset's for the environment.",
+	},
+	{
+		Name: "client_id", Kind: String, Scope: client, Sent: true,
+		Display: "Client ID",
+		Help:    "OAuth2 client ID.",
+	},
+	{
+		Name: "client_secret", Kind: String, Scope: client, Secret: true, Sent: true,
+		Display: "Client secret",
+		Help:    "OAuth2 client secret. Write-only: reads show client_secret_set.",
+	},
+	{
+		Name: "refresh_token", Kind: String, Scope: account, Secret: true, Sent: true,
+		Display: "Refresh token",
+		Help:    "Refresh token for grant_type=refresh_token. Write-only; replaced automatically when the vendor rotates it.",
+	},
+	{
+		Name: "api_key", Kind: String, Scope: client, Secret: true, Sent: true,
+		Display: "API key",
+		Help:    "API key for vendors whose preset sends one as a header (boldpenguin: x-api-key). Write-only.",
+	},
+	{
+		Name: "scopes", Kind: Words, Scope: everywhere, Sent: true,
+		Display: "Scopes",
+		Help:    "Scopes to request, as a list or comma-separated; sent space-separated.",
+	},
+	{
+		Name: "auth_style", Kind: String, Scope: client, Sent: true,
+		FromPreset: func(p *providers.Preset) any { return p.AuthStyle },
+		Allowed:    AuthStyles,
+		Display:    "Client authentication",
+		Help:       "How the client authenticates: basic (HTTP Basic header), body (client_id and client_secret as parameters), none (a public client), private_key_jwt (an assertion signed by a key born in Vault: rotate-key, or imported with signing_key), client_secret_jwt (an assertion signed with the client secret), tls_client_auth or self_signed_tls_client_auth (a client certificate, RFC 8705). Defaults to the preset's.",
+	},
+	{
+		Name: "basic_encoding", Kind: String, Scope: client, Sent: true,
+		FromPreset: func(p *providers.Preset) any { return p.BasicEncoding },
+		Allowed:    func() []string { return []string{providers.EncodingRFC6749, providers.EncodingRaw} },
+		Display:    "Basic encoding",
+		Help:       "With auth_style=basic: rfc6749 form-encodes the id and secret first (RFC 6749 2.3.1); raw does not, which many servers require.",
+	},
+	{
+		Name: "body_format", Kind: String, Scope: client, Sent: true,
+		FromPreset: func(p *providers.Preset) any { return p.BodyFormat },
+		Allowed:    func() []string { return []string{providers.FormatForm, providers.FormatJSON} },
+		Display:    "Body format",
+		Help:       "Request body format: form (application/x-www-form-urlencoded) or json.",
+	},
+	{
+		Name: "grant_type_in_query", Kind: Bool, Scope: client, Sent: true,
+		FromPreset: func(p *providers.Preset) any { return p.GrantTypeInQuery },
+		Display:    "Grant type in query",
+		Help:       "Send grant_type in the URL query string instead of the body.",
+	},
+	{
+		Name: "extra_params", Kind: Pairs, Scope: everywhere, Sent: true,
+		Display: "Extra parameters",
+		Help:    "Extra request parameters as key=value pairs (for example audience=...). They cannot replace grant_type, client_id, client_secret or scope.",
+	},
+	{
+		Name: "extra_headers", Kind: Pairs, Scope: client, Secret: true, Sent: true, Role: Routing,
+		Display: "Extra headers",
+		Help:    "Extra request headers as name=value pairs. Values are write-only: reads list the header names only.",
+	},
+	{
+		Name: "default_ttl", Kind: Seconds, Scope: everywhere,
+		Default: DefaultTTL,
+		Display: "Default TTL",
+		Help:    fmt.Sprintf("Lifetime to assume when the vendor sends no expires_in. Default %s.", DefaultTTL),
+	},
+	{
+		Name: "max_ttl", Kind: Seconds, Scope: everywhere,
+		Display: "Max TTL",
+		Help:    "Cap on the lease of a token read; 0 means the token's remaining life (and the mount's max).",
+	},
+	{
+		Name: "expiry_skew", Kind: Seconds, Scope: everywhere,
+		Default: DefaultExpirySkew,
+		Display: "Expiry skew",
+		Help:    fmt.Sprintf("How long before the vendor's expiry a token stops being handed out; leases end this much early. Default %s; at most a tenth of the token's life is used.", DefaultExpirySkew),
+	},
+	{
+		Name: "authorize_url", Kind: String, Scope: client, Role: Endpoint,
+		Display: "Authorize URL",
+		Help:    "Authorization endpoint for authorize/<name>; defaults to the preset's (penbox: https://connect.penbox.io/authorize).",
+	},
+	{
+		Name: "use_pkce", Kind: Bool, Scope: client,
+		Default: true,
+		Display: "Use PKCE",
+		Help:    "Send a PKCE S256 code challenge with authorize/<name> and its verifier with the exchange.",
+	},
+	{
+		Name: "access_token", Kind: String, Holder: Input, Scope: OnCredential, Secret: true,
+		Display: "Access token",
+		Help:    "For grant_type=static: a token minted at the vendor by hand. Write-only; give expires_at or ttl with it.",
+	},
+	{
+		Name: "expires_at", Kind: String, Holder: Input, Scope: OnCredential,
+		Display: "Expires at",
+		Help:    "For grant_type=static: when access_token expires (RFC 3339).",
+	},
+	{
+		Name: "ttl", Kind: Seconds, Holder: Input, Scope: OnCredential,
+		Display: "TTL",
+		Help:    "For grant_type=static: how long access_token stays valid from now (instead of expires_at).",
+	},
+	{
+		Name: "keepalive_interval", Kind: Seconds, Scope: everywhere,
+		Default: DefaultKeepAlive,
+		Display: "Keep-alive interval",
+		Help:    fmt.Sprintf("For grant_type=refresh_token: refresh this often even when nobody reads the token, because vendors expire refresh tokens that go unused. Default %s; 0 turns it off; \"\" returns to the default.", DefaultKeepAlive),
+	},
+	{
+		Name: "app", Kind: String, Scope: account,
+		Display: "App",
+		Help:    "Make this credential a connection of the app apps/<app>: the client's settings and secrets come from the app; the config keeps one account's refresh_token, scopes, extra_params and metadata. A name <app>/<account> implies it. Converting a self-contained credential drops its own client secret and client settings.",
+	},
+	{
+		Name: "metadata", Kind: Pairs, Scope: account,
+		Display: "Metadata",
+		Help:    "Non-secret key=value pairs about the account (for example your own customer id); shown on reads.",
+	},
+	{
+		Name: "retry_lost_refresh", Kind: Bool, Scope: everywhere,
+		Default: true,
+		Display: "Retry a lost refresh",
+		Help: "Retry a refresh once, at once, when it was sent and no answer came back, for a vendor seen to rotate refresh tokens. Default true: a vendor with rotation leeway still accepts the old refresh token for a while, so only a prompt retry saves the chain. " +
+			"Set false for a vendor that revokes live tokens when a rotated-away refresh token is presented. \"\" returns to the default.",
+	},
+	{
+		Name: "assertion_audience", Kind: String, Scope: client, Sent: true, Role: Audience,
+		Display: "Assertion audience",
+		Help:    "The aud of private_key_jwt and client_secret_jwt assertions; defaults to the token endpoint.",
+	},
+	{
+		Name: "tls_client_certificate", Kind: String, Scope: client, Sent: true,
+		Display: "TLS client certificate",
+		Help:    "For tls_client_auth and self_signed_tls_client_auth: the client certificate (PEM, leaf first).",
+	},
+	{
+		Name: "tls_client_key", Kind: String, Scope: client, Secret: true, Sent: true,
+		Display: "TLS client key",
+		Help:    "The client certificate's private key (PEM). Write-only.",
+	},
+	{
+		Name: "ca_bundle", Kind: String, Scope: client, Sent: true, Role: Trust,
+		Display: "CA bundle",
+		Help:    "CA certificates (PEM) trusted for the token, authorization, revocation and device endpoints instead of the system's: for endpoints a public CA did not sign.",
+	},
+	{
+		Name: "issuer", Kind: String, Scope: client, Sent: true, Role: Endpoint,
+		Display: "Issuer",
+		Help:    "An authorization server's issuer URL: its metadata (RFC 8414, then OpenID Discovery) fills token_url, authorize_url, revocation_url and device_authorization_url; explicit fields win. Fetched when the config or app is written, never on a read. An app's is fetched again daily by the active node: new auth and PKCE methods are taken, moved endpoints are not (discovery_changed at apps/<app> says what moved) until the app is written again with issuer= and its secrets.",
+	},
+	{
+		Name: "revocation_url", Kind: String, Scope: client, Role: Endpoint,
+		Display: "Revocation URL",
+		Help:    "RFC 7009 revocation endpoint (defaults to the discovered one): deleting the credential revokes its refresh token there.",
+	},
+	{
+		Name: "revoke_on_delete", Kind: Bool, Scope: client,
+		Default: true,
+		Display: "Revoke on delete",
+		Help:    "Revoke the refresh token at the vendor when the credential is deleted, where a revocation endpoint is known. Default true; \"\" returns to it.",
+	},
+	{
+		Name: "device_authorization_url", Kind: String, Scope: client, Role: Endpoint,
+		Display: "Device authorization URL",
+		Help:    "RFC 8628 device authorization endpoint for device/<name> (defaults to the discovered one).",
+	},
+	{
+		Name: "response_fields", Kind: List, Scope: client, Sent: true,
+		Display: "Response fields",
+		Help:    "Fields of the token response to keep and return beside access_token at token/<name> (for example instance_url,uid).",
+	},
+	{
+		Name: "secret_response_fields", Kind: List, Scope: client, Sent: true,
+		Display: "Secret response fields",
+		Help:    "Like response_fields, for values that are secrets (id_token, say): returned at token/<name>, never logged or shown elsewhere.",
+	},
+	{
+		Name: "signing_key", Kind: String, Holder: Input, Scope: client, Secret: true,
+		Display: "Signing key",
+		Help:    "For auth_style=private_key_jwt: a private key (PEM: PKCS#8, PKCS#1 or SEC1, unencrypted) to sign assertions with, when the key cannot be born in Vault (rotate-key). Write-only; the previous key stays published for the overlap.",
+	},
+	{
+		Name: "signing_algorithm", Kind: String, Holder: Input, Scope: client,
+		Display: "Signing algorithm",
+		Help:    "The algorithm of an imported signing_key (RS256, PS256, ES256, ES384, EdDSA); defaults to the one the key implies.",
+	},
+	{
+		Name: "allowed_redirect_uris", Kind: Set, Holder: InApp, Scope: OnApp,
+		Display: "Allowed redirect URIs",
+		Help:    "The only redirect URIs an authorization of the app's connections may use, compared exactly: https, or http on a loopback host.",
+	},
+	{
+		Name: "client_secret_overlap", Kind: Seconds, Holder: InApp, Scope: OnApp,
+		Default: DefaultSecretOverlap,
+		Display: "Client secret overlap",
+		Help:    fmt.Sprintf("How long the previous client_secret is kept after a new one is written, tried once when the vendor refuses the new one with invalid_client. Default %s; 0 keeps none.", DefaultSecretOverlap),
+	},
+	{
+		Name: "refresh_concurrency", Kind: Int, Holder: InApp, Scope: OnApp,
+		Display: "Refresh concurrency",
+		Help:    "At most this many background refreshes of the app's connections at a time (default 4).",
+	},
+	{
+		Name: "refresh_rate", Kind: Float, Holder: InApp, Scope: OnApp,
+		Display: "Refresh rate",
+		Help:    "At most this many background refreshes of the app's connections a second (default 10).",
+	},
+}
+
+// Durations that are defaults of fields above.
+const (
+	DefaultTTL           = 10 * time.Minute
+	DefaultExpirySkew    = 30 * time.Second
+	DefaultKeepAlive     = 72 * time.Hour
+	DefaultSecretOverlap = 24 * time.Hour
+)
