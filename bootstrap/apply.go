@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // Options change how Apply works.
@@ -320,7 +321,7 @@ func outcome(cur *api.Secret, body map[string]interface{}, same bool) string {
 // refresh with until the account is connected with authorize/ and
 // exchange/, and the output says so. It reports whether it wrote.
 func (a *applier) connection(conn Credential, grant string) (bool, error) {
-	if _, ok := conn.Body["refresh_token"]; !ok && grant == "refresh_token" {
+	if g, known := model.GrantOf(grant); known && g.HoldsRefreshToken && conn.Body["refresh_token"] == nil {
 		cur, err := a.c.Logical().ReadWithContext(a.ctx, a.p.Mount+"/config/"+conn.Name)
 		if err != nil {
 			return false, err

@@ -23,6 +23,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // Defaults for the plugin section.
@@ -72,37 +74,31 @@ type Plugin struct {
 	SHA256 string `json:"sha256"`
 }
 
-// secretFields must come from an environment variable or a file: an inline
-// value would put the secret into the declarative file.
-var secretFields = map[string]bool{
-	"client_secret": true,
-	"refresh_token": true,
-	"api_key":       true,
-	"access_token":  true,
-}
+// What each field is comes from the plugin's own table of fields
+// (backend/model), not from a copy that could drift from it.
+var (
+	// secretFields must come from an environment variable or a file: an
+	// inline value would put the secret into the declarative file.
+	secretFields = fieldSet(func(f *model.Field) bool { return f.Secret && f.Kind != model.Pairs })
+	// mapFields are objects of name to value; secretMaps' values are
+	// secrets (extra_headers).
+	mapFields  = fieldSet(func(f *model.Field) bool { return f.Kind == model.Pairs })
+	secretMaps = fieldSet(func(f *model.Field) bool { return f.Secret && f.Kind == model.Pairs })
+	// connectionOnly are the fields of one connected account, never of an
+	// app.
+	connectionOnly = fieldSet(func(f *model.Field) bool { return f.In(model.OnConnection) && !f.In(model.OnApp) })
+	// appOwned are the fields that belong to an app, never to one of its
+	// connections: the plugin refuses them on config/<app>/<account>, and
+	// the tool says so before anything is sent.
+	appOwned = fieldSet(func(f *model.Field) bool { return !f.In(model.OnConnection) })
+)
 
-// mapFields are objects of name to value; extra_headers values are secrets.
-var mapFields = map[string]bool{
-	"extra_params":  true,
-	"extra_headers": true,
-	"metadata":      true,
-}
-
-// connectionOnly are the fields of one connected account, never of an app.
-var connectionOnly = map[string]bool{
-	"refresh_token": true,
-	"metadata":      true,
-}
-
-// appOwned are the fields that belong to an app, never to one of its
-// connections: the plugin refuses them on config/<app>/<account>, and the
-// tool says so before anything is sent.
-var appOwned = map[string]bool{
-	"provider": true, "environment": true, "grant_type": true, "token_url": true, "client_id": true,
-	"client_secret": true, "api_key": true, "auth_style": true, "basic_encoding": true, "body_format": true,
-	"grant_type_in_query": true, "extra_headers": true, "authorize_url": true, "use_pkce": true,
-	"access_token": true, "expires_at": true, "ttl": true, "allowed_redirect_uris": true,
-	"client_secret_overlap": true, "refresh_concurrency": true, "refresh_rate": true,
+func fieldSet(keep func(*model.Field) bool) map[string]bool {
+	out := map[string]bool{}
+	for _, name := range model.Names(keep) {
+		out[name] = true
+	}
+	return out
 }
 
 // Plan is a loaded file with every secret read, ready to apply.
@@ -309,10 +305,10 @@ func (r *resolver) app(name string, raw map[string]json.RawMessage) (*App, []str
 		switch {
 		case field == connectionsKey:
 			return "-" // read below
-		case connectionOnly[field]:
-			return `belongs to one connected account: put it under "connections": {"<account>": {...}}`
 		case field == "app":
 			return "is not a field of an app"
+		case connectionOnly[field]:
+			return `belongs to one connected account: put it under "connections": {"<account>": {...}}`
 		}
 		return ""
 	})
@@ -390,7 +386,7 @@ func (r *resolver) field(field string, raw json.RawMessage) (interface{}, string
 		sort.Strings(keys)
 		var shown []string
 		for _, k := range keys {
-			v, s, err := r.value(m[k], field == "extra_headers")
+			v, s, err := r.value(m[k], secretMaps[field])
 			if err != nil {
 				return nil, "", fmt.Errorf("%s: %w", k, err)
 			}

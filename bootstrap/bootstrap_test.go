@@ -269,6 +269,13 @@ func TestParseAppProblems(t *testing.T) {
 			[]string{`connection "acme" of app "p": client_secret belongs to the app`}},
 		{"token url on a connection", `{"apps": {"p": {"connections": {"acme": {"token_url": "https://x.example/t"}}}}}`,
 			[]string{`connection "acme" of app "p": token_url belongs to the app`}},
+		// The plugin refuses every field a connection may not set; the
+		// tool knows them all, from the plugin's own table.
+		{"client settings of any OAuth2 vendor on a connection", `{"apps": {"p": {"connections": {"acme": {"issuer": "https://x.example", "ca_bundle": "pem", "tls_client_certificate": "pem", "revocation_url": "https://x.example/r", "device_authorization_url": "https://x.example/d", "assertion_audience": "a", "response_fields": ["a"]}}}}}`,
+			[]string{`acme" of app "p": issuer belongs to the app`, `ca_bundle belongs to the app`, `tls_client_certificate belongs to the app`,
+				`revocation_url belongs to the app`, `device_authorization_url belongs to the app`, `assertion_audience belongs to the app`, `response_fields belongs to the app`}},
+		{"a client key on a connection", `{"apps": {"p": {"connections": {"acme": {"tls_client_key": {"env": "S"}, "signing_key": {"env": "S"}}}}}}`,
+			[]string{`tls_client_key belongs to the app`, `signing_key belongs to the app`}},
 		{"app field on a connection", `{"apps": {"p": {"connections": {"acme": {"app": "q"}}}}}`,
 			[]string{`connection "acme" of app "p": app is implied`}},
 		{"inline refresh token", `{"apps": {"p": {"connections": {"acme": {"refresh_token": "hunter2"}}}}}`,

@@ -28,7 +28,7 @@ func sameAsRead(body map[string]interface{}, data map[string]interface{}) string
 }
 
 func fieldSame(field string, want interface{}, data map[string]interface{}) bool {
-	if secretFields[field] || field == "tls_client_key" || field == "signing_key" {
+	if secretFields[field] {
 		set, ok := data[field+"_set"].(bool)
 		return ok && set
 	}
