@@ -200,10 +200,10 @@ func TestUnboundPreviousSecretIsNotTried(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stored map[string]any
-	if err := json.Unmarshal(raw.Value, &stored); err != nil || stored["previous_for"] != as.URL+"/token" {
-		t.Fatalf("the previous secret is not bound to its token endpoint: %v %v", err, stored["previous_for"])
+	if err := json.Unmarshal(raw.Value, &stored); err != nil || !strings.Contains(fmt.Sprint(stored["previous_bound"]), as.URL+"/token") {
+		t.Fatalf("the previous secret is not bound to its token endpoint: %v %v", err, stored["previous_bound"])
 	}
-	delete(stored, "previous_for")
+	delete(stored, "previous_bound")
 	raw.Value, _ = json.Marshal(stored)
 	if err := env.storage.InmemStorage.Put(ctx, raw); err != nil {
 		t.Fatal(err)
@@ -300,6 +300,15 @@ func writeApp(t *testing.T, env *testEnv, op logical.Operation, data map[string]
 // stored for.
 func forgetRevocationBinding(t *testing.T, env *testEnv, name string) {
 	t.Helper()
+	storeAsReleaseBeforeBindings(t, env, name, false)
+}
+
+// storeAsReleaseBeforeBindings rewrites name's stored entry as the release
+// before bindings stored it: its refresh token recorded by its token
+// endpoint (refresh_token_for) and, with revocation, its revocation
+// endpoint (revoke_url_for), and nothing else bound.
+func storeAsReleaseBeforeBindings(t *testing.T, env *testEnv, name string, revocation bool) {
+	t.Helper()
 	ctx := context.Background()
 	raw, err := env.storage.InmemStorage.Get(ctx, backend.StoragePrefix+name)
 	if err != nil || raw == nil {
@@ -310,10 +319,17 @@ func forgetRevocationBinding(t *testing.T, env *testEnv, name string) {
 		t.Fatal(err)
 	}
 	cfg := stored["config"].(map[string]any)
-	if cfg["revoke_url_for"] == nil {
-		t.Fatalf("the revocation endpoint is not recorded: %v", cfg)
+	bound, _ := cfg["bound"].(map[string]any)
+	rt, _ := bound["refresh_token"].(map[string]any)
+	endpoints, _ := rt["endpoints"].([]any)
+	if len(endpoints) < 2 {
+		t.Fatalf("the refresh token is not bound to a token and a revocation endpoint: %v", cfg)
 	}
-	delete(cfg, "revoke_url_for")
+	delete(cfg, "bound")
+	cfg["refresh_token_for"] = endpoints[0]
+	if revocation {
+		cfg["revoke_url_for"] = endpoints[1]
+	}
 	raw.Value, _ = json.Marshal(stored)
 	if err := env.storage.InmemStorage.Put(ctx, raw); err != nil {
 		t.Fatal(err)

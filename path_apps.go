@@ -117,6 +117,11 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 		if err := next.Validate(); err != nil {
 			return nil, &userError{msg: err.Error()}
 		}
+		settings, err := next.Config.ResolveAsConnection()
+		if err != nil {
+			return nil, &userError{msg: err.Error()}
+		}
+		bindSecrets(&next.Config, &before, settings, req)
 		if cur == nil {
 			return next, nil
 		}

@@ -298,9 +298,18 @@ func TestSchemaOneEntriesKeepWorking(t *testing.T) {
 	if err != nil || read.IsError() || read.Data["last_error_code"] != "temporarily_unavailable" || read.Data["open_authorizations"] != 1 {
 		t.Errorf("reading a schema 1 entry (its inline authorization is open): %v %v", err, read)
 	}
+	// An inline authorization did not record where its code may go: it
+	// is not exchanged (they last ten minutes); one started now is.
+	resp, err = env.request(t, logical.UpdateOperation, "exchange/pb", map[string]interface{}{"code": code, "state": state})
+	mustErr(t, resp, err, "started by an earlier release", "start again with vault write vendoroauth/authorize/pb")
+	resp, err = env.request(t, logical.UpdateOperation, "authorize/pb", map[string]interface{}{"redirect_uri": partnerCallback})
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	code, state = follow(t, resp.Data["url"].(string))
 	resp, err = env.request(t, logical.UpdateOperation, "exchange/pb", map[string]interface{}{"code": code, "state": state})
 	if err != nil || resp.IsError() {
-		t.Fatalf("exchanging an authorization stored inline by schema 1: %v %v", err, resp)
+		t.Fatalf("exchanging an authorization started after the upgrade: %v %v", err, resp)
 	}
 	env.readToken(t, "pb")
 	stored, _ := env.storage.InmemStorage.Get(context.Background(), backend.StoragePrefix+"pb")

@@ -198,7 +198,7 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 				next.Status = backend.Status{}
 			}
 		}
-		bindRefreshToken(&next.Config, &before, settings, req)
+		bindSecrets(&next.Config, &before, settings, req)
 		if err := applyStaticToken(next, settings, d, b.now()); err != nil {
 			return nil, err
 		}
@@ -297,8 +297,9 @@ func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *fr
 		}
 	}
 	if len(owned) > 0 {
-		return &userError{msg: fmt.Sprintf("%s belong to the app: write them to %sapps/%s; a connection holds refresh_token, scopes, extra_params, metadata and lease settings",
-			strings.Join(owned, ", "), mount, app)}
+		held := model.Names(func(f *model.Field) bool { return f.In(model.OnConnection) && f.Name != fieldApp })
+		return &userError{msg: fmt.Sprintf("%s belong to the app: write them to %sapps/%s; a connection holds %s",
+			strings.Join(owned, ", "), mount, app, strings.Join(held, ", "))}
 	}
 	if c.App == "" {
 		// Converted: what the app supplies goes.
@@ -307,15 +308,15 @@ func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *fr
 	return nil
 }
 
-// bindRefreshToken records which token and revocation endpoints a refresh
-// token written now is for; a kept one keeps its endpoints.
-func bindRefreshToken(c, before *backend.Config, s *backend.Settings, req *logical.Request) {
-	switch {
-	case c.RefreshToken == "":
-		c.RefreshTokenFor, c.RevokeURLFor = "", ""
-	case req.Data[fieldRefreshToken] != nil || c.RefreshToken != before.RefreshToken || c.RefreshTokenFor == "":
-		c.RefreshTokenFor, c.RevokeURLFor = s.TokenURL, s.RevocationURL
-	}
+// bindSecrets records where the secrets a write gives (or changes) were
+// written for: where they go with s, the settings the write leaves in
+// effect. The others keep their bindings.
+func bindSecrets(c, before *backend.Config, s *backend.Settings, req *logical.Request) {
+	c.Bind(s, func(field string) bool {
+		f, _ := model.Lookup(field)
+		_, given := req.Data[field]
+		return given || !f.Equal(c, before)
+	})
 }
 
 // checkDestination refuses a write that changes where the stored secrets

@@ -62,6 +62,11 @@ func (m *Manager) appSnap(ctx context.Context, s logical.Storage, name string) (
 	if err != nil {
 		return nil, err
 	}
+	if a != nil {
+		// An app an older release stored binds its secrets to where they
+		// go now; its next write stores that.
+		a.BindUpgrade()
+	}
 	snap := &appSnap{app: a, gen: m.apps.gen.Add(1)}
 	m.apps.mu.Lock()
 	if m.apps.changes == seen {

@@ -101,7 +101,12 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 		scopes = settings.Preset.AuthorizeScopes
 	}
 	now := m.now()
-	a := &Authorization{RedirectURI: r.RedirectURI, Scopes: scopes, ExpiresAt: now.Add(StateTTL), App: flow.appName, Metadata: r.Metadata}
+	// The code verifier, and the code the vendor sends back for it, may
+	// go only to the token endpoint of now: a write that moves it later
+	// cancels this authorization, and the exchange sends nothing
+	// elsewhere.
+	bound := model.FlowDestination(settings)
+	a := &Authorization{RedirectURI: r.RedirectURI, Scopes: scopes, ExpiresAt: now.Add(StateTTL), App: flow.appName, Metadata: r.Metadata, Bound: &bound}
 	u, err := url.Parse(settings.AuthorizeURL)
 	if err != nil {
 		return nil, &ConfigError{Name: name, Err: err}
@@ -219,15 +224,21 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	if err != nil {
 		return nil, err
 	}
-	req := fl.eff.Request(fl.settings)
-	if err := m.withClientAuth(gctx, s, name, &fl.eff, fl.settings, &req); err != nil {
+	if a.Bound == nil {
+		return nil, &InputError{Msg: fmt.Sprintf("the authorization for this state was started by an earlier release of the plugin, which did not record where its code may be sent; start again with vault write %sauthorize/%s", MountPlaceholder, name)}
+	}
+	call, err := m.callFor(gctx, s, name, &fl.eff, fl.settings)
+	if err != nil {
 		return nil, err
 	}
-	req.GrantType = model.MustGrant(providers.GrantAuthorizationCode).Wire
-	req.Scopes = nil
-	req.Params = map[string]string{"code": decodeCode(code), "redirect_uri": a.RedirectURI}
+	call.Req.GrantType = model.MustGrant(providers.GrantAuthorizationCode).Wire
+	call.Req.Scopes = nil
+	call.Req.Params = map[string]string{"code": decodeCode(code), "redirect_uri": a.RedirectURI}
+	for _, p := range []string{"code", "redirect_uri", "code_verifier"} {
+		call = call.With(tokenclient.ParamRef(p), *a.Bound)
+	}
 	if a.CodeVerifier != "" {
-		req.Params["code_verifier"] = a.CodeVerifier
+		call.Req.Params["code_verifier"] = a.CodeVerifier
 	}
 	log := m.logger.With("name", name, "vendor", fl.settings.Preset.Name)
 	if !m.inflight.start() {
@@ -235,7 +246,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	}
 	defer m.inflight.done()
 	sentAt := m.now()
-	tok, err := m.callVendor(gctx, gctx, name, req)
+	tok, err := m.callVendor(gctx, gctx, name, call)
 	if err == nil && tok.RefreshToken == "" {
 		err = ErrNoRefreshToken
 	}
@@ -319,7 +330,12 @@ func connectedEntry(e *Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time
 		}
 		maps.Copy(next.Config.Metadata, metadata)
 	}
-	next.Config.RefreshToken, next.Config.RefreshTokenFor, next.Config.RevokeURLFor = tok.RefreshToken, settings.TokenURL, settings.RevocationURL
+	// The refresh token is bound to where it came from.
+	next.Config.RefreshToken = tok.RefreshToken
+	if next.Config.Bound == nil {
+		next.Config.Bound = model.Bindings{}
+	}
+	next.Config.Bound["refresh_token"] = model.AccountDestination(settings)
 	next.Status = Status{}
 	next.ApplyToken(tok, settings, sentAt)
 	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)

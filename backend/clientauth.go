@@ -7,6 +7,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/keys"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/outbound"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
@@ -47,21 +49,36 @@ func (m *Manager) DeleteKeys(ctx context.Context, s logical.Storage, owner strin
 	return store.Of(s).DeleteKeys(ctx, owner)
 }
 
-// withClientAuth adds what req needs beyond the config's fields: the
-// signing key of a private_key_jwt client.
-func (m *Manager) withClientAuth(ctx context.Context, s logical.Storage, name string, eff *Config, st *Settings, req *tokenclient.Request) error {
+// callFor is the call a request of the credential name makes with eff
+// and st: the request the config maps to, where each of its secrets may
+// go, and, for a private_key_jwt client, the signing key with where it may
+// sign for.
+func (m *Manager) callFor(ctx context.Context, s logical.Storage, name string, eff *Config, st *Settings) (outbound.Call, error) {
+	call := outbound.Call{Req: eff.Request(st), Bound: eff.Bindings(st)}
 	if !st.UsesKey() {
-		return nil
+		return call, nil
 	}
-	set, err := m.Keys(ctx, s, KeyOwner(name, eff))
+	owner := KeyOwner(name, eff)
+	set, err := m.Keys(ctx, s, owner)
 	if err != nil {
-		return err
+		return call, err
 	}
-	if set.Current == nil {
-		return &InputError{Msg: fmt.Sprintf("credential %q uses auth_style=private_key_jwt but has no signing key yet; generate one with rotate-key (then register the public key at the vendor) or import one with signing_key", name)}
+	k := set.Current
+	if k == nil {
+		return call, &InputError{Msg: fmt.Sprintf("credential %q uses auth_style=private_key_jwt but has no signing key yet; generate one with rotate-key (then register the public key at the vendor) or import one with signing_key", name)}
 	}
-	req.Signer, req.KeyID, req.SigningAlgorithm = set.Current.Signer(), set.Current.ID(), string(set.Current.Algorithm())
-	return nil
+	bound := k.Bound()
+	if bound == nil {
+		// A key an older release stored signs for where its client
+		// sends now, from now on.
+		d := model.ClientDestination(eff, st)
+		if set, err = m.UpdateKeys(ctx, s, owner, func(set *keys.Set) error { return set.BindUnbound(d) }); err != nil {
+			return call, err
+		}
+		k, bound = set.Current, &d
+	}
+	call.Req.Signer, call.Req.KeyID, call.Req.SigningAlgorithm = k.Signer(), k.ID(), string(k.Algorithm())
+	return call.With(tokenclient.SigningKeyRef, *bound), nil
 }
 
 // responseExtras splits the kept response fields into plain and secret.

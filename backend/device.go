@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/outbound"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
@@ -43,26 +44,30 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	if err != nil {
 		return nil, err
 	}
-	req := fl.eff.Request(fl.settings)
-	if err := m.withClientAuth(ctx, s, name, &fl.eff, fl.settings, &req); err != nil {
+	call, err := m.callFor(ctx, s, name, &fl.eff, fl.settings)
+	if err != nil {
 		return nil, err
 	}
 	if len(r.Scopes) > 0 {
-		req.Scopes = r.Scopes
+		call.Req.Scopes = r.Scopes
 	}
 	if !m.inflight.start() {
 		return nil, ErrClosed
 	}
-	da, err := m.client.StartDeviceAuthorization(ctx, req, fl.settings.DeviceAuthorizationURL)
+	da, err := m.gate.StartDevice(ctx, call, fl.settings.DeviceAuthorizationURL)
 	m.inflight.done()
 	if err != nil {
 		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantDeviceCode, Err: err}
 	}
 	now := m.now()
+	// The device code may go only to the token endpoint of now: a write
+	// that moves it later cancels the flow, and a poll sends it nowhere
+	// else.
+	bound := model.FlowDestination(fl.settings)
 	d := &DeviceFlow{
 		UserCode: da.UserCode, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
 		ExpiresAt: now.Add(da.ExpiresIn), Interval: da.Interval, State: DevicePending, StartedAt: now,
-		App: fl.appName, Metadata: r.Metadata, Scopes: r.Scopes, DeviceCode: da.DeviceCode, Existing: e != nil,
+		App: fl.appName, Metadata: r.Metadata, Scopes: r.Scopes, DeviceCode: da.DeviceCode, Existing: e != nil, Bound: &bound,
 	}
 	if err := writeDevice(ctx, s, name, d); err != nil {
 		return nil, err
@@ -275,10 +280,16 @@ func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string) 
 		_ = writeDevice(ctx, s, name, d)
 		return true
 	}
-	req := fl.eff.Request(fl.settings)
-	if err := m.withClientAuth(ctx, s, name, &fl.eff, fl.settings, &req); err != nil {
+	if d.Bound == nil {
+		d.State, d.Detail, d.DeviceCode = DeviceFailed, "the flow was started by an earlier release of the plugin, which did not record where its device code may be sent; start it again", ""
+		_ = writeDevice(ctx, s, name, d)
+		return true
+	}
+	call, err := m.callFor(ctx, s, name, &fl.eff, fl.settings)
+	if err != nil {
 		return ctx.Err() != nil
 	}
+	call = call.With(tokenclient.ParamRef("device_code"), *d.Bound)
 	// Prove this node can still write before the vendor hands over a
 	// refresh token that only a write can keep; the next tick that finds
 	// the node writable resumes the flow.
@@ -296,7 +307,15 @@ func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string) 
 	pctx, cancel := m.detached(grantTimeout)
 	defer cancel()
 	sentAt := m.now()
-	res, err := m.client.PollDeviceToken(pctx, req, d.DeviceCode, d.Interval)
+	res, err := m.gate.PollDevice(pctx, call, d.DeviceCode, d.Interval)
+	if outbound.Refused(err) {
+		// Nothing was sent, and nothing will be: where the flow's
+		// secrets may go is not where the credential sends now.
+		m.logger.Warn("a device flow stopped: its device code may not go where the credential sends now", "name", name, "error", err.Error())
+		d.State, d.Detail, d.DeviceCode = DeviceFailed, err.Error(), ""
+		_ = writeDevice(ctx, s, name, d)
+		return true
+	}
 	if err != nil {
 		// A transport or server failure: try again at the next interval.
 		m.logger.Warn("polling a device authorization failed; trying again", "name", name, "error", err.Error())

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/outbound"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
@@ -24,8 +25,10 @@ const grantTimeout = 2 * time.Minute
 // concurrent use; one Manager exists per backend instance, never global.
 type Manager struct {
 	logger hclog.Logger
-	client *tokenclient.Client
-	now    func() time.Time
+	// gate is the one way vendor requests leave: it checks every secret
+	// against where it was written for.
+	gate *outbound.Gate
+	now  func() time.Time
 
 	// life is the backend's lifetime: every vendor call and every piece of
 	// background work derives its context from it, and Close cancels it,
@@ -88,7 +91,7 @@ func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
 	life, stop := context.WithCancel(context.Background())
 	return &Manager{
 		logger:    logger,
-		client:    client,
+		gate:      outbound.New(client),
 		now:       time.Now,
 		life:      life,
 		stop:      stop,
@@ -160,7 +163,7 @@ func (m *Manager) Close(s logical.Storage) {
 	m.cache.clear()
 	m.sched.reset()
 	m.index.reset()
-	m.client.CloseIdleConnections()
+	m.gate.CloseIdleConnections()
 }
 
 // detached returns a context for work that must not end with the request
@@ -208,11 +211,15 @@ func (m *Manager) newCached(ctx context.Context, s logical.Storage, name string,
 	if err != nil {
 		return nil, err
 	}
-	return &cached{entry: e, settings: r.settings, err: r.err, appGen: r.appGen}, nil
+	return &cached{entry: r.entry, settings: r.settings, err: r.err, appGen: r.appGen}, nil
 }
 
 // resolution is an entry with its app merged in.
 type resolution struct {
+	// entry is the entry resolved: the one given, or a copy with the
+	// secrets an older release stored without a binding bound (bound).
+	entry    *Entry
+	bound    bool
 	settings *Settings // nil when it does not resolve, with err saying why
 	err      error
 	eff      Config
@@ -221,18 +228,22 @@ type resolution struct {
 }
 
 // resolve merges e's app into e's config and resolves it. The error is a
-// storage failure; a config that does not resolve is r.err.
+// storage failure; a config that does not resolve is r.err. An entry an
+// older release stored with secrets but no binding comes back bound to
+// where they go now (Entry.BindUpgrade), for the caller to store.
 func (m *Manager) resolve(ctx context.Context, s logical.Storage, name string, e *Entry) (resolution, error) {
 	if e.Config.App == "" {
 		st, err := e.Config.Resolve()
-		return resolution{settings: st, err: err, eff: e.Config}, nil
+		r := resolution{entry: e, settings: st, err: err, eff: e.Config}
+		r.bindUpgrade(nil)
+		return r, nil
 	}
 	snap, err := m.appSnap(ctx, s, e.Config.App)
 	if err != nil {
 		return resolution{}, err
 	}
 	if snap.app == nil {
-		return resolution{err: &AppError{Name: name, App: e.Config.App}, eff: e.Config, appGen: snap.gen}, nil
+		return resolution{entry: e, err: &AppError{Name: name, App: e.Config.App}, eff: e.Config, appGen: snap.gen}, nil
 	}
 	eff := e.Config.Effective(snap.app)
 	var st *Settings
@@ -241,7 +252,20 @@ func (m *Manager) resolve(ctx context.Context, s logical.Storage, name string, e
 	} else {
 		st, err = eff.Resolve()
 	}
-	return resolution{settings: st, err: err, eff: eff, app: snap.app, appGen: snap.gen}, nil
+	r := resolution{entry: e, settings: st, err: err, eff: eff, app: snap.app, appGen: snap.gen}
+	r.bindUpgrade(snap.app)
+	return r, nil
+}
+
+// bindUpgrade binds, on a copy, the secrets of an entry stored without a
+// binding (by an older release), and merges its app in again.
+func (r *resolution) bindUpgrade(app *App) {
+	if r.settings == nil || !r.entry.NeedsBinding() {
+		return
+	}
+	e := r.entry.Clone()
+	e.BindUpgrade(r.settings)
+	r.entry, r.bound, r.eff = e, true, e.Config.Effective(app)
 }
 
 // fresh returns c, or c recomputed when its app changed since it was
@@ -335,7 +359,7 @@ func (m *Manager) lockedEntry(ctx, wait context.Context, s logical.Storage, op, 
 		return nil, nil, &ConfigError{Name: name, Err: r.err}
 	}
 	handed = true
-	return &locked{e: e, settings: r.settings, eff: r.eff, app: r.app}, unlock, nil
+	return &locked{e: r.entry, settings: r.settings, eff: r.eff, app: r.app}, unlock, nil
 }
 
 // current returns the authoritative entry for name; the caller holds the
@@ -511,7 +535,7 @@ func (m *Manager) ListPage(ctx context.Context, s logical.Storage, app, after st
 func (m *Manager) NextRefresh(name string) time.Time { return m.sched.next(name) }
 
 // SetClient replaces the token client, for tests that need short timeouts.
-func (m *Manager) SetClient(c *tokenclient.Client) { m.client = c }
+func (m *Manager) SetClient(c *tokenclient.Client) { m.gate = outbound.New(c) }
 
 // Now is the manager's clock.
 func (m *Manager) Now() time.Time { return m.now() }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/outbound"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
@@ -154,15 +155,25 @@ func needsReauth(name string, e *Entry, s *Settings) error {
 		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: e.Status.ReauthReason, CanConnect: s.AuthorizeURL != ""}
 	case s.Grant.HoldsRefreshToken && e.Config.RefreshToken == "":
 		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: "it has no refresh token yet", CanConnect: s.AuthorizeURL != ""}
-	case s.Grant.HoldsRefreshToken && e.Config.RefreshTokenFor != "" && e.Config.RefreshTokenFor != s.TokenURL:
+	case s.Grant.HoldsRefreshToken && !refreshTokenGoes(e, s):
 		// A refresh token goes only where it was written or issued for:
-		// whoever changed the endpoint (of the config or its app) after
-		// it was stored did not necessarily know it.
+		// whoever changed the endpoint, or who may answer there (of the
+		// config or its app), after it was stored did not necessarily
+		// know it. The gate would refuse to send it; this says why
+		// before trying.
+		d := e.Config.Bound["refresh_token"]
 		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName,
-			Reason:     fmt.Sprintf("its refresh token was issued for %s, and the credential now sends requests to %s; the plugin does not send it there", e.Config.RefreshTokenFor, s.TokenURL),
+			Reason:     fmt.Sprintf("its refresh token was issued for %s, and the credential now sends requests to %s; the plugin does not send it there", d, model.FlowDestination(s)),
 			CanConnect: s.AuthorizeURL != ""}
 	}
 	return nil
+}
+
+// refreshTokenGoes reports whether e's refresh token may go to the token
+// endpoint of s.
+func refreshTokenGoes(e *Entry, s *Settings) bool {
+	d, ok := e.Config.Bound["refresh_token"]
+	return ok && d.Allows(s.TokenURL, s.Trust)
 }
 
 // Refresh gets a new token from the vendor now, whatever the cache holds
@@ -311,11 +322,11 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 	e, settings := l.e, l.settings
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
 	cnt := m.countersOf(name)
-	req := l.eff.Request(settings)
-	if err := m.withClientAuth(ctx, s, name, &l.eff, settings, &req); err != nil {
+	call, err := m.callFor(ctx, s, name, &l.eff, settings)
+	if err != nil {
 		return nil, err
 	}
-	a := m.attempt(ctx, start, name, l, md, req, log)
+	a := m.attempt(ctx, start, name, l, md, call, log)
 	tok, err, sentAt, usedPrevious := a.tok, a.err, a.sentAt, a.usedPrevious
 	if err != nil && ctx.Err() != nil && !isLostAnswer(err) {
 		return nil, err // cancelled before anything reached the vendor
@@ -369,16 +380,17 @@ type attempted struct {
 // once can save the day: the vendor refused the app's client secret while
 // its previous one is in its overlap, or the answer to a refresh of a
 // rotating credential was lost.
-func (m *Manager) attempt(ctx, start context.Context, name string, l *locked, md mode, req tokenclient.Request, log hclog.Logger) attempted {
+func (m *Manager) attempt(ctx, start context.Context, name string, l *locked, md mode, call outbound.Call, log hclog.Logger) attempted {
 	a := attempted{sentAt: m.now()}
-	a.tok, a.err = m.callVendor(ctx, start, name, req)
-	if prev := l.app.PreviousSecret(m.now(), req.TokenURL); prev != "" && isInvalidClient(a.err) {
+	a.tok, a.err = m.callVendor(ctx, start, name, call)
+	if prev, bound := l.app.PreviousSecret(m.now()); prev != "" && isInvalidClient(a.err) {
 		// The app's secret changed in Vault before at the vendor (or the
 		// other way round): the one secret the vendor refused, the
-		// other may still work during the overlap.
+		// other may still work during the overlap, where it was written
+		// for.
 		log.Warn("the vendor refused the app's client secret; trying its previous one once")
-		alt := req
-		alt.ClientSecret = prev
+		alt := call.With(tokenclient.ClientSecretRef, bound)
+		alt.Req.ClientSecret = prev
 		if tok, err := m.callVendor(ctx, start, name, alt); err == nil {
 			a.tok, a.err, a.usedPrevious = tok, nil, true
 		}
@@ -395,7 +407,7 @@ func (m *Manager) attempt(ctx, start context.Context, name string, l *locked, md
 	// hold it back.
 	log.Warn("a refresh was sent but no answer came back; retrying once at once, while the vendor may still accept the refresh token", "error", a.err.Error())
 	sentAt := m.now()
-	if tok, err := m.callVendor(ctx, ctx, name, req); !errors.Is(err, errNotStarted) {
+	if tok, err := m.callVendor(ctx, ctx, name, call); !errors.Is(err, errNotStarted) {
 		a.tok, a.err, a.sentAt = tok, err, sentAt
 	}
 	return a
@@ -408,11 +420,11 @@ func isInvalidClient(err error) bool {
 	return errors.As(err, &ve) && (ve.Code == "invalid_client" || ve.Code == "" && ve.StatusCode == http.StatusUnauthorized)
 }
 
-// callVendor sends req unless start or ctx is done, so nothing reaches a
-// vendor from a backend that was unmounted or lost leadership, or from a
-// tick whose time is up. The request runs under ctx. The caller counts as
-// work in flight.
-func (m *Manager) callVendor(ctx, start context.Context, name string, req tokenclient.Request) (*tokenclient.Token, error) {
+// callVendor sends a grant through the gate unless start or ctx is done,
+// so nothing reaches a vendor from a backend that was unmounted or lost
+// leadership, or from a tick whose time is up. The request runs under ctx.
+// The caller counts as work in flight.
+func (m *Manager) callVendor(ctx, start context.Context, name string, call outbound.Call) (*tokenclient.Token, error) {
 	if err := start.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errNotStarted, err)
 	}
@@ -422,7 +434,7 @@ func (m *Manager) callVendor(ctx, start context.Context, name string, req tokenc
 	if h := m.hooks.BeforeVendorCall; h != nil {
 		h(name)
 	}
-	return m.client.Exchange(ctx, req)
+	return m.gate.Token(ctx, call)
 }
 
 // keepIssuedRefreshToken stores a refresh token that came in an answer the
@@ -454,7 +466,7 @@ func isLostAnswer(err error) bool {
 // failed records a failed grant in the credential's health and status and
 // decides what the caller gets; the caller holds name's lock.
 func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e *Entry, settings *Settings, err error, log hclog.Logger) (*Result, error) {
-	if errors.Is(err, ErrClosed) || errors.Is(err, errNotStarted) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, errNotStarted) || outbound.Refused(err) {
 		// Nothing was asked of the vendor: nothing to record.
 		return nil, err
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	neturl "net/url"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/keys"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
 
@@ -39,7 +39,7 @@ func (m *Manager) Discover(ctx context.Context, issuer string, c *Config) (*Disc
 		return nil, ErrClosed
 	}
 	defer m.inflight.done()
-	md, err := m.client.Discover(ctx, issuer, c.TLSConfig())
+	md, err := m.gate.Discover(ctx, issuer, c.CABundle)
 	if err != nil {
 		return nil, err
 	}
@@ -119,53 +119,37 @@ func (m *Manager) revokeAtVendor(ctx context.Context, s logical.Storage, name st
 	if e.Config.RefreshToken == "" || st.RevocationURL == "" || !st.RevokeOnDelete || !st.Grant.HoldsRefreshToken {
 		return RevokeResult{}
 	}
-	if e.Config.RefreshTokenFor != "" && e.Config.RefreshTokenFor != st.TokenURL {
-		// Bound to another endpoint: sent nowhere, revoked nowhere.
-		return RevokeResult{NotSent: true, Endpoint: st.TokenURL, BoundTo: e.Config.RefreshTokenFor}
-	}
-	if !revocationBound(&e.Config, st.RevocationURL) {
-		// The revocation endpoint changed since the refresh token was
-		// stored (an app written anew, a revocation_url given with the
-		// app's secrets alone): the new one gets neither it nor the
-		// client's secrets.
-		m.logger.Warn("not revoking the refresh token of a deleted credential: the revocation endpoint is not the one in effect when it was stored", "name", name, "vendor", st.Preset.Name)
-		bound := e.Config.RevokeURLFor
-		if bound == "" {
-			bound = e.Config.RefreshTokenFor
-		}
-		return RevokeResult{NotSent: true, Endpoint: st.RevocationURL, BoundTo: bound}
-	}
 	if !m.inflight.start() {
 		return RevokeResult{Tried: true, Err: ErrClosed}
 	}
 	defer m.inflight.done()
-	req := r.eff.Request(st)
-	if err := m.withClientAuth(ctx, s, name, &r.eff, st, &req); err != nil {
+	call, err := m.callFor(ctx, s, name, &r.eff, st)
+	if err != nil {
 		return RevokeResult{Tried: true, Err: err}
 	}
-	err = m.client.Revoke(ctx, req, tokenclient.Revocation{Endpoint: st.RevocationURL, Token: e.Config.RefreshToken, TokenTypeHint: tokenclient.HintRefreshToken})
+	// The refresh token is revoked only where it may be sent: the
+	// revocation endpoint in effect when it was stored, with the same
+	// trust; the client's secrets that authenticate the revocation are
+	// checked as at the token endpoint.
+	if d, ok := r.eff.Bound["refresh_token"]; ok {
+		call = call.With(tokenclient.RevokedTokenRef, d)
+	}
+	err = m.gate.Revoke(ctx, call, tokenclient.Revocation{Endpoint: st.RevocationURL, Token: e.Config.RefreshToken, TokenTypeHint: tokenclient.HintRefreshToken})
+	var me *model.MisdirectedError
+	if errors.As(err, &me) {
+		m.logger.Warn("not revoking the refresh token of a deleted credential: the revocation endpoint is not where its secrets may go", "name", name, "vendor", st.Preset.Name, "secret", me.Secret.String())
+		bound := ""
+		if me.Bound != nil {
+			bound = me.Bound.String()
+		}
+		return RevokeResult{NotSent: true, Endpoint: st.RevocationURL, BoundTo: bound}
+	}
 	if err != nil {
 		m.logger.Warn("revoking the refresh token of a deleted credential at the vendor failed; the credential is deleted anyway", "name", name, "vendor", st.Preset.Name, "error", err.Error())
 	} else {
 		m.logger.Info("revoked the refresh token of a deleted credential at the vendor", "name", name, "vendor", st.Preset.Name)
 	}
 	return RevokeResult{Tried: true, Err: err}
-}
-
-// revocationBound reports whether a refresh token stored with c may be
-// revoked at url: the revocation endpoint in effect when it was stored, or,
-// for one stored before that was recorded, an endpoint on the host of the
-// token endpoint it is bound to (the host it is sent to anyway).
-func revocationBound(c *Config, url string) bool {
-	if c.RevokeURLFor != "" {
-		return c.RevokeURLFor == url
-	}
-	if c.RefreshTokenFor == "" {
-		return false
-	}
-	revoke, err1 := neturl.Parse(url)
-	token, err2 := neturl.Parse(c.RefreshTokenFor)
-	return err1 == nil && err2 == nil && token.Host != "" && strings.EqualFold(revoke.Host, token.Host)
 }
 
 // rediscoverApps fetches again the metadata of apps whose issuer's was

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // Algorithm is a JWS signature algorithm (RFC 7518 section 3.1).
@@ -68,6 +70,20 @@ type Key struct {
 	public   crypto.PublicKey
 	// retireAt is when a previous key stops being published.
 	retireAt time.Time
+	// bound is where the key may sign client assertions for: the
+	// endpoints, who may answer there and the audience it was born or
+	// imported for; nil for a key stored by an older release.
+	bound *model.Destination
+}
+
+// Bound is where the key may sign for, or nil when it was stored without
+// (by an older release).
+func (k *Key) Bound() *model.Destination { return k.bound }
+
+// Bind makes d where k may sign for.
+func (k *Key) Bind(d model.Destination) {
+	d = d.Clone()
+	k.bound = &d
 }
 
 // ID is the key's kid: the RFC 7638 SHA-256 thumbprint of its public key,

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // SchemaVersion is the storable form's version. A Set written by a newer
@@ -103,6 +105,17 @@ func (s *Set) Rotate(next *Key, now time.Time, overlap time.Duration) error {
 	return nil
 }
 
+// BindUnbound binds the current and staged keys stored without a binding
+// (by an older release) to d.
+func (s *Set) BindUnbound(d model.Destination) error {
+	for _, k := range []*Key{s.Current, s.Next} {
+		if k != nil && k.bound == nil {
+			k.Bind(d)
+		}
+	}
+	return nil
+}
+
 // Prune drops previous keys whose overlap has ended, and reports whether
 // it dropped any (the caller stores the Set again).
 func (s *Set) Prune(now time.Time) bool {
@@ -182,6 +195,8 @@ type storedKey struct {
 	// PublicPKIX is the public key, PKIX DER; only previous keys have one
 	// (the others' is in the private key).
 	PublicPKIX []byte `json:"public_pkix,omitempty"`
+	// Bound is where a current or staged key may sign for.
+	Bound *model.Destination `json:"bound,omitempty"`
 }
 
 // MarshalJSON is the storable form. It holds the private keys of the
@@ -213,6 +228,9 @@ func (s Set) MarshalJSON() ([]byte, error) {
 
 func storeKey(k *Key, private bool) (*storedKey, error) {
 	sk := &storedKey{ID: k.id, Alg: k.alg, Created: k.created, Imported: k.imported, RetireAt: k.retireAt}
+	if private {
+		sk.Bound = k.bound
+	}
 	var err error
 	if private {
 		if k.signer == nil {
@@ -269,7 +287,7 @@ func loadKey(sk *storedKey, private bool) (*Key, error) {
 	if sk.ID == "" {
 		return nil, errors.New("a stored key has no id")
 	}
-	k := &Key{id: sk.ID, alg: sk.Alg, created: sk.Created, imported: sk.Imported, retireAt: sk.RetireAt}
+	k := &Key{id: sk.ID, alg: sk.Alg, created: sk.Created, imported: sk.Imported, retireAt: sk.RetireAt, bound: sk.Bound}
 	if private {
 		raw, err := x509.ParsePKCS8PrivateKey(sk.PrivatePKCS8)
 		if err != nil {

@@ -20,11 +20,11 @@ type App struct {
 	AllowedRedirectURIs []string `json:"allowed_redirect_uris,omitempty"`
 	// PreviousClientSecret is the secret before the last change, tried
 	// once when the vendor refuses the current one with invalid_client,
-	// until PreviousUntil, and only at PreviousFor, the token endpoint it
-	// was written for.
-	PreviousClientSecret string    `json:"previous_client_secret,omitempty"`
-	PreviousUntil        time.Time `json:"previous_until,omitempty"`
-	PreviousFor          string    `json:"previous_for,omitempty"`
+	// until PreviousUntil, and only where it was written for
+	// (PreviousBound).
+	PreviousClientSecret string       `json:"previous_client_secret,omitempty"`
+	PreviousUntil        time.Time    `json:"previous_until,omitempty"`
+	PreviousBound        *Destination `json:"previous_bound,omitempty"`
 	// SecretOverlap: nil means DefaultSecretOverlap.
 	SecretOverlap *time.Duration `json:"client_secret_overlap,omitempty"`
 	// RefreshConcurrency and RefreshRate bound the background refreshes of
@@ -33,6 +33,31 @@ type App struct {
 	// stampede the vendor.
 	RefreshConcurrency int     `json:"refresh_concurrency,omitempty"`
 	RefreshRate        float64 `json:"refresh_rate,omitempty"`
+
+	// Upgrade holds what an app written by an older release recorded
+	// differently (backend/store reads it).
+	Upgrade *Upgrade `json:"-"`
+}
+
+// BindUpgrade binds the secrets of an app written by an older release
+// that hold no binding, as its connections resolve it now: its client
+// secrets to where they go now, its previous client secret to the token
+// endpoint the release recorded it for. It reports whether it bound any;
+// the caller stores the app.
+func (a *App) BindUpgrade() bool {
+	s, err := a.Config.ResolveAsConnection()
+	if err != nil {
+		return false
+	}
+	e := Entry{Config: a.Config}
+	bound := e.BindUpgrade(s)
+	a.Config.Bound = e.Config.Bound
+	if a.PreviousBound == nil && a.PreviousClientSecret != "" && a.Upgrade != nil && a.Upgrade.PreviousFor != "" {
+		d := ClientDestination(&a.Config, s)
+		d.Endpoints = []string{a.Upgrade.PreviousFor}
+		a.PreviousBound, bound = &d, true
+	}
+	return bound
 }
 
 // Validate checks an app as its connections will use it.
@@ -60,15 +85,14 @@ func (a *App) Overlap() time.Duration {
 	return DefaultSecretOverlap
 }
 
-// PreviousSecret is the previous client secret while it may still be
-// tried at tokenURL, or "". One kept without the endpoint it was written
-// for (by an older release) is not tried: it may have been kept across a
-// change of token_url.
-func (a *App) PreviousSecret(now time.Time, tokenURL string) string {
-	if a == nil || a.PreviousClientSecret == "" || !now.Before(a.PreviousUntil) || a.PreviousFor == "" || a.PreviousFor != tokenURL {
-		return ""
+// PreviousSecret is the previous client secret and where it may go,
+// while it may still be tried; "" when there is none. One kept without
+// where it was written for (by an older release) is never tried.
+func (a *App) PreviousSecret(now time.Time) (string, Destination) {
+	if a == nil || a.PreviousClientSecret == "" || !now.Before(a.PreviousUntil) || a.PreviousBound == nil {
+		return "", Destination{}
 	}
-	return a.PreviousClientSecret
+	return a.PreviousClientSecret, *a.PreviousBound
 }
 
 // HasPrevious reports whether a previous client secret is kept and not
@@ -77,21 +101,21 @@ func (a *App) HasPrevious(now time.Time) bool {
 	return a.PreviousClientSecret != "" && now.Before(a.PreviousUntil)
 }
 
-// KeepPrevious keeps before's client secret for the overlap, bound to the
-// token endpoint it was written for; one whose endpoint cannot be told is
-// not kept.
+// KeepPrevious keeps before's client secret for the overlap, bound where
+// it was; one without a binding is not kept.
 func (a *App) KeepPrevious(before *Config, now time.Time) bool {
-	s, err := before.ResolveAsConnection()
-	if err != nil || before.ClientSecret == "" {
+	d, ok := before.Bound["client_secret"]
+	if before.ClientSecret == "" || !ok {
 		return false
 	}
-	a.PreviousClientSecret, a.PreviousUntil, a.PreviousFor = before.ClientSecret, now.Add(a.Overlap()), s.TokenURL
+	d = d.Clone()
+	a.PreviousClientSecret, a.PreviousUntil, a.PreviousBound = before.ClientSecret, now.Add(a.Overlap()), &d
 	return true
 }
 
 // DropPrevious forgets the previous client secret.
 func (a *App) DropPrevious() {
-	a.PreviousClientSecret, a.PreviousUntil, a.PreviousFor = "", time.Time{}, ""
+	a.PreviousClientSecret, a.PreviousUntil, a.PreviousBound = "", time.Time{}, nil
 }
 
 // Clone returns a deep copy.
@@ -102,6 +126,10 @@ func (a *App) Clone() *App {
 	if a.SecretOverlap != nil {
 		d := *a.SecretOverlap
 		out.SecretOverlap = &d
+	}
+	if a.PreviousBound != nil {
+		d := a.PreviousBound.Clone()
+		out.PreviousBound = &d
 	}
 	return &out
 }

@@ -52,16 +52,6 @@ type Config struct {
 	// Metadata is non-secret key=value pairs, such as the partner's own
 	// customer id.
 	Metadata map[string]string `json:"metadata,omitempty"`
-	// RefreshTokenFor is the token endpoint the refresh token was written
-	// or issued for: it is never sent anywhere else, whatever the config
-	// or its app later says.
-	RefreshTokenFor string `json:"refresh_token_for,omitempty"`
-	// RevokeURLFor is the revocation endpoint in effect when the refresh
-	// token was written or issued: deleting the credential revokes it
-	// there only. Empty for refresh tokens stored before it was recorded
-	// (or when no revocation endpoint was known): those are revoked only
-	// at a revocation endpoint on the host of their token endpoint.
-	RevokeURLFor string `json:"revoke_url_for,omitempty"`
 
 	AssertionAudience      string      `json:"assertion_audience,omitempty"`
 	TLSClientCertificate   string      `json:"tls_client_certificate,omitempty"`
@@ -74,6 +64,11 @@ type Config struct {
 	DeviceAuthorizationURL string      `json:"device_authorization_url,omitempty"`
 	ResponseFields         []string    `json:"response_fields,omitempty"`
 	SecretResponseFields   []string    `json:"secret_response_fields,omitempty"`
+
+	// Bound is where each secret the config holds was written or issued
+	// for, by field: it is never sent anywhere else, whatever the config
+	// or its app later says (backend/outbound checks every request).
+	Bound Bindings `json:"bound,omitempty"`
 }
 
 // Discovered is what an issuer's metadata said, when it was fetched.
@@ -176,7 +171,16 @@ func (c *Config) Effective(a *App) Config {
 			f.copyField(&eff, c)
 		}
 	}
-	eff.RefreshTokenFor, eff.RevokeURLFor = c.RefreshTokenFor, c.RevokeURLFor
+	// Each secret keeps the binding of whichever holds it: the app's
+	// client secrets the app's, the account's refresh token its own.
+	for name, d := range c.Bound {
+		if f, ok := byName[name]; ok && f.ConnectionOnly() {
+			if eff.Bound == nil {
+				eff.Bound = Bindings{}
+			}
+			eff.Bound[name] = d.Clone()
+		}
+	}
 	return eff
 }
 
@@ -200,7 +204,14 @@ func (c *Config) AsConnection(app string) Config {
 			f.copyField(&out, c)
 		}
 	}
-	out.RefreshTokenFor, out.RevokeURLFor = c.RefreshTokenFor, c.RevokeURLFor
+	for name, d := range c.Bound {
+		if f, ok := byName[name]; ok && f.In(OnConnection) {
+			if out.Bound == nil {
+				out.Bound = Bindings{}
+			}
+			out.Bound[name] = d.Clone()
+		}
+	}
 	return out
 }
 

@@ -31,4 +31,7 @@ type DeviceFlow struct {
 	// DeviceCode is the secret the plugin polls with; it is stored, never
 	// shown.
 	DeviceCode string `json:"device_code,omitempty"`
+	// Bound is where the device code may go: the token endpoint when the
+	// flow started. A flow stored without it is not polled.
+	Bound *Destination `json:"bound,omitempty"`
 }

@@ -2,6 +2,8 @@ package model
 
 import (
 	"maps"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
@@ -72,6 +74,10 @@ type Authorization struct {
 	// reconnects.
 	App      string            `json:"app,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Bound is where the code verifier, and the code the vendor sends
+	// back for it, may go: the token endpoint when the flow started. An
+	// authorization stored without it is not exchanged.
+	Bound *Destination `json:"bound,omitempty"`
 }
 
 // Entry is one credential as stored: config, cached token and the status
@@ -90,11 +96,71 @@ type Entry struct {
 	Upgrade *Upgrade `json:"-"`
 }
 
-// Upgrade is what an entry of an older schema keeps that the current one
-// keeps elsewhere: schema 1's inline last error and open authorizations.
+// Upgrade is what an entry of an older release keeps that the current one
+// keeps elsewhere or differently: schema 1's inline last error and open
+// authorizations, and, from before bindings, the endpoints its refresh
+// token was recorded for.
 type Upgrade struct {
-	Problem        Problem
-	Authorizations map[string]*Authorization
+	Problem         Problem
+	Authorizations  map[string]*Authorization
+	RefreshTokenFor string
+	RevokeURLFor    string
+	// PreviousFor is the token endpoint an app's previous client secret
+	// was recorded for.
+	PreviousFor string
+}
+
+// NeedsBinding reports whether e holds a secret without a binding: one
+// stored by an older release.
+func (e *Entry) NeedsBinding() bool {
+	for _, f := range fields {
+		if f.Holder == InConfig && f.Secret && f.IsSet(&e.Config) {
+			if _, ok := e.Config.Bound[f.Name]; !ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// BindUpgrade binds each secret of an entry written by an older release
+// that holds none, as it resolves to s: a refresh token to the endpoints
+// the release recorded it for (or, if it recorded none, where it goes
+// now), with who may answer there now; any other secret to where it goes
+// now. It reports whether it bound any; the caller stores the entry so the
+// binding holds from then on.
+func (e *Entry) BindUpgrade(s *Settings) bool {
+	bound := false
+	for _, f := range fields {
+		if f.Holder != InConfig || !f.Secret || !f.IsSet(&e.Config) {
+			continue
+		}
+		if _, ok := e.Config.Bound[f.Name]; ok {
+			continue
+		}
+		d := ClientDestination(&e.Config, s)
+		if f.ConnectionOnly() {
+			d = AccountDestination(s)
+			if u := e.Upgrade; u != nil && u.RefreshTokenFor != "" {
+				d.Endpoints = []string{u.RefreshTokenFor}
+				revoke := u.RevokeURLFor
+				if revoke == "" && sameHost(s.RevocationURL, u.RefreshTokenFor) {
+					// Recorded before revocation endpoints were: the
+					// release revoked it on its token endpoint's host.
+					revoke = s.RevocationURL
+				}
+				if revoke != "" && revoke != u.RefreshTokenFor {
+					d.Endpoints = append(d.Endpoints, revoke)
+				}
+			}
+		}
+		if e.Config.Bound == nil {
+			e.Config.Bound = Bindings{}
+		}
+		e.Config.Bound[f.Name] = d
+		bound = true
+	}
+	return bound
 }
 
 // Clone returns a deep copy, so cached entries can be shared read-only.
@@ -133,18 +199,22 @@ func (e *Entry) ApplyToken(tok *tokenclient.Token, s *Settings, sentAt time.Time
 	rotated := false
 	// Only a refresh-token credential keeps a refresh token: Bold Penguin,
 	// for one, sends one with client credentials that it will not accept.
+	// A rotated refresh token keeps the binding of the one it continues:
+	// it came from where that one was sent, and is revoked where that one
+	// would have been.
 	if s.Grant.HoldsRefreshToken && tok.RefreshToken != "" && tok.RefreshToken != e.Config.RefreshToken {
 		e.Config.RefreshToken = tok.RefreshToken
 		e.Status.RotationSeen = true
 		rotated = true
 	}
-	if rotated {
-		// RevokeURLFor stays: a rotated refresh token continues the one
-		// stored, and is revoked where that one would have been.
-		e.Config.RefreshTokenFor = s.TokenURL
-	}
 	e.Status.LastRefreshedAt = sentAt
 	e.Status.NeedsReauthorization, e.Status.ReauthReason = false, ""
 	e.Status.OutcomeUnknownAt = time.Time{}
 	return rotated
+}
+
+func sameHost(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return a != "" && err1 == nil && err2 == nil && ua.Host != "" && strings.EqualFold(ua.Host, ub.Host)
 }

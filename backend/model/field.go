@@ -122,8 +122,8 @@ type Field struct {
 // what the plugin records about a credential. They are listed so that every
 // field of Config and App is accounted for (a test checks).
 var internalFields = map[string]bool{
-	"refresh_token_for": true, "revoke_url_for": true, "discovered": true, "version": true,
-	"previous_client_secret": true, "previous_until": true, "previous_for": true,
+	"bound": true, "discovered": true, "version": true,
+	"previous_client_secret": true, "previous_until": true, "previous_bound": true,
 }
 
 // Fields lists every field, in the order help and reads show them.

@@ -20,6 +20,9 @@ func TestEveryFieldHasARow(t *testing.T) {
 		for i := range ty.NumField() {
 			sf := ty.Field(i)
 			name, _, _ := cutTag(sf.Tag.Get("json"))
+			if name == "-" {
+				continue // not stored: what the store read of an older release
+			}
 			if _, ok := byName[name]; !ok && !internalFields[name] && name != "config" {
 				t.Errorf("%s.%s (json %q) has no row", ty.Name(), sf.Name, name)
 			}
@@ -75,7 +78,7 @@ func TestSameRequestFollowsTheTable(t *testing.T) {
 		}
 	}
 	// The fields the plugin records itself are not sent.
-	c := Config{RefreshTokenFor: "x", RevokeURLFor: "y", Discovered: &Discovered{TokenURL: "z"}}
+	c := Config{Bound: Bindings{"refresh_token": {Endpoints: []string{"x"}}}, Discovered: &Discovered{TokenURL: "z"}}
 	if !(&Config{}).SameRequest(&c) {
 		t.Error("recorded fields count as sent")
 	}

@@ -45,6 +45,8 @@ type Settings struct {
 
 	// HeaderNames are the extra headers' names, sorted.
 	HeaderNames []string
+	// Trust is who may answer at the endpoints: TrustOf(ca_bundle).
+	Trust string
 }
 
 var settingsIndex = jsonIndex(reflect.TypeFor[Settings]())
@@ -170,6 +172,7 @@ func (c *Config) fill(p *providers.Preset) *Settings {
 		v.FieldByIndex(idx).Set(reflect.ValueOf(val).Convert(v.FieldByIndex(idx).Type()))
 	}
 	s.Grant, _ = GrantOf(s.GrantType)
+	s.Trust = TrustOf(c.CABundle)
 	return s
 }
 

@@ -39,6 +39,90 @@ func (c *Config) Request(s *Settings) tokenclient.Request {
 	return r
 }
 
+// Bindings says, for the secrets of a request built from c (Request),
+// where each may be sent: the binding of the field it came from, by what
+// the request calls it. A secret c holds without a binding has none here,
+// and a request that would carry it is not sent.
+func (c *Config) Bindings(s *Settings) map[tokenclient.SecretRef]Destination {
+	out := map[tokenclient.SecretRef]Destination{}
+	add := func(ref tokenclient.SecretRef, field string) {
+		if d, ok := c.Bound[field]; ok {
+			out[ref] = d
+		}
+	}
+	add(tokenclient.ClientSecretRef, "client_secret")
+	add(tokenclient.ParamRef("refresh_token"), "refresh_token")
+	add(tokenclient.TLSKeyRef, "tls_client_key")
+	for k := range c.ExtraHeaders {
+		add(tokenclient.HeaderRef(k), "extra_headers")
+	}
+	if s.Preset.APIKeyHeader != "" && c.APIKey != "" {
+		add(tokenclient.HeaderRef(s.Preset.APIKeyHeader), "api_key")
+	}
+	return out
+}
+
+// ClientDestination is where a client's secrets go with s: the token,
+// revocation and device authorization endpoints, who may answer there,
+// and the audience of its assertions.
+func ClientDestination(c *Config, s *Settings) Destination {
+	d := Destination{Trust: s.Trust, Audience: AssertionAudience(c, s)}
+	for _, u := range []string{s.TokenURL, s.RevocationURL, s.DeviceAuthorizationURL} {
+		if u != "" && !slices.Contains(d.Endpoints, u) {
+			d.Endpoints = append(d.Endpoints, u)
+		}
+	}
+	return d
+}
+
+// AccountDestination is where an account's refresh token goes with s: the
+// token endpoint, and the revocation endpoint to revoke it at.
+func AccountDestination(s *Settings) Destination {
+	d := Destination{Trust: s.Trust, Endpoints: []string{s.TokenURL}}
+	if s.RevocationURL != "" && s.RevocationURL != s.TokenURL {
+		d.Endpoints = append(d.Endpoints, s.RevocationURL)
+	}
+	return d
+}
+
+// FlowDestination is where a pending flow's secrets (a device code, a
+// code verifier and the code it unlocks) go with s: the token endpoint.
+func FlowDestination(s *Settings) Destination {
+	return Destination{Trust: s.Trust, Endpoints: []string{s.TokenURL}}
+}
+
+// AssertionAudience is the aud of c's client assertions with s.
+func AssertionAudience(c *Config, s *Settings) string {
+	return c.Request(s).AssertionAudience(s.TokenURL)
+}
+
+// Bind records where c's secrets were written for: each secret field that
+// given reports (the write carried it) or that holds no binding yet is
+// bound to where it goes with s (a client's secrets to the client's
+// destination, an account's refresh token to the account's); the others
+// keep theirs; a secret no longer set loses its binding.
+func (c *Config) Bind(s *Settings, given func(field string) bool) {
+	next := Bindings{}
+	for _, f := range fields {
+		if f.Holder != InConfig || !f.Secret || !f.IsSet(c) {
+			continue
+		}
+		if d, ok := c.Bound[f.Name]; ok && !given(f.Name) {
+			next[f.Name] = d
+			continue
+		}
+		if f.ConnectionOnly() {
+			next[f.Name] = AccountDestination(s)
+		} else {
+			next[f.Name] = ClientDestination(c, s)
+		}
+	}
+	c.Bound = nil
+	if len(next) > 0 {
+		c.Bound = next
+	}
+}
+
 // DestinationChanges lists where a config sends its secrets and users that
 // differs between c and o, as "field=new (was old)": the resolved
 // endpoints when both configs resolve, else the fields that choose them

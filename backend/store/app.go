@@ -29,6 +29,9 @@ func (st Store) App(ctx context.Context, name string) (*model.App, error) {
 	if err := json.Unmarshal(raw.Value, &a); err != nil {
 		return nil, fmt.Errorf("decoding stored app %q: %w", name, err)
 	}
+	if err := upgradeApp(&a, raw.Value); err != nil {
+		return nil, fmt.Errorf("decoding stored app %q: %w", name, err)
+	}
 	if a.Version > model.SchemaVersion {
 		return nil, fmt.Errorf("decoding stored app %q: it has schema version %d but this plugin knows up to %d; upgrade the plugin", name, a.Version, model.SchemaVersion)
 	}

@@ -9,10 +9,16 @@ import (
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
-// Schema 1 (and the development-only 0) kept a credential's last error
-// and open authorizations inline in its entry. Such an entry is read as it
-// is, its inline parts carried beside it (model.Entry.Upgrade) and served
-// as if they were at their own keys, and moved there by its next write.
+// Entries and apps written by older releases. Schema 1 (and the
+// development-only 0) kept a credential's last error and open
+// authorizations inline in its entry; schema 2 before bindings recorded
+// only the endpoints a refresh token and an app's previous client secret
+// were for (refresh_token_for, revoke_url_for, previous_for). Such an entry
+// is read as it is, what it keeps differently carried beside it
+// (model.Entry.Upgrade, model.App.Upgrade): the inline parts are served as
+// if they were at their own keys and moved there by the entry's next
+// write, and the backend binds its secrets (BindUpgrade) when it resolves
+// it, which that write stores.
 
 // v1Entry is what schema 1 kept that version 2 moved out.
 type v1Entry struct {
@@ -23,7 +29,9 @@ type v1Entry struct {
 	} `json:"status"`
 	Authorizations map[string]*model.Authorization `json:"authorizations"`
 	Config         struct {
-		UsePKCE *bool `json:"use_pkce"`
+		UsePKCE         *bool  `json:"use_pkce"`
+		RefreshTokenFor string `json:"refresh_token_for"`
+		RevokeURLFor    string `json:"revoke_url_for"`
 	} `json:"config"`
 }
 
@@ -42,6 +50,11 @@ func decodeEntry(raw []byte) (*model.Entry, error) {
 		return nil, err
 	}
 	if e.Version == model.SchemaVersion {
+		if old.Config.RefreshTokenFor != "" {
+			// Written before bindings: the endpoints its refresh token
+			// was recorded for, until the backend binds it.
+			e.Upgrade = &model.Upgrade{RefreshTokenFor: old.Config.RefreshTokenFor, RevokeURLFor: old.Config.RevokeURLFor}
+		}
 		return &e, nil
 	}
 	e.Upgrade = &model.Upgrade{
@@ -56,11 +69,6 @@ func decodeEntry(raw []byte) (*model.Entry, error) {
 	if old.Config.UsePKCE == nil {
 		off := false
 		e.Config.UsePKCE = &off
-	}
-	if e.Config.RefreshToken != "" && e.Config.RefreshTokenFor == "" {
-		if st, err := e.Config.Resolve(); err == nil {
-			e.Config.RefreshTokenFor = st.TokenURL
-		}
 	}
 	e.Version = model.SchemaVersion
 	return &e, nil
@@ -111,4 +119,18 @@ func schema1Open(e *model.Entry, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// upgradeApp carries what an app written before bindings recorded.
+func upgradeApp(a *model.App, raw []byte) error {
+	var old struct {
+		PreviousFor string `json:"previous_for"`
+	}
+	if err := json.Unmarshal(raw, &old); err != nil {
+		return err
+	}
+	if old.PreviousFor != "" && a.PreviousBound == nil {
+		a.Upgrade = &model.Upgrade{PreviousFor: old.PreviousFor}
+	}
+	return nil
 }

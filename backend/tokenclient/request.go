@@ -320,11 +320,7 @@ func (r Request) buildCall(ctx context.Context, userAgent string, c call, now ti
 	params := r.bodyParams(c, style, own, u)
 	b := &built{u: u}
 	if style.isJWT() {
-		aud := r.Audience
-		if aud == "" {
-			aud = defaultAudience(r.TokenURL, u)
-		}
-		b.assertion, err = r.clientAssertion(style, aud, now)
+		b.assertion, err = r.clientAssertion(style, r.AssertionAudience(u.String()), now)
 		if err != nil {
 			return nil, err
 		}
@@ -548,17 +544,6 @@ func (r Request) checkTLSAuth(style AuthStyle) error {
 		return fmt.Errorf("%s sends no client secret: clear the secret, or use basic or body for a secret", style)
 	}
 	return nil
-}
-
-// defaultAudience is the token endpoint without its query and fragment,
-// or, without a token URL, the endpoint being called.
-func defaultAudience(tokenURL string, called *url.URL) string {
-	if tokenURL != "" {
-		if u, err := url.Parse(tokenURL); err == nil && u.Host != "" {
-			return u.Scheme + "://" + u.Host + u.EscapedPath()
-		}
-	}
-	return called.Scheme + "://" + called.Host + called.EscapedPath()
 }
 
 // parseEndpointURL accepts only absolute http(s) URLs without user info;

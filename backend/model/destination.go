@@ -1,0 +1,139 @@
+package model
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
+)
+
+// SystemTrust is the Trust of endpoints verified against the system's
+// certificate authorities.
+const SystemTrust = "system"
+
+// Destination is where a secret may be sent: the endpoints it was written
+// or born for, who may answer there (the CA bundle, or the system's CAs),
+// and, for what signs client assertions, the audience those assertions
+// name. A secret is only ever sent to one of its endpoints, to a server
+// the same CAs vouch for, in an assertion for the same audience.
+type Destination struct {
+	Endpoints []string `json:"endpoints"`
+	Trust     string   `json:"trust"`
+	Audience  string   `json:"audience,omitempty"`
+}
+
+// Bindings records, per secret field (client_secret, refresh_token,
+// api_key, extra_headers, tls_client_key), the destination it was written
+// or issued for.
+type Bindings map[string]Destination
+
+// TrustOf is the Trust of a CA bundle: SystemTrust for none, else the
+// SHA-256 of its certificates (DER, in order), so that re-wrapping the
+// same PEM does not count as a change.
+func TrustOf(caBundle string) string {
+	if strings.TrimSpace(caBundle) == "" {
+		return SystemTrust
+	}
+	h := sha256.New()
+	rest := []byte(caBundle)
+	n := 0
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			h.Write(b.Bytes)
+			n++
+		}
+	}
+	if n == 0 {
+		// Not PEM (refused elsewhere): the text itself.
+		h.Write([]byte(caBundle))
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// Allows reports whether a request to endpoint, whose server the CAs of
+// trust must vouch for, may carry a secret bound to d.
+func (d Destination) Allows(endpoint, trust string) bool {
+	return d.Trust == trust && slices.Contains(d.Endpoints, endpoint)
+}
+
+// Equal reports whether d and o are the same destination.
+func (d Destination) Equal(o Destination) bool {
+	return d.Trust == o.Trust && d.Audience == o.Audience && slices.Equal(d.Endpoints, o.Endpoints)
+}
+
+// String shows the destination in a message: its endpoints, and who may
+// answer there.
+func (d Destination) String() string {
+	who := "the system's CAs"
+	if d.Trust != SystemTrust {
+		who = "the CA bundle " + shortHash(d.Trust)
+	}
+	s := strings.Join(d.Endpoints, ", ") + " (trusting " + who
+	if d.Audience != "" {
+		s += ", audience " + d.Audience
+	}
+	return s + ")"
+}
+
+func shortHash(trust string) string {
+	h := strings.TrimPrefix(trust, "sha256:")
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return "sha256:" + h
+}
+
+// Clone returns a deep copy.
+func (d Destination) Clone() Destination {
+	d.Endpoints = slices.Clone(d.Endpoints)
+	return d
+}
+
+// Clone returns a deep copy.
+func (b Bindings) Clone() Bindings {
+	if b == nil {
+		return nil
+	}
+	out := make(Bindings, len(b))
+	for k, d := range b {
+		out[k] = d.Clone()
+	}
+	return out
+}
+
+// MisdirectedError is a request that would have sent a secret somewhere
+// it was not written for; nothing was sent.
+type MisdirectedError struct {
+	// Secret names what would have gone: a field (client_secret,
+	// refresh_token, ...) or what the plugin holds (the signing key, a
+	// device code, a code verifier).
+	Secret   tokenclient.SecretRef
+	Endpoint string
+	Trust    string
+	Audience string
+	// Bound is where it may go; nil when it was never bound.
+	Bound *Destination
+}
+
+func (e *MisdirectedError) Error() string {
+	to := e.Endpoint
+	if e.Trust != SystemTrust && e.Trust != "" {
+		to += " (trusting the CA bundle " + shortHash(e.Trust) + ")"
+	}
+	if e.Audience != "" {
+		to += " in an assertion for " + e.Audience
+	}
+	if e.Bound == nil {
+		return fmt.Sprintf("not sending the %s to %s: it is not bound to any destination", e.Secret, to)
+	}
+	return fmt.Sprintf("not sending the %s to %s: it was written for %s, and goes nowhere else", e.Secret, to, *e.Bound)
+}
