@@ -61,6 +61,8 @@ const (
 	fieldSigningAlg        = "signing_algorithm"
 	fieldAlgorithm         = "algorithm"
 	fieldOverlap           = "overlap"
+	fieldActivateAfter     = "activate_after"
+	fieldActivateStaged    = "activate_staged"
 
 	fieldAuthorizeURL = "authorize_url"
 	fieldUsePKCE      = "use_pkce"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
 // pathApps returns apps/<app> and apps/: one OAuth client that many
@@ -91,59 +92,20 @@ func (b *vendorBackend) appExists(ctx context.Context, req *logical.Request, d *
 }
 
 func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get(fieldApp).(string)
+	mount := mountOf(req)
+	if resp := keysAreNotFields(req, "apps/"+name+"/import-key"); resp != nil {
+		return resp, nil
+	}
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	name := d.Get(fieldApp).(string)
-	mount := mountOf(req)
 	disc, resp, err := b.discoverFor(ctx, req, d, "apps/"+name)
 	if err != nil || resp != nil {
 		return resp, err
 	}
-	var rotated, dropped bool
-	_, err = b.creds.UpdateApp(ctx, req.Storage, name, func(cur *backend.App) (*backend.App, error) {
-		next := &backend.App{Config: backend.Config{Provider: "generic"}}
-		if cur != nil {
-			next = cur
-		}
-		before := next.Config.Clone()
-		if err := applyConfig(&next.Config, model.OnApp, req, d); err != nil {
-			return nil, err
-		}
-		if err := applyFields(next, model.InApp, func(*model.Field) bool { return true }, req, d); err != nil {
-			return nil, err
-		}
-		applyDiscovered(&next.Config, disc, req)
-		if err := next.Validate(); err != nil {
-			return nil, &userError{msg: err.Error()}
-		}
-		settings, err := next.Config.ResolveAsConnection()
-		if err != nil {
-			return nil, &userError{msg: err.Error()}
-		}
-		bindSecrets(&next.Config, &before, settings, req)
-		if cur == nil {
-			return next, nil
-		}
-		if err := checkDestination(&before, &next.Config, &next.Config, req); err != nil {
-			return nil, err
-		}
-		secretChanged := before.ClientSecret != "" && next.Config.ClientSecret != before.ClientSecret
-		switch {
-		case len(before.DestinationChanges(&next.Config)) > 0:
-			// Every secret kept was written for the old destination: it
-			// is never sent to the new one, not even once on
-			// invalid_client.
-			dropped = next.HasPrevious(b.now()) || secretChanged
-			next.DropPrevious()
-		case secretChanged:
-			// A new secret reaches every connection at once; the old one
-			// is kept for the overlap, for a vendor that does not know
-			// the new one yet.
-			rotated = next.KeepPrevious(&before, b.now())
-		}
-		return next, nil
-	})
+	w := &appWrite{b: b, ctx: ctx, req: req, d: d, name: name, disc: disc}
+	_, err = b.creds.UpdateApp(ctx, req.Storage, name, w.update)
 	var ue *userError
 	if errors.As(err, &ue) {
 		return logical.ErrorResponse(fmt.Sprintf("%sapps/%s was not changed: %s", mount, name, ue.msg)), nil
@@ -151,14 +113,80 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, err
 	}
-	if resp, err := b.importSigningKey(ctx, req, d, "app/"+name, "apps/"+name); resp != nil || err != nil {
-		return resp, err
+	b.Logger().Info("app configured", "app", name, "operation", string(req.Operation), "client_secret_rotated", w.rotated)
+	var warnings []string
+	if w.dropped {
+		warnings = append(warnings, fmt.Sprintf("%sapps/%s: the previous client_secret is not kept for an overlap: it was written for where the app sent its secrets before this write, and is never sent to the new destination", mount, name))
 	}
-	b.Logger().Info("app configured", "app", name, "operation", string(req.Operation), "client_secret_rotated", rotated)
-	if dropped {
-		return &logical.Response{Warnings: []string{fmt.Sprintf("%sapps/%s: the previous client_secret is not kept for an overlap: it was written for where the app sent its secrets before this write, and is never sent to the new destination", mount, name)}}, nil
+	if k := w.keyCheck(); k != "" {
+		warnings = append(warnings, k)
 	}
-	return nil, nil
+	if len(warnings) == 0 {
+		return nil, nil
+	}
+	return &logical.Response{Warnings: warnings}, nil
+}
+
+// appWrite is one write of apps/<name>: update applies it to the app
+// under its lock, and records what the answer says.
+type appWrite struct {
+	b    *vendorBackend
+	ctx  context.Context
+	req  *logical.Request
+	d    *framework.FieldData
+	name string
+	disc *backend.Discovered
+	// rotated: a new client secret, the previous one kept for the
+	// overlap; dropped: the previous one not kept, the destination moved.
+	rotated, dropped bool
+	keyCheck         func() string
+}
+
+func (w *appWrite) update(cur *backend.App) (*backend.App, error) {
+	next := &backend.App{Config: backend.Config{Provider: "generic"}}
+	if cur != nil {
+		next = cur
+	}
+	before := next.Config.Clone()
+	if err := applyConfig(&next.Config, model.OnApp, w.req, w.d); err != nil {
+		return nil, err
+	}
+	if err := applyFields(next, model.InApp, func(*model.Field) bool { return true }, w.req, w.d); err != nil {
+		return nil, err
+	}
+	applyDiscovered(&next.Config, w.disc, w.req)
+	if err := next.Validate(); err != nil {
+		return nil, &userError{msg: err.Error()}
+	}
+	settings, err := next.Config.ResolveAsConnection()
+	if err != nil {
+		return nil, &userError{msg: err.Error()}
+	}
+	bindSecrets(&next.Config, &before, settings, w.req)
+	app := next.Config
+	w.keyCheck = func() string {
+		return w.b.keysSignHere(w.ctx, w.req, store.AppKeyOwner(w.name), &app, settings, "apps/"+w.name+"/rotate-key", "apps/"+w.name+"/import-key")
+	}
+	if cur == nil {
+		return next, nil
+	}
+	if err := checkDestination(&before, &next.Config, &next.Config, w.req); err != nil {
+		return nil, err
+	}
+	secretChanged := before.ClientSecret != "" && next.Config.ClientSecret != before.ClientSecret
+	switch {
+	case len(before.DestinationChanges(&next.Config)) > 0:
+		// Every secret kept was written for the old destination: it is
+		// never sent to the new one, not even once on invalid_client.
+		w.dropped = next.HasPrevious(w.b.now()) || secretChanged
+		next.DropPrevious()
+	case secretChanged:
+		// A new secret reaches every connection at once; the old one is
+		// kept for the overlap, for a vendor that does not know the new
+		// one yet.
+		w.rotated = next.KeepPrevious(&before, w.b.now())
+	}
+	return next, nil
 }
 
 func (b *vendorBackend) handleAppRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -149,17 +149,20 @@ type userError struct{ msg string }
 func (e *userError) Error() string { return e.msg }
 
 func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get(fieldName).(string)
+	mount := mountOf(req)
+	if resp := keysAreNotFields(req, "import-key/"+name); resp != nil {
+		return resp, nil
+	}
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	name := d.Get(fieldName).(string)
-	mount := mountOf(req)
 	disc, resp, err := b.discoverFor(ctx, req, d, name)
 	if err != nil || resp != nil {
 		return resp, err
 	}
 	var vendor string
-	var owner string
+	var keyCheck func() string
 	_, err = b.creds.Update(ctx, req.Storage, name, func(cur *backend.Entry) (*backend.Entry, error) {
 		next := &backend.Entry{Config: backend.Config{Provider: "generic"}}
 		var before backend.Config
@@ -174,7 +177,6 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 			return nil, err
 		}
 		applyDiscovered(&next.Config, disc, req)
-		owner = backend.KeyOwner(name, &next.Config)
 		eff, settings, rerr, err := b.creds.Effective(ctx, req.Storage, name, &next.Config)
 		if err != nil {
 			return nil, err
@@ -183,6 +185,9 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 			return nil, &userError{msg: describe(mount, rerr)}
 		}
 		vendor = settings.Preset.Name
+		keyCheck = func() string {
+			return b.keysSignHere(ctx, req, backend.KeyOwner(name, &eff), &eff, settings, "rotate-key/"+name, "import-key/"+name)
+		}
 		if cur != nil {
 			beforeEff, _, _, err := b.creds.Effective(ctx, req.Storage, name, &before)
 			if err != nil {
@@ -211,11 +216,49 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	if err != nil {
 		return nil, err
 	}
-	if resp, err := b.importSigningKey(ctx, req, d, owner, "config/"+name); resp != nil || err != nil {
-		return resp, err
-	}
 	b.Logger().Info("credential configured", "name", name, "vendor", vendor, "operation", string(req.Operation))
+	if w := keyCheck(); w != "" {
+		return &logical.Response{Warnings: []string{w}}, nil
+	}
 	return nil, nil
+}
+
+// keysAreNotFields refuses a write that carries a signing key: a key is
+// imported with its own operation, which the shipped operator policy does
+// not grant, because whoever chooses the key of a client registered by its
+// JWKS is that client.
+func keysAreNotFields(req *logical.Request, importPath string) *logical.Response {
+	for _, f := range []string{fieldSigningKey, fieldSigningAlg} {
+		if _, ok := req.Data[f]; ok {
+			return logical.ErrorResponse(fmt.Sprintf("%s is not a field of %s: import a key with vault write %s%s signing_key=@key.pem [algorithm=...]; whoever may import or rotate a client's key is that client, to a vendor that trusts its JWKS, so a policy that may write the config need not grant it",
+				f, req.Path, mountOf(req), importPath))
+		}
+	}
+	return nil
+}
+
+// keysSignHere says, for a client that signs its assertions with a key
+// held in Vault, what stops it from signing where it sends after this
+// write: no key yet, or a key made for where it sent before (it signs
+// nothing anywhere else). "" when the key signs here, or the client
+// signs no assertions.
+func (b *vendorBackend) keysSignHere(ctx context.Context, req *logical.Request, owner string, eff *backend.Config, s *model.Settings, rotatePath, importPath string) string {
+	if !s.UsesKey() {
+		return ""
+	}
+	set, err := b.creds.Keys(ctx, req.Storage, owner)
+	if err != nil {
+		return ""
+	}
+	k := set.Signing(b.now())
+	how := fmt.Sprintf("vault write -f %s%s (then register its public key at the vendor, or let it fetch the JWKS), or vault write %s%s signing_key=@key.pem", mountOf(req), rotatePath, mountOf(req), importPath)
+	switch {
+	case k == nil:
+		return "it has no signing key yet: make one with " + how
+	case k.Bound() != nil && !k.Bound().Covers(model.ClientDestination(eff, s)):
+		return fmt.Sprintf("its signing key was made for %s, and signs for nowhere else: make one for where it sends now with %s", *k.Bound(), how)
+	}
+	return ""
 }
 
 // discoverFor fetches the metadata of the issuer a write names (before
@@ -244,25 +287,6 @@ func applyDiscovered(c *backend.Config, disc *backend.Discovered, req *logical.R
 	case sentEmpty(req, fieldIssuer):
 		c.Discovered = nil
 	}
-}
-
-// importSigningKey makes a signing_key given in a write owner's signing
-// key.
-func (b *vendorBackend) importSigningKey(ctx context.Context, req *logical.Request, d *framework.FieldData, owner, path string) (*logical.Response, error) {
-	v, ok := d.GetOk(fieldSigningKey)
-	if !ok || strings.TrimSpace(v.(string)) == "" {
-		return nil, nil
-	}
-	k, err := b.creds.ImportKey(ctx, req.Storage, owner, v.(string), d.Get(fieldSigningAlg).(string), defaultKeyOverlap)
-	var ie *backend.InputError
-	if errors.As(err, &ie) {
-		return logical.ErrorResponse(fmt.Sprintf("%s%s was written, but its %s", mountOf(req), path, ie.Msg)), nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	b.Logger().Info("imported a signing key", "owner", owner, "kid", k.ID())
-	return nil, nil
 }
 
 // applyApp makes c a connection of the app its name or its app field
@@ -341,13 +365,9 @@ func checkDestination(before, after, stored *backend.Config, req *logical.Reques
 		return &userError{msg: fmt.Sprintf("this write changes where the credential's secrets are sent: %s; give %s again in the same write (or set them to \"\" to clear them)",
 			strings.Join(changed, ", "), strings.Join(missing, ", "))}
 	}
-	// A key held in Vault cannot be given again, and an assertion it
-	// signs for the vendor's audience is as good as a secret to whoever
-	// receives it.
-	if _, imported := req.Data[fieldSigningKey]; after.AuthStyle == backend.AuthPrivateKeyJWT && !imported {
-		return &userError{msg: fmt.Sprintf("this write changes where the credential's client assertions are sent: %s; they are signed with a key held in Vault, which a write cannot give again: import a key with %s in the same write, or delete the credential and create it anew (a new key, which the vendor must trust again)",
-			strings.Join(changed, ", "), fieldSigningKey)}
-	}
+	// A signing key held in Vault cannot be given again: it stays bound
+	// to where it was made for and signs nothing anywhere else; the
+	// write's answer says to make one for the new destination.
 	return nil
 }
 

@@ -2,33 +2,57 @@ package vendoroauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/keys"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
 // defaultKeyOverlap is how long a rotated-away public key stays published.
 const defaultKeyOverlap = 24 * time.Hour
 
+// defaultKeyActivation is how long a new key is published before it signs:
+// a vendor that caches the client's JWKS must have it by then. Keycloak
+// fetches a JWKS again for an unknown kid at most every 10 s, Okta and
+// Auth0 on an unknown kid; ten minutes covers those with room, and a
+// vendor that caches longer gets a longer activate_after.
+const defaultKeyActivation = 10 * time.Minute
+
 // jwksPaths are the unauthenticated paths: public keys, which a vendor
 // fetches to verify private_key_jwt assertions without a Vault token.
 var jwksPaths = []string{"jwks/*", "apps/+/jwks"}
 
-// pathKeys returns rotate-key/<name>, jwks/<name> and the same under
-// apps/<app>/: signing keys born in Vault for private_key_jwt, whose
-// private half never leaves it, and their public JWKS.
+// pathKeys returns rotate-key/<name>, import-key/<name>, jwks/<name> and
+// the same under apps/<app>/: the signing keys of private_key_jwt clients,
+// born in Vault (whose private half never leaves it) or imported, and
+// their public JWKS. Making or importing a key is not a config field: to a
+// vendor that trusts a client's JWKS, whoever chooses the key is the
+// client, so it is an operation a policy grants on its own.
 func pathKeys(b *vendorBackend) []*framework.Path {
-	rotateFields := map[string]*framework.FieldSchema{
-		fieldAlgorithm: {Type: framework.TypeString, Default: "ES256", Description: "RS256, PS256, ES256, ES384 or EdDSA."},
-		fieldOverlap:   {Type: framework.TypeDurationSecond, Default: int(defaultKeyOverlap.Seconds()), Description: "How long the previous public key stays published, for vendors that cache the JWKS."},
+	takeOver := map[string]*framework.FieldSchema{
+		fieldOverlap: {Type: framework.TypeDurationSecond, Default: int(defaultKeyOverlap.Seconds()), Description: "How long the key it replaces stays published once the new key signs, for assertions signed just before."},
+		fieldActivateAfter: {Type: framework.TypeDurationSecond, Default: int(defaultKeyActivation.Seconds()),
+			Description: "How long the new key is published before it signs, so that a vendor caching the JWKS has it by then; 0 signs at once. A client with no key, or whose key was made for where it sent before, signs with the new key at once."},
 	}
-	rotateOp := func(summary string) map[logical.Operation]framework.OperationHandler {
+	rotateFields := withFields(takeOver, map[string]*framework.FieldSchema{
+		fieldAlgorithm:      {Type: framework.TypeString, Default: "ES256", Description: "RS256, PS256, ES256, ES384 or EdDSA."},
+		fieldActivateStaged: {Type: framework.TypeBool, Description: "Make the key published and waiting for its time sign now, instead of making a new one."},
+	})
+	importFields := withFields(takeOver, map[string]*framework.FieldSchema{
+		fieldSigningKey: {Type: framework.TypeString, Required: true, Description: "The private key (PEM: PKCS#8, PKCS#1 or SEC1, unencrypted) to sign assertions with. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Name: "Signing key", Sensitive: true}},
+		fieldAlgorithm:  {Type: framework.TypeString, Description: "The key's algorithm (RS256, PS256, ES256, ES384, EdDSA); defaults to the one the key implies."},
+	})
+	keyOp := func(verb, summary string, cb framework.OperationFunc) map[logical.Operation]framework.OperationHandler {
 		return map[logical.Operation]framework.OperationHandler{logical.UpdateOperation: &framework.PathOperation{
-			Callback: b.handleRotateKey, Summary: summary, DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "rotate"},
+			Callback: cb, Summary: summary, DisplayAttrs: &framework.DisplayAttributes{OperationVerb: verb},
 			ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
 		}}
 	}
@@ -41,15 +65,29 @@ func pathKeys(b *vendorBackend) []*framework.Path {
 			Pattern:      "rotate-key/" + credentialName,
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "signing-key"},
 			Fields:       withName(rotateFields),
-			Operations:   rotateOp("Generate a new signing key for a credential inside Vault; the previous public key stays published for the overlap."),
+			Operations:   keyOp("rotate", "Generate a new signing key for a credential inside Vault: published at once, signing after activate_after.", b.handleRotateKey),
 			HelpSynopsis: pathRotateKeyHelpSyn, HelpDescription: pathRotateKeyHelpDesc,
 		},
 		{
 			Pattern:      "apps/" + appName + "/rotate-key",
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "app-signing-key"},
 			Fields:       withAppField(rotateFields),
-			Operations:   rotateOp("Generate a new signing key for an app inside Vault; the previous public key stays published for the overlap."),
+			Operations:   keyOp("rotate", "Generate a new signing key for an app inside Vault: published at once, signing after activate_after.", b.handleRotateKey),
 			HelpSynopsis: pathRotateKeyHelpSyn, HelpDescription: pathRotateKeyHelpDesc,
+		},
+		{
+			Pattern:      "import-key/" + credentialName,
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "signing-key"},
+			Fields:       withName(importFields),
+			Operations:   keyOp("import", "Import a signing key for a credential: published at once, signing after activate_after.", b.handleImportKey),
+			HelpSynopsis: pathImportKeyHelpSyn, HelpDescription: pathImportKeyHelpDesc,
+		},
+		{
+			Pattern:      "apps/" + appName + "/import-key",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "app-signing-key"},
+			Fields:       withAppField(importFields),
+			Operations:   keyOp("import", "Import a signing key for an app: published at once, signing after activate_after.", b.handleImportKey),
+			HelpSynopsis: pathImportKeyHelpSyn, HelpDescription: pathImportKeyHelpDesc,
 		},
 		{
 			Pattern:      "jwks/" + credentialName,
@@ -69,61 +107,133 @@ func pathKeys(b *vendorBackend) []*framework.Path {
 }
 
 func withName(f map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
-	out := map[string]*framework.FieldSchema{fieldName: {Type: framework.TypeString, Description: "Name of the credential.", Required: true}}
-	for k, v := range f {
-		out[k] = v
-	}
+	return withFields(f, map[string]*framework.FieldSchema{fieldName: {Type: framework.TypeString, Description: "Name of the credential.", Required: true}})
+}
+
+// withFields is a copy of a with b's fields added.
+func withFields(a, b map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	out := make(map[string]*framework.FieldSchema, len(a)+len(b))
+	maps.Copy(out, a)
+	maps.Copy(out, b)
 	return out
 }
 
-// keyOwner is whose keys a request's path names: an app's, or a
-// self-contained credential's (a connection signs with its app's).
-func (b *vendorBackend) keyOwner(ctx context.Context, req *logical.Request, d *framework.FieldData) (string, *logical.Response, error) {
+// keyClient is whose keys a request's path names, and where they may sign
+// for: an app's, as its connections send, or a self-contained
+// credential's (a connection signs with its app's). A key is bound to
+// where its client sends when it is made.
+type keyClient struct {
+	owner string
+	bound model.Destination
+}
+
+// keyClientOf resolves the client a key request is for; a response is
+// the caller's mistake.
+func (b *vendorBackend) keyClientOf(ctx context.Context, req *logical.Request, d *framework.FieldData) (*keyClient, *logical.Response, error) {
+	mount := mountOf(req)
 	if v, ok := d.GetOk(fieldApp); ok {
 		name := v.(string)
 		a, err := b.creds.App(ctx, req.Storage, name)
 		if err != nil {
-			return "", nil, err
+			return nil, nil, err
 		}
 		if a == nil {
-			return "", logical.ErrorResponse(fmt.Sprintf("there is no app %q; create it with vault write %sapps/%s first", name, mountOf(req), name)), nil
+			return nil, logical.ErrorResponse(fmt.Sprintf("there is no app %q; create it with vault write %sapps/%s first", name, mount, name)), nil
 		}
-		return "app/" + name, nil, nil
+		s, err := a.Config.ResolveAsConnection()
+		if err != nil {
+			return nil, logical.ErrorResponse(fmt.Sprintf("app %q does not work as stored (%s); fix it with vault write %sapps/%s first: a key is made for where its client sends", name, err, mount, name)), nil
+		}
+		return &keyClient{owner: store.AppKeyOwner(name), bound: model.ClientDestination(&a.Config, s)}, nil, nil
 	}
 	name := d.Get(fieldName).(string)
 	e, err := b.creds.Get(ctx, req.Storage, name)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	if e == nil {
-		return "", nil, nil
+		return nil, logical.ErrorResponse(fmt.Sprintf("no credential named %q; write it first with vault write %sconfig/%s", name, mount, name)), nil
 	}
 	if e.Config.App != "" {
-		return "", logical.ErrorResponse(fmt.Sprintf("credential %q signs with the keys of its app %q: use %sapps/%s/rotate-key and %sapps/%s/jwks", name, e.Config.App, mountOf(req), e.Config.App, mountOf(req), e.Config.App)), nil
+		return nil, logical.ErrorResponse(fmt.Sprintf("credential %q signs with the keys of its app %q: use %sapps/%s/rotate-key, %sapps/%s/import-key and %sapps/%s/jwks",
+			name, e.Config.App, mount, e.Config.App, mount, e.Config.App, mount, e.Config.App)), nil
 	}
-	return backend.KeyOwner(name, &e.Config), nil, nil
+	eff, s, rerr, err := b.creds.Effective(ctx, req.Storage, name, &e.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rerr != nil {
+		return nil, logical.ErrorResponse(fmt.Sprintf("%s; a key is made for where its client sends", describe(mount, &backend.ConfigError{Name: name, Err: rerr}))), nil
+	}
+	return &keyClient{owner: backend.KeyOwner(name, &e.Config), bound: model.ClientDestination(&eff, s)}, nil, nil
+}
+
+func keyChange(d *framework.FieldData, bound model.Destination) backend.KeyChange {
+	return backend.KeyChange{
+		Bound:         bound,
+		ActivateAfter: time.Duration(d.Get(fieldActivateAfter).(int)) * time.Second,
+		Overlap:       time.Duration(d.Get(fieldOverlap).(int)) * time.Second,
+	}
 }
 
 func (b *vendorBackend) handleRotateKey(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	owner, resp, err := b.keyOwner(ctx, req, d)
+	c, resp, err := b.keyClientOf(ctx, req, d)
 	if err != nil || resp != nil {
 		return resp, err
 	}
-	if owner == "" {
-		return logical.ErrorResponse(fmt.Sprintf("no credential named %q; write it first with vault write %sconfig/%s", d.Get(fieldName), mountOf(req), d.Get(fieldName))), nil
+	if d.Get(fieldActivateStaged).(bool) {
+		k, err := b.creds.ActivateStaged(ctx, req.Storage, c.owner)
+		if err != nil {
+			return tokenError(mountOf(req), c.owner, err)
+		}
+		if k == nil {
+			return logical.ErrorResponse("no key is published and waiting to sign; make one with vault write -f " + mountOf(req) + req.Path), nil
+		}
+		b.Logger().Info("a staged signing key signs now", "owner", c.owner, "kid", k.ID())
+		return b.keyResponse(ctx, req, c.owner, k)
 	}
-	k, err := b.creds.RotateKey(ctx, req.Storage, owner, d.Get(fieldAlgorithm).(string), time.Duration(d.Get(fieldOverlap).(int))*time.Second)
+	k, err := b.creds.RotateKey(ctx, req.Storage, c.owner, d.Get(fieldAlgorithm).(string), keyChange(d, c.bound))
 	if err != nil {
-		return tokenError(mountOf(req), owner, err)
+		return tokenError(mountOf(req), c.owner, err)
 	}
-	b.Logger().Info("generated a signing key", "owner", owner, "kid", k.ID(), "algorithm", string(k.Algorithm()))
+	b.Logger().Info("generated a signing key", "owner", c.owner, "kid", k.ID(), "algorithm", string(k.Algorithm()))
+	return b.keyResponse(ctx, req, c.owner, k)
+}
+
+func (b *vendorBackend) handleImportKey(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	c, resp, err := b.keyClientOf(ctx, req, d)
+	if err != nil || resp != nil {
+		return resp, err
+	}
+	k, err := b.creds.ImportKey(ctx, req.Storage, c.owner, d.Get(fieldSigningKey).(string), d.Get(fieldAlgorithm).(string), keyChange(d, c.bound))
+	if err != nil {
+		var ie *backend.InputError
+		if errors.As(err, &ie) {
+			return logical.ErrorResponse(fmt.Sprintf("%s%s was not changed: %s", mountOf(req), req.Path, ie.Msg)), nil
+		}
+		return nil, err
+	}
+	b.Logger().Info("imported a signing key", "owner", c.owner, "kid", k.ID(), "algorithm", string(k.Algorithm()))
+	return b.keyResponse(ctx, req, c.owner, k)
+}
+
+// keyResponse says what a key operation made: the key, where to find it
+// published, and from when it signs.
+func (b *vendorBackend) keyResponse(ctx context.Context, req *logical.Request, owner string, k *keys.Key) (*logical.Response, error) {
 	pub, _ := k.PublicPEM()
+	signsFrom := formatTime(b.now())
+	if at := k.ActivateAt(); !at.IsZero() {
+		signsFrom = formatTime(at)
+	}
 	return &logical.Response{Data: map[string]interface{}{
 		"kid": k.ID(), fieldAlgorithm: string(k.Algorithm()), "public_key": pub,
-		"jwks_path": jwksPathOf(mountOf(req), owner),
+		"jwks_path": jwksPathOf(mountOf(req), owner), "signs_from": signsFrom,
 	}}, nil
 }
 
@@ -196,11 +306,30 @@ const pathRotateKeyHelpSyn = `Generate a new private_key_jwt signing key inside 
 
 const pathRotateKeyHelpDesc = `
 Generates a key pair (ES256 unless algorithm says otherwise) whose private
-half never leaves Vault, and makes it the one that signs the client's
-assertions at once. The previous public key stays published at the JWKS
-path for the overlap (default 24h), so a vendor that cached the JWKS keeps
-accepting assertions until it fetches it again. Returns the kid, the public
-key (PEM) and the JWKS path to register at the vendor.
+half never leaves Vault, bound to where the client sends now: it signs
+assertions for that token endpoint and audience only. The new key is
+published at the JWKS path at once and signs after activate_after (default
+10m), so a vendor that caches the JWKS has it before the first assertion it
+signs; activate_staged=true makes a waiting key sign now. A client with no
+key yet, or whose key was made for where it sent before, signs with the new
+key at once. Once the new key signs, the previous public key stays published
+for the overlap (default 24h). Returns the kid, the public key (PEM), the
+JWKS path to register at the vendor and signs_from.
+
+Whoever may rotate or import a client's key is that client, to a vendor that
+trusts its JWKS: grant rotate-key and import-key only to those who hold the
+client.
+`
+
+const pathImportKeyHelpSyn = `Import a private_key_jwt signing key.`
+
+const pathImportKeyHelpDesc = `
+Imports a private key (signing_key, PEM: PKCS#8, PKCS#1 or SEC1, unencrypted)
+when the key cannot be born in Vault (rotate-key), for example one the vendor
+already has registered. A key that does not parse or cannot sign is refused
+before anything is stored. Like a rotated key, it is bound to where the
+client sends now, published at once and signs after activate_after (0 signs
+at once); the key is write-only.
 `
 
 const pathJWKSHelpSyn = `The public keys of a client's private_key_jwt assertions, as a JWKS.`

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/keys"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
@@ -52,47 +51,6 @@ func (m *Manager) Discover(ctx context.Context, issuer string, c *Config) (*Disc
 		PKCEMethods:            md.CodeChallengeMethodsSupported,
 		FetchedAt:              m.now(),
 	}, nil
-}
-
-// ImportKey makes a PEM private key owner's signing key; the previous one
-// stays published for overlap.
-func (m *Manager) ImportKey(ctx context.Context, s logical.Storage, owner, pemText, alg string, overlap time.Duration) (*keys.Key, error) {
-	k, err := keys.Import(pemText, keys.Algorithm(alg), "", m.now())
-	if err != nil {
-		return nil, &InputError{Msg: "signing_key: " + err.Error()}
-	}
-	if _, err := m.UpdateKeys(ctx, s, owner, func(set *keys.Set) error { return set.Rotate(k, m.now(), overlap) }); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-// RotateKey generates a new signing key for owner inside Vault; the
-// private key never leaves it. The previous public key stays published
-// for overlap, so a vendor that cached the JWKS keeps accepting
-// assertions while it fetches the new one.
-func (m *Manager) RotateKey(ctx context.Context, s logical.Storage, owner, alg string, overlap time.Duration) (*keys.Key, error) {
-	if alg == "" {
-		alg = string(keys.ES256)
-	}
-	k, err := keys.Generate(keys.Algorithm(alg), 0, m.now())
-	if err != nil {
-		return nil, &InputError{Msg: err.Error()}
-	}
-	if _, err := m.UpdateKeys(ctx, s, owner, func(set *keys.Set) error { return set.Rotate(k, m.now(), overlap) }); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-// JWKS is owner's published public keys (current and those in their
-// overlap), as a JSON Web Key Set.
-func (m *Manager) JWKS(ctx context.Context, s logical.Storage, owner string) ([]byte, error) {
-	set, err := m.Keys(ctx, s, owner)
-	if err != nil {
-		return nil, err
-	}
-	return set.JWKS(m.now())
 }
 
 // RevokeResult says what deleting a credential did at its vendor.

@@ -196,7 +196,7 @@ func Parse(raw []byte, dir string, getenv func(string) (string, bool)) (*Plan, e
 			continue
 		}
 		c := Credential{Name: name, Body: map[string]interface{}{}, Shown: map[string]string{}}
-		problems = append(problems, r.fields(fmt.Sprintf("credential %q", name), f.Credentials[name], c.Body, c.Shown, nil)...)
+		problems = append(problems, r.fields(fmt.Sprintf("credential %q", name), f.Credentials[name], c.Body, c.Shown, unknownAt(model.OnCredential, nil))...)
 		p.Credentials = append(p.Credentials, c)
 	}
 	for _, name := range sortedKeys(f.Apps) {
@@ -301,7 +301,7 @@ func (r *resolver) app(name string, raw map[string]json.RawMessage) (*App, []str
 		return nil, []string{where + ": " + segmentRule}
 	}
 	app := &App{Name: name, Body: map[string]interface{}{}, Shown: map[string]string{}}
-	problems := r.fields(where, raw, app.Body, app.Shown, func(field string) string {
+	problems := r.fields(where, raw, app.Body, app.Shown, unknownAt(model.OnApp, func(field string) string {
 		switch {
 		case field == connectionsKey:
 			return "-" // read below
@@ -311,7 +311,7 @@ func (r *resolver) app(name string, raw map[string]json.RawMessage) (*App, []str
 			return `belongs to one connected account: put it under "connections": {"<account>": {...}}`
 		}
 		return ""
-	})
+	}))
 	conns := map[string]map[string]json.RawMessage{}
 	if c, ok := raw[connectionsKey]; ok {
 		if err := json.Unmarshal(c, &conns); err != nil {
@@ -325,7 +325,7 @@ func (r *resolver) app(name string, raw map[string]json.RawMessage) (*App, []str
 			continue
 		}
 		c := Credential{Name: name + "/" + account, Body: map[string]interface{}{}, Shown: map[string]string{}}
-		problems = append(problems, r.fields(cwhere, conns[account], c.Body, c.Shown, func(field string) string {
+		problems = append(problems, r.fields(cwhere, conns[account], c.Body, c.Shown, unknownAt(model.OnConnection, func(field string) string {
 			switch {
 			case appOwned[field]:
 				return fmt.Sprintf("belongs to the app: put it in app %q itself, where every connection shares it", name)
@@ -333,7 +333,7 @@ func (r *resolver) app(name string, raw map[string]json.RawMessage) (*App, []str
 				return "is implied: the connection is listed under its app"
 			}
 			return ""
-		})...)
+		}))...)
 		app.Connections = append(app.Connections, c)
 	}
 	return app, problems
@@ -361,6 +361,24 @@ func (r *resolver) fields(where string, raw map[string]json.RawMessage, body map
 		body[field], shown[field] = val, s
 	}
 	return problems
+}
+
+// unknownAt adds to refuse (which may be nil) what the plugin itself
+// would refuse: a field that is not one of its fields anywhere, named with
+// the fields it takes there, so that a typo ("provder") is found before
+// anything is sent, not after earlier writes succeeded.
+func unknownAt(scope model.Scope, refuse func(string) string) func(string) string {
+	return func(field string) string {
+		if refuse != nil {
+			if why := refuse(field); why != "" {
+				return why
+			}
+		}
+		if f, known := model.Lookup(field); !known || !f.In(scope) {
+			return "is not a field of the plugin here; it takes: " + strings.Join(model.Names(func(f *model.Field) bool { return f.In(scope) }), ", ")
+		}
+		return ""
+	}
 }
 
 // resolver reads secret references.

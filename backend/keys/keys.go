@@ -70,6 +70,11 @@ type Key struct {
 	public   crypto.PublicKey
 	// retireAt is when a previous key stops being published.
 	retireAt time.Time
+	// activateAt is when a staged key starts to sign, and overlap how
+	// long the key it replaces stays published after that; zero for a
+	// key staged to be promoted by hand.
+	activateAt time.Time
+	overlap    time.Duration
 	// bound is where the key may sign client assertions for: the
 	// endpoints, who may answer there and the audience it was born or
 	// imported for; nil for a key stored by an older release.
@@ -79,6 +84,9 @@ type Key struct {
 // Bound is where the key may sign for, or nil when it was stored without
 // (by an older release).
 func (k *Key) Bound() *model.Destination { return k.bound }
+
+// ActivateAt is when a staged key starts to sign (zero: when promoted).
+func (k *Key) ActivateAt() time.Time { return k.activateAt }
 
 // Bind makes d where k may sign for.
 func (k *Key) Bind(d model.Destination) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -550,4 +551,75 @@ func TestParseJWKS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A key staged for a time is published at once and signs from that time
+// on; the key it replaces stays published for the overlap counted from
+// then, and the stored set keeps all of it.
+func TestStagedKeySignsFromItsTime(t *testing.T) {
+	t.Parallel()
+	a, _ := Generate(ES256, 0, t0)
+	b, _ := Generate(ES256, 0, t0)
+	c, _ := Generate(ES256, 0, t0)
+	d := model.Destination{Endpoints: []string{"https://as.example/token"}, Trust: model.SystemTrust, Audience: "https://as.example/token"}
+	b.Bind(d)
+	set := &Set{Current: a}
+	if err := set.StageFor(b, t0.Add(10*time.Minute), time.Hour, t0); err != nil {
+		t.Fatal(err)
+	}
+	if set.Signing(t0.Add(9*time.Minute)) != a || set.Signing(t0.Add(10*time.Minute)) != b {
+		t.Errorf("signing before and at the staged key's time: %v, %v", set.Signing(t0.Add(9*time.Minute)), set.Signing(t0.Add(10*time.Minute)))
+	}
+	published := func(at time.Time) []string {
+		var out []string
+		for _, k := range set.Published(at) {
+			out = append(out, k.ID())
+		}
+		return out
+	}
+	if got := published(t0); len(got) != 2 {
+		t.Errorf("the staged key is not published at once: %v", got)
+	}
+	// Stored and read back, the staged key keeps its time and binding.
+	raw, err := set.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Set
+	if err := back.UnmarshalJSON(raw); err != nil {
+		t.Fatal(err)
+	}
+	if !back.Next.ActivateAt().Equal(t0.Add(10*time.Minute)) || back.Next.Bound() == nil || !back.Next.Bound().Equal(d) {
+		t.Errorf("the stored staged key lost its time or binding: %v %v", back.Next.ActivateAt(), back.Next.Bound())
+	}
+	// Promoted late, the replaced key's overlap counts from when the
+	// staged key began to sign.
+	if ok, err := back.Promote(t0.Add(30*time.Minute), false); err != nil || !ok {
+		t.Fatalf("Promote = %v, %v", ok, err)
+	}
+	if back.Current.ID() != b.ID() || back.Next != nil || !back.Previous[0].RetireAt().Equal(t0.Add(70*time.Minute)) {
+		t.Errorf("after the promotion: %v, previous retires at %v", back, back.Previous[0].RetireAt())
+	}
+	// Staging over a key whose time has not come drops it (it never
+	// signed); over one whose time came, promotes it first.
+	s2 := &Set{Current: a}
+	_ = s2.StageFor(b, t0.Add(time.Hour), time.Hour, t0)
+	if err := s2.StageFor(c, t0.Add(2*time.Hour), time.Hour, t0.Add(time.Minute)); err != nil || s2.Current != a || s2.Next != c {
+		t.Errorf("restaging a key that never signed: %v %v", s2, err)
+	}
+	if err := s2.StageFor(b2(t), t0.Add(3*time.Hour), time.Hour, t0.Add(2*time.Hour)); err != nil || s2.Current != c {
+		t.Errorf("staging after a staged key's time came: %v %v", s2, err)
+	}
+	if ok, _ := (&Set{Current: a}).Promote(t0, true); ok {
+		t.Error("promoted with nothing staged")
+	}
+}
+
+func b2(t *testing.T) *Key {
+	t.Helper()
+	k, err := Generate(ES256, 0, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -66,6 +66,59 @@ func (s *Set) Stage(k *Key) error {
 	return nil
 }
 
+// StageFor makes k the next key: published at once, signing from at on,
+// when the current key's public half stays published for overlap (Signing,
+// Promote). A staged key whose time had come is made current first, so a
+// key that may have signed is never dropped unpublished; one whose time
+// had not come is replaced (it never signed).
+func (s *Set) StageFor(k *Key, at time.Time, overlap time.Duration, now time.Time) error {
+	if overlap < 0 {
+		return errors.New("the overlap cannot be negative")
+	}
+	if _, err := s.Promote(now, false); err != nil {
+		return err
+	}
+	if err := s.Stage(k); err != nil {
+		return err
+	}
+	k.activateAt, k.overlap = at.UTC(), overlap
+	return nil
+}
+
+// DropStaged forgets a staged key whose time has not come: it never
+// signed.
+func (s *Set) DropStaged() { s.Next = nil }
+
+// Signing is the key that signs at now: the staged key once its time has
+// come, else the current one (nil when there is none).
+func (s Set) Signing(now time.Time) *Key {
+	if s.Next != nil && !s.Next.activateAt.IsZero() && !now.Before(s.Next.activateAt) {
+		return s.Next
+	}
+	return s.Current
+}
+
+// Promote makes the staged key current when its time has come by now, or
+// at once with force; the key it replaces stays published for the
+// staged key's overlap from when it began to sign. It reports whether it
+// promoted one (the caller stores the Set).
+func (s *Set) Promote(now time.Time, force bool) (bool, error) {
+	k := s.Next
+	if k == nil || (!force && (k.activateAt.IsZero() || now.Before(k.activateAt))) {
+		return false, nil
+	}
+	from := k.activateAt
+	if force || from.IsZero() {
+		from = now
+	}
+	overlap := k.overlap
+	k.activateAt, k.overlap = time.Time{}, 0
+	if err := s.Rotate(nil, from, overlap); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Rotate makes next the current key, or the staged key when next is nil.
 // The old current key's public half stays published for overlap after
 // now, so that assertions it signed a moment ago, and vendors that cached
@@ -197,6 +250,10 @@ type storedKey struct {
 	PublicPKIX []byte `json:"public_pkix,omitempty"`
 	// Bound is where a current or staged key may sign for.
 	Bound *model.Destination `json:"bound,omitempty"`
+	// ActivateAt and Overlap are a staged key's: when it signs, and how
+	// long the key it replaces stays published then.
+	ActivateAt time.Time     `json:"activate_at,omitzero"`
+	Overlap    time.Duration `json:"overlap,omitempty"`
 }
 
 // MarshalJSON is the storable form. It holds the private keys of the
@@ -229,7 +286,7 @@ func (s Set) MarshalJSON() ([]byte, error) {
 func storeKey(k *Key, private bool) (*storedKey, error) {
 	sk := &storedKey{ID: k.id, Alg: k.alg, Created: k.created, Imported: k.imported, RetireAt: k.retireAt}
 	if private {
-		sk.Bound = k.bound
+		sk.Bound, sk.ActivateAt, sk.Overlap = k.bound, k.activateAt, k.overlap
 	}
 	var err error
 	if private {
@@ -287,7 +344,7 @@ func loadKey(sk *storedKey, private bool) (*Key, error) {
 	if sk.ID == "" {
 		return nil, errors.New("a stored key has no id")
 	}
-	k := &Key{id: sk.ID, alg: sk.Alg, created: sk.Created, imported: sk.Imported, retireAt: sk.RetireAt, bound: sk.Bound}
+	k := &Key{id: sk.ID, alg: sk.Alg, created: sk.Created, imported: sk.Imported, retireAt: sk.RetireAt, bound: sk.Bound, activateAt: sk.ActivateAt, overlap: sk.Overlap}
 	if private {
 		raw, err := x509.ParsePKCS8PrivateKey(sk.PrivatePKCS8)
 		if err != nil {

@@ -65,6 +65,20 @@ func (d Destination) Allows(endpoint, trust string) bool {
 	return d.Trust == trust && slices.Contains(d.Endpoints, endpoint)
 }
 
+// Covers reports whether everything bound to d may go wherever o's
+// secrets go: the same trust and audience, and every endpoint of o.
+func (d Destination) Covers(o Destination) bool {
+	if d.Trust != o.Trust || d.Audience != o.Audience {
+		return false
+	}
+	for _, e := range o.Endpoints {
+		if !slices.Contains(d.Endpoints, e) {
+			return false
+		}
+	}
+	return true
+}
+
 // Equal reports whether d and o are the same destination.
 func (d Destination) Equal(o Destination) bool {
 	return d.Trust == o.Trust && d.Audience == o.Audience && slices.Equal(d.Endpoints, o.Endpoints)

@@ -71,7 +71,7 @@ var fields = []*Field{
 		FromPreset: func(p *providers.Preset) any { return p.AuthStyle },
 		Allowed:    AuthStyles,
 		Display:    "Client authentication",
-		Help:       "How the client authenticates: basic (HTTP Basic header), body (client_id and client_secret as parameters), none (a public client), private_key_jwt (an assertion signed by a key born in Vault: rotate-key, or imported with signing_key), client_secret_jwt (an assertion signed with the client secret), tls_client_auth or self_signed_tls_client_auth (a client certificate, RFC 8705). Defaults to the preset's.",
+		Help:       "How the client authenticates: basic (HTTP Basic header), body (client_id and client_secret as parameters), none (a public client), private_key_jwt (an assertion signed by a key held in Vault: born there with rotate-key, or imported with import-key), client_secret_jwt (an assertion signed with the client secret), tls_client_auth or self_signed_tls_client_auth (a client certificate, RFC 8705). Defaults to the preset's.",
 	},
 	{
 		Name: "basic_encoding", Kind: String, Scope: client, Sent: true,
@@ -219,16 +219,6 @@ var fields = []*Field{
 		Name: "secret_response_fields", Kind: List, Scope: client, Sent: true,
 		Display: "Secret response fields",
 		Help:    "Like response_fields, for values that are secrets (id_token, say): returned at token/<name>, never logged or shown elsewhere.",
-	},
-	{
-		Name: "signing_key", Kind: String, Holder: Input, Scope: client, Secret: true,
-		Display: "Signing key",
-		Help:    "For auth_style=private_key_jwt: a private key (PEM: PKCS#8, PKCS#1 or SEC1, unencrypted) to sign assertions with, when the key cannot be born in Vault (rotate-key). Write-only; the previous key stays published for the overlap.",
-	},
-	{
-		Name: "signing_algorithm", Kind: String, Holder: Input, Scope: client,
-		Display: "Signing algorithm",
-		Help:    "The algorithm of an imported signing_key (RS256, PS256, ES256, ES384, EdDSA); defaults to the one the key implies.",
 	},
 	{
 		Name: "allowed_redirect_uris", Kind: Set, Holder: InApp, Scope: OnApp,

@@ -1,0 +1,161 @@
+package backend
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/keys"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
+)
+
+// KeyOwner names whose keys sign a credential's assertions: its app's for
+// a connection, its own for a self-contained credential.
+func KeyOwner(name string, c *Config) string { return store.KeyOwner(name, c.App) }
+
+// Keys returns the signing keys of owner (empty when there are none).
+func (m *Manager) Keys(ctx context.Context, s logical.Storage, owner string) (*keys.Set, error) {
+	return store.Of(s).Keys(ctx, owner)
+}
+
+// UpdateKeys changes owner's signing keys under its lock.
+func (m *Manager) UpdateKeys(ctx context.Context, s logical.Storage, owner string, fn func(*keys.Set) error) (*keys.Set, error) {
+	unlock, err := m.lockName(ctx, "keys", "keys/"+owner)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st := store.Of(s)
+	set, err := st.Keys(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(set); err != nil {
+		return nil, err
+	}
+	set.Prune(m.now())
+	if err := st.PutKeys(ctx, owner, set); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// DeleteKeys removes owner's signing keys.
+func (m *Manager) DeleteKeys(ctx context.Context, s logical.Storage, owner string) error {
+	return store.Of(s).DeleteKeys(ctx, owner)
+}
+
+// KeyChange is how a new signing key takes over.
+type KeyChange struct {
+	// Bound is where the key may sign for: where its owner's client
+	// sends now. A key never signs for anywhere else.
+	Bound model.Destination
+	// ActivateAfter is how long the key is published before it signs,
+	// so that a vendor that caches the JWKS has it by then; zero signs at
+	// once.
+	ActivateAfter time.Duration
+	// Overlap is how long the key it replaces stays published once it
+	// signs, for assertions signed just before.
+	Overlap time.Duration
+}
+
+// RotateKey generates a new signing key for owner inside Vault (the
+// private key never leaves it) and makes it take over as ch says.
+func (m *Manager) RotateKey(ctx context.Context, s logical.Storage, owner, alg string, ch KeyChange) (*keys.Key, error) {
+	if alg == "" {
+		alg = string(keys.ES256)
+	}
+	k, err := keys.Generate(keys.Algorithm(alg), 0, m.now())
+	if err != nil {
+		return nil, &InputError{Msg: err.Error()}
+	}
+	return k, m.addKey(ctx, s, owner, k, ch)
+}
+
+// ImportKey makes a PEM private key owner's signing key, taking over as ch
+// says. A key that does not parse or cannot sign is refused before
+// anything is stored.
+func (m *Manager) ImportKey(ctx context.Context, s logical.Storage, owner, pemText, alg string, ch KeyChange) (*keys.Key, error) {
+	k, err := keys.Import(pemText, keys.Algorithm(alg), "", m.now())
+	if err != nil {
+		return nil, &InputError{Msg: "signing_key: " + err.Error()}
+	}
+	return k, m.addKey(ctx, s, owner, k, ch)
+}
+
+// addKey binds k and adds it to owner's keys: staged (published, not yet
+// signing) for ch.ActivateAfter, or signing at once when that is zero,
+// when there is no key signing, or when the one signing may not sign where
+// the client sends now (it signs nothing there anyway).
+func (m *Manager) addKey(ctx context.Context, s logical.Storage, owner string, k *keys.Key, ch KeyChange) error {
+	k.Bind(ch.Bound)
+	now := m.now()
+	_, err := m.UpdateKeys(ctx, s, owner, func(set *keys.Set) error {
+		if _, err := set.Promote(now, false); err != nil {
+			return err
+		}
+		cur := set.Current
+		if ch.ActivateAfter <= 0 || cur == nil || cur.Bound() == nil || !cur.Bound().Covers(ch.Bound) {
+			set.DropStaged()
+			return set.Rotate(k, now, ch.Overlap)
+		}
+		return set.StageFor(k, now.Add(ch.ActivateAfter), ch.Overlap, now)
+	})
+	return err
+}
+
+// ActivateStaged makes owner's staged key sign now, ahead of its time;
+// nil when none is staged.
+func (m *Manager) ActivateStaged(ctx context.Context, s logical.Storage, owner string) (*keys.Key, error) {
+	var promoted *keys.Key
+	_, err := m.UpdateKeys(ctx, s, owner, func(set *keys.Set) error {
+		next := set.Next
+		ok, err := set.Promote(m.now(), true)
+		if ok {
+			promoted = next
+		}
+		return err
+	})
+	return promoted, err
+}
+
+// JWKS is owner's published public keys (current, staged and those in
+// their overlap), as a JSON Web Key Set.
+func (m *Manager) JWKS(ctx context.Context, s logical.Storage, owner string) ([]byte, error) {
+	set, err := m.Keys(ctx, s, owner)
+	if err != nil {
+		return nil, err
+	}
+	return set.JWKS(m.now())
+}
+
+// signingKey is the key that signs owner's assertions now, with where it
+// may sign for: a staged key whose time came is made current in storage
+// first, and a key an older release stored without a binding is bound to
+// where the client sends now (d). Nil when owner has no key.
+func (m *Manager) signingKey(ctx context.Context, s logical.Storage, owner string, d model.Destination) (*keys.Key, model.Destination, error) {
+	set, err := m.Keys(ctx, s, owner)
+	if err != nil {
+		return nil, model.Destination{}, err
+	}
+	now := m.now()
+	k := set.Signing(now)
+	if k != nil && (k == set.Next || k.Bound() == nil) {
+		set, err = m.UpdateKeys(ctx, s, owner, func(set *keys.Set) error {
+			if _, err := set.Promote(now, false); err != nil {
+				return err
+			}
+			return set.BindUnbound(d)
+		})
+		if err != nil {
+			return nil, model.Destination{}, err
+		}
+		k = set.Current
+	}
+	if k == nil {
+		return nil, model.Destination{}, nil
+	}
+	return k, *k.Bound(), nil
+}
