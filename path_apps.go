@@ -118,13 +118,7 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 	if w.dropped {
 		warnings = append(warnings, fmt.Sprintf("%sapps/%s: the previous client_secret is not kept for an overlap: it was written for where the app sent its secrets before this write, and is never sent to the new destination", mount, name))
 	}
-	if k := w.keyCheck(); k != "" {
-		warnings = append(warnings, k)
-	}
-	if len(warnings) == 0 {
-		return nil, nil
-	}
-	return &logical.Response{Warnings: warnings}, nil
+	return b.afterWrite(ctx, req, "", name, w.moved, warnings, w.keyCheck)
 }
 
 // appWrite is one write of apps/<name>: update applies it to the app
@@ -137,8 +131,9 @@ type appWrite struct {
 	name string
 	disc *backend.Discovered
 	// rotated: a new client secret, the previous one kept for the
-	// overlap; dropped: the previous one not kept, the destination moved.
-	rotated, dropped bool
+	// overlap; dropped: the previous one not kept; moved: the write
+	// changed where the app's secrets go.
+	rotated, dropped, moved bool
 	keyCheck         func() string
 }
 
@@ -178,6 +173,7 @@ func (w *appWrite) update(cur *backend.App) (*backend.App, error) {
 	case len(before.DestinationChanges(&next.Config)) > 0:
 		// Every secret kept was written for the old destination: it is
 		// never sent to the new one, not even once on invalid_client.
+		w.moved = true
 		w.dropped = next.HasPrevious(w.b.now()) || secretChanged
 		next.DropPrevious()
 	case secretChanged:

@@ -161,54 +161,8 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	if err != nil || resp != nil {
 		return resp, err
 	}
-	var vendor string
-	var keyCheck func() string
-	_, err = b.creds.Update(ctx, req.Storage, name, func(cur *backend.Entry) (*backend.Entry, error) {
-		next := &backend.Entry{Config: backend.Config{Provider: "generic"}}
-		var before backend.Config
-		if cur != nil {
-			before = cur.Config
-			next = cur
-		}
-		if err := applyApp(mount, name, &next.Config, req, d); err != nil {
-			return nil, err
-		}
-		if err := applyConfig(&next.Config, model.OnCredential|model.OnConnection, req, d); err != nil {
-			return nil, err
-		}
-		applyDiscovered(&next.Config, disc, req)
-		eff, settings, rerr, err := b.creds.Effective(ctx, req.Storage, name, &next.Config)
-		if err != nil {
-			return nil, err
-		}
-		if rerr != nil {
-			return nil, &userError{msg: describe(mount, rerr)}
-		}
-		vendor = settings.Preset.Name
-		keyCheck = func() string {
-			return b.keysSignHere(ctx, req, backend.KeyOwner(name, &eff), &eff, settings, "rotate-key/"+name, "import-key/"+name)
-		}
-		if cur != nil {
-			beforeEff, _, _, err := b.creds.Effective(ctx, req.Storage, name, &before)
-			if err != nil {
-				return nil, err
-			}
-			if err := checkDestination(&beforeEff, &eff, &next.Config, req); err != nil {
-				return nil, err
-			}
-			// A token got with other credentials or another endpoint
-			// must not be handed out for the new ones.
-			if !beforeEff.SameRequest(&eff) {
-				next.Token = nil
-				next.Status = backend.Status{}
-			}
-		}
-		bindSecrets(&next.Config, &before, settings, req)
-		if err := applyStaticToken(next, settings, d, b.now()); err != nil {
-			return nil, err
-		}
-		return next, nil
-	})
+	w := &configWrite{b: b, ctx: ctx, req: req, d: d, name: name, disc: disc}
+	_, err = b.creds.Update(ctx, req.Storage, name, w.update)
 	var ue *userError
 	if errors.As(err, &ue) {
 		return logical.ErrorResponse(fmt.Sprintf("%sconfig/%s was not changed: %s", mount, name, ue.msg)), nil
@@ -216,11 +170,115 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	if err != nil {
 		return nil, err
 	}
-	b.Logger().Info("credential configured", "name", name, "vendor", vendor, "operation", string(req.Operation))
-	if w := keyCheck(); w != "" {
-		return &logical.Response{Warnings: []string{w}}, nil
+	b.Logger().Info("credential configured", "name", name, "vendor", w.vendor, "operation", string(req.Operation))
+	return b.afterWrite(ctx, req, name, "", w.moved, nil, w.keyCheck)
+}
+
+// configWrite is one write of config/<name>: update applies it to the
+// entry under the name's lock, and records what the answer says.
+type configWrite struct {
+	b    *vendorBackend
+	ctx  context.Context
+	req  *logical.Request
+	d    *framework.FieldData
+	name string
+	disc *backend.Discovered
+	// vendor is the preset in effect; moved: the write changed where the
+	// credential's secrets go.
+	vendor   string
+	moved    bool
+	keyCheck func() string
+}
+
+func (w *configWrite) update(cur *backend.Entry) (*backend.Entry, error) {
+	b, ctx, req, mount := w.b, w.ctx, w.req, mountOf(w.req)
+	next := &backend.Entry{Config: backend.Config{Provider: "generic"}}
+	var before backend.Config
+	if cur != nil {
+		before = cur.Config
+		next = cur
 	}
-	return nil, nil
+	if err := applyApp(mount, w.name, &next.Config, req, w.d); err != nil {
+		return nil, err
+	}
+	if err := applyConfig(&next.Config, model.OnCredential|model.OnConnection, req, w.d); err != nil {
+		return nil, err
+	}
+	applyDiscovered(&next.Config, w.disc, req)
+	eff, settings, rerr, err := b.creds.Effective(ctx, req.Storage, w.name, &next.Config)
+	if err != nil {
+		return nil, err
+	}
+	if rerr != nil {
+		return nil, &userError{msg: describe(mount, rerr)}
+	}
+	w.vendor = settings.Preset.Name
+	w.keyCheck = func() string {
+		return b.keysSignHere(ctx, req, backend.KeyOwner(w.name, &eff), &eff, settings, "rotate-key/"+w.name, "import-key/"+w.name)
+	}
+	if cur != nil {
+		beforeEff, _, _, err := b.creds.Effective(ctx, req.Storage, w.name, &before)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkDestination(&beforeEff, &eff, &next.Config, req); err != nil {
+			return nil, err
+		}
+		w.moved = len(beforeEff.DestinationChanges(&eff)) > 0
+		// A token got with other credentials or another endpoint must
+		// not be handed out for the new ones.
+		if !beforeEff.SameRequest(&eff) {
+			next.Token = nil
+			next.Status = backend.Status{}
+		}
+	}
+	bindSecrets(&next.Config, &before, settings, req)
+	if err := applyStaticToken(next, settings, w.d, b.now()); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// afterWrite answers a config or app write that was stored: flows under
+// way that a move left behind are cancelled, and the warnings say so, what
+// else the write left undone (earlier ones first), and what stops the
+// client's key from signing where it sends now.
+func (b *vendorBackend) afterWrite(ctx context.Context, req *logical.Request, name, app string, moved bool, warnings []string, keyCheck func() string) (*logical.Response, error) {
+	if moved {
+		w, err := b.cancelFlows(ctx, req, name, app)
+		if err != nil {
+			return nil, err
+		}
+		if w != "" {
+			warnings = append(warnings, w)
+		}
+	}
+	if w := keyCheck(); w != "" {
+		warnings = append(warnings, w)
+	}
+	if len(warnings) == 0 {
+		return nil, nil
+	}
+	return &logical.Response{Warnings: warnings}, nil
+}
+
+// cancelFlows ends the flows under way of credential name, or of every
+// connection of app, after a write moved where they send: they were
+// started for the old destination, and their code verifiers and device
+// codes go nowhere else. It says how many it ended, "" for none.
+func (b *vendorBackend) cancelFlows(ctx context.Context, req *logical.Request, name, app string) (string, error) {
+	var n int
+	var err error
+	if app != "" {
+		n, err = b.creds.CancelAppFlows(ctx, req.Storage, app)
+	} else {
+		n, err = b.creds.CancelFlows(ctx, req.Storage, name)
+	}
+	if n == 0 {
+		return "", err
+	}
+	b.Logger().Info("cancelled flows a write moved away from", "name", name, "app", app, "flows", n)
+	return fmt.Sprintf("%d authorization or device flow(s) under way were cancelled: they were started for where the secrets went before this write; start them again with %sauthorize/ or %sdevice/", n, mountOf(req), mountOf(req)), err
 }
 
 // keysAreNotFields refuses a write that carries a signing key: a key is

@@ -370,3 +370,54 @@ func (m *Manager) storeDeviceTokens(ctx context.Context, s logical.Storage, name
 	log.Info("connected an account with the device flow")
 	return nil
 }
+
+// CancelFlows ends the flows of name that are under way, its open
+// authorizations and its device flow, because they were started for where
+// the credential sent before a write that moved it: their code verifiers
+// and device codes would go nowhere else anyway (the gate checks). It
+// reports how many it ended.
+func (m *Manager) CancelFlows(ctx context.Context, s logical.Storage, name string) (int, error) {
+	unlock, err := m.lockName(ctx, "cancel flows", name)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	st := store.Of(s)
+	n, err := st.OpenAuthorizations(ctx, name, nil, m.now(), false)
+	if err != nil {
+		return 0, err
+	}
+	if err := st.DeleteAuthorizations(ctx, name); err != nil {
+		return 0, err
+	}
+	m.devices.stop(name)
+	d, err := st.Device(ctx, name)
+	if err != nil {
+		return n, err
+	}
+	if d != nil && d.State == DevicePending {
+		d.State, d.Detail, d.DeviceCode = DeviceFailed, "a write changed where the credential sends its secrets after the flow started; start it again", ""
+		if err := st.PutDevice(ctx, name, d); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// CancelAppFlows is CancelFlows for every connection of app.
+func (m *Manager) CancelAppFlows(ctx context.Context, s logical.Storage, app string) (int, error) {
+	names, err := store.Of(s).FlowNames(ctx, app)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, name := range names {
+		n, err := m.CancelFlows(ctx, s, name)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}

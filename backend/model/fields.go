@@ -101,7 +101,7 @@ var fields = []*Field{
 	{
 		Name: "extra_headers", Kind: Pairs, Scope: client, Secret: true, Sent: true, Role: Routing,
 		Display: "Extra headers",
-		Help:    "Extra request headers as name=value pairs. Values are write-only: reads list the header names only.",
+		Help:    "Extra request headers as name=value pairs. Values are write-only: reads list the header names only. Headers that route a request (Host, Forwarded and their X- variants) are refused, and a change of extra_headers must give the secrets again, as a change of token_url does.",
 	},
 	{
 		Name: "default_ttl", Kind: Seconds, Scope: everywhere,

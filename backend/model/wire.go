@@ -127,9 +127,10 @@ func (c *Config) Bind(s *Settings, given func(field string) bool) {
 // differs between c and o, as "field=new (was old)": the resolved
 // endpoints when both configs resolve, else the fields that choose them
 // (and what an issuer's metadata said), so any change still shows; then
-// the assertions' audience, and who may answer at the endpoints. The
-// client certificate and key say who the client is, not where it sends;
-// the key is a secret, given again with the rest.
+// the assertions' audience, who may answer at the endpoints, and the
+// headers that go with every request. The client certificate and key say
+// who the client is, not where it sends; the key is a secret, given again
+// with the rest.
 func (c *Config) DestinationChanges(o *Config) []string {
 	type pair struct{ field, was, now string }
 	var pairs []pair
@@ -161,8 +162,10 @@ func (c *Config) DestinationChanges(o *Config) []string {
 			out = append(out, fmt.Sprintf("%s=%s (was %s)", p.field, p.now, p.was))
 		}
 	}
-	// A PEM does not fit in a message: say that it changed.
-	for _, f := range roleFields(Trust) {
+	// A PEM or a header's value does not fit in a message: say that it
+	// changed. A header goes with every request, and a front end that
+	// several tenants share may route on one.
+	for _, f := range append(roleFields(Trust), roleFields(Routing)...) {
 		if !f.Equal(c, o) {
 			out = append(out, f.Name+" (changed)")
 		}

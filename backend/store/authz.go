@@ -112,3 +112,29 @@ func (st Store) DeleteAuthorizations(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// FlowNames lists the connections of app ("<app>/<account>") that have an
+// open authorization or a device flow stored.
+func (st Store) FlowNames(ctx context.Context, app string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, prefix := range []string{AuthzPrefix, DevicePrefix} {
+		folder := prefix + app + "/"
+		keys, err := st.s.List(ctx, folder)
+		if err != nil {
+			return nil, fmt.Errorf("listing the flows of %q: %w", app, err)
+		}
+		for _, k := range keys {
+			name := strings.TrimSuffix(k, "/")
+			if prefix == DevicePrefix && strings.HasSuffix(k, "/") {
+				continue // an app's folder of device flows
+			}
+			name = app + "/" + name
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	return out, nil
+}
