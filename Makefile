@@ -14,7 +14,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 GO_TEST  ?= go test
 
-.PHONY: all build dev dev-stop test unit fuzz e2e e2e-cluster bench release fmt lint vet tidy-check clean vault bao
+.PHONY: all build dev dev-stop test unit fuzz e2e e2e-cluster bench release fmt lint vet tidy-check clean vault bao tofu
 
 all: build
 
@@ -66,6 +66,11 @@ vault:
 # The OpenBao binary `make e2e` also runs against when BAO_BIN is set.
 bao:
 	@scripts/bao.sh
+
+# OpenTofu and the Vault provider the Terraform example's test applies it
+# with, unpacked from ../shared/terraform/ (tofurc beside the binary).
+tofu:
+	@scripts/tofu.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

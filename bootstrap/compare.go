@@ -42,16 +42,7 @@ func fieldSame(field string, want interface{}, data map[string]interface{}) bool
 	}
 	switch w := want.(type) {
 	case map[string]interface{}:
-		g, ok := got.(map[string]interface{})
-		if !ok || len(g) != len(w) {
-			return false
-		}
-		for k, v := range w {
-			if fmt.Sprint(g[k]) != fmt.Sprint(v) {
-				return false
-			}
-		}
-		return true
+		return sameMap(w, got)
 	case []interface{}:
 		return sameStrings(stringsOf(w), stringsOf(got), false)
 	case bool:
@@ -62,20 +53,42 @@ func fieldSame(field string, want interface{}, data map[string]interface{}) bool
 		}
 		return sameDuration(strconv.FormatFloat(w, 'f', -1, 64), got)
 	case string:
-		if w == "" {
-			// "" returns the field to its default, which the read shows
-			// as the value in effect: cannot be compared.
-			return false
-		}
-		if s, ok := got.(string); ok && s == w {
-			return true
-		}
-		if l := stringsOf(got); l != nil {
-			return sameStrings(splitList(w), l, false)
-		}
-		return sameDuration(w, got)
+		return sameString(w, got)
 	}
 	return false
+}
+
+// sameMap compares an object of the file (extra_params, metadata) with the
+// read's.
+func sameMap(want map[string]interface{}, got interface{}) bool {
+	g, ok := got.(map[string]interface{})
+	if !ok || len(g) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if fmt.Sprint(g[k]) != fmt.Sprint(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameString compares a string of the file with the read's value, which
+// may be the same string, a list the string names comma-separated, or a
+// duration in another form.
+func sameString(want string, got interface{}) bool {
+	if want == "" {
+		// "" returns the field to its default, which the read shows as
+		// the value in effect: cannot be compared.
+		return false
+	}
+	if s, ok := got.(string); ok && s == want {
+		return true
+	}
+	if l := stringsOf(got); l != nil {
+		return sameStrings(splitList(want), l, false)
+	}
+	return sameDuration(want, got)
 }
 
 // sameStrings compares two lists of strings, in order unless sorted.

@@ -50,7 +50,7 @@ wait_for() {
   for _ in $(seq $((secs * 10))); do
     if "$@" >/dev/null 2>&1; then return 0; fi
     if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-      echo "dev: $what exited before it answered; the end of $log:" >&2
+      echo "dev: gave up waiting for $what: the process exited; the end of $log:" >&2
       tail -n 15 "$log" | sed 's/^/  /' >&2
       return 1
     fi
@@ -163,7 +163,7 @@ start() {
     token_url="$STANDIN/eshopbox/api/v1/generateToken" client_id=eshopbox-demo-client \
     client_secret=eshopbox-demo-secret refresh_token=eshopbox-demo-refresh-token
   "$VAULT_BIN" write vendoroauth/config/penbox-demo provider=penbox \
-    token_url="$STANDIN/penbox/token" client_id=penbox-demo-client \
+    token_url="$STANDIN/penbox/token" authorize_url="$STANDIN/penbox/authorize" client_id=penbox-demo-client \
     client_secret=penbox-demo-secret refresh_token=penbox-demo-refresh-token
 
   # A partner's Penbox app: the OAuth client once, with the callbacks its

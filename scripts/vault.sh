@@ -8,7 +8,12 @@
 set -euo pipefail
 
 # The pinned Vault. Vault's in-tree sdk is unpublished; v0.20.0 is the newest
-# published sdk that compiles against v1.21.0.
+# published sdk that compiles against v1.21.0. Vault 1.21.4, the newest patch
+# the proxy serves, builds with none: its in-tree sdk has sdk 0.21.0's
+# TryRecordObservationWithRequest, sdk 0.20.0's two-argument ActivationFunc
+# and sdk 0.24.0's RestorePolicy returning (string, error), a mix no
+# published sdk has (tried 0.20.0, 0.21.0; 0.20.1-0.20.3 and 0.21.1 are not
+# served). Move the pin when a published sdk fits a newer release.
 VAULT_VERSION="${VAULT_VERSION:-1.21.0}"
 VAULT_SDK_VERSION="${VAULT_SDK_VERSION:-0.20.0}"
 CACHE_DIR="${VENDOROAUTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vault-plugin-secrets-vendoroauth}"

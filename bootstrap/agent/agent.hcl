@@ -4,21 +4,27 @@
 #
 # Relative paths below are relative to the directory Agent runs in. The
 # files it needs there: token.ctmpl (next to this file) and, for the
-# token_file method, a Vault token with the reader policy:
+# token_file method, a Vault token with the reader policy, in a file only
+# Agent's user can read (git ignores vault-token here; in production keep
+# it outside any checkout):
 #
-#   vault policy write vendoroauth-reader-officernd-demo - <<EOF
-#   path "vendoroauth/token/officernd-demo" { capabilities = ["read"] }
-#   EOF
-#   vault token create -policy=vendoroauth-reader-officernd-demo -period=24h -field=token > vault-token
+#   sed 's/${NAME}/officernd-demo/g' ../policies/vendoroauth-reader.hcl.tmpl \
+#     | vault policy write vendoroauth-reader-officernd-demo -
+#   (umask 077; vault token create -policy=vendoroauth-reader-officernd-demo -period=24h -field=token > vault-token)
 #
-# (bootstrap/policies/vendoroauth-reader.hcl.tmpl is that policy for any
-# name; the bootstrap tool writes one per credential with "policies": true.)
+# (The bootstrap tool writes one reader policy per credential with
+# "policies": true.)
 #
-# How the token stays fresh: the plugin gives each read a non-renewable
-# lease that ends expiry_skew before the vendor's expiry. Agent re-reads a
-# non-renewable secret at 85-95% of its lease and renders the answer; the
-# plugin then hands out a new token rather than the last sliver of the old
-# one, so the file always holds a token with life left in it.
+# How the token stays fresh: the plugin gives each read a renewable lease
+# that ends at the token's hand-out end (its expiry less expiry_skew and a
+# margin of 3% of its life), renewable up to that end and never beyond.
+# Agent renews the lease (at once, then after about two thirds of it) and
+# reads again when a renewal no longer extends it: a read before the
+# hand-out end gets the same token under a shorter lease, the first read
+# after it gets the next token, so the file is replaced before the token in
+# it expires. Use tokens that live 40 s or more (bootstrap/README.md says
+# why). After `vault write -f vendoroauth/refresh/<name>` the file keeps the
+# old token until its lease ends: restart Agent to render it anew.
 
 # Vault's address; VAULT_ADDR or -address override it.
 vault {

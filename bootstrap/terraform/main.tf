@@ -1,6 +1,8 @@
-# The vendoroauth plugin in an existing Vault, with Terraform: registered in
-# the catalog, enabled at vendoroauth/, one credential per vendor, the
-# operator policy and a reader policy per credential.
+# The vendoroauth plugin in an existing Vault, with Terraform (1.10 or
+# later) or OpenTofu (1.11 or later): registered in the catalog, enabled at
+# vendoroauth/, one credential per vendor, the operator policy and a reader
+# policy per credential, and an access token read the way a configuration
+# should consume one: through an ephemeral resource, never stored.
 #
 #   export VAULT_ADDR=https://vault.example.com VAULT_TOKEN=…     # the provider reads these
 #   export TF_VAR_officernd_client_secret=… TF_VAR_boldpenguin_client_secret=… \
@@ -10,10 +12,14 @@
 #   terraform init && terraform apply -var plugin_sha256=$(sha256sum vault-plugin-secrets-vendoroauth | cut -d' ' -f1)
 #
 # Secrets come in as sensitive variables (from TF_VAR_* or a secret store),
-# never as literals here. Terraform keeps what it writes in its state,
-# secrets included: keep the state in an encrypted backend with restricted
-# access. The plugin never returns secrets, so reads are disabled on the
-# config resources; Terraform writes them only when this file changes.
+# never as literals here. What Terraform keeps in its state: every
+# attribute of every resource, so the client secrets, API key and refresh
+# tokens written by the vault_generic_endpoint resources (data_json), the
+# policies, and the plugin's sha256; keep the state in an encrypted backend
+# with restricted access. Not the access token: ephemeral resources are
+# never written to state or plan files. The plugin never returns secrets,
+# so reads are disabled on the config resources; Terraform writes them
+# only when this file changes.
 #
 # Upgrading the plugin: copy the new binary into Vault's plugin_directory
 # under a new file name, change plugin_version, plugin_command and
@@ -22,7 +28,8 @@
 # Credentials and cached tokens live in the mount's storage and are kept.
 
 terraform {
-  required_version = ">= 1.5"
+  # Ephemeral resources: Terraform 1.10, OpenTofu 1.11.
+  required_version = ">= 1.10"
   required_providers {
     vault = {
       source = "hashicorp/vault"
@@ -49,6 +56,18 @@ variable "plugin_command" {
 variable "plugin_sha256" {
   description = "sha256 of the plugin binary (the release's SHA256SUMS)."
   type        = string
+}
+
+variable "mount" {
+  description = "Where the plugin is enabled; the policies' paths and names follow it (<mount>-operator, <mount>-reader-<name>)."
+  type        = string
+  default     = "vendoroauth"
+}
+
+variable "token_urls" {
+  description = "Token endpoints to use instead of the presets' (credential name => URL), such as a vendor's sandbox; empty for the vendors' own."
+  type        = map(string)
+  default     = {}
 }
 
 variable "officernd_client_id" {
@@ -107,9 +126,14 @@ variable "penbox_refresh_token" {
   sensitive   = true
 }
 
-# The policy files in ../policies assume this mount path.
 locals {
-  mount = "vendoroauth"
+  mount = var.mount
+  # The policy files in ../policies are written for vendoroauth/; their
+  # paths are moved to the mount, as the bootstrap tool does.
+  policy_paths = "path \"${local.mount}/"
+  # A credential's token_url, where var.token_urls gives one.
+  token_url = { for name, url in var.token_urls : name => { token_url = url } }
+  credentials = toset(["officernd", "boldpenguin", "eshopbox", "penbox"])
 }
 
 resource "vault_plugin" "vendoroauth" {
@@ -130,35 +154,35 @@ resource "vault_mount" "vendoroauth" {
 resource "vault_generic_endpoint" "officernd" {
   path         = "${vault_mount.vendoroauth.path}/config/officernd"
   disable_read = true
-  data_json = jsonencode({
+  data_json = jsonencode(merge(lookup(local.token_url, "officernd", {}), {
     provider      = "officernd"
     client_id     = var.officernd_client_id
     client_secret = var.officernd_client_secret
     scopes        = ["officernd.api.read", "officernd.api.write"]
-  })
+  }))
 }
 
 resource "vault_generic_endpoint" "boldpenguin" {
   path         = "${vault_mount.vendoroauth.path}/config/boldpenguin"
   disable_read = true
-  data_json = jsonencode({
+  data_json = jsonencode(merge(lookup(local.token_url, "boldpenguin", {}), {
     provider      = "boldpenguin"
     environment   = "production"
     client_id     = var.boldpenguin_client_id
     client_secret = var.boldpenguin_client_secret
     api_key       = var.boldpenguin_api_key
-  })
+  }))
 }
 
 resource "vault_generic_endpoint" "eshopbox" {
   path         = "${vault_mount.vendoroauth.path}/config/eshopbox"
   disable_read = true
-  data_json = jsonencode({
+  data_json = jsonencode(merge(lookup(local.token_url, "eshopbox", {}), {
     provider      = "eshopbox"
     client_id     = var.eshopbox_client_id
     client_secret = var.eshopbox_client_secret
     refresh_token = var.eshopbox_refresh_token
-  })
+  }))
 }
 
 # Penbox rotates refresh tokens: after the first token request the one in
@@ -170,29 +194,43 @@ resource "vault_generic_endpoint" "eshopbox" {
 resource "vault_generic_endpoint" "penbox" {
   path         = "${vault_mount.vendoroauth.path}/config/penbox"
   disable_read = true
-  data_json = jsonencode({
+  data_json = jsonencode(merge(lookup(local.token_url, "penbox", {}), {
     provider      = "penbox"
     client_id     = var.penbox_client_id
     client_secret = var.penbox_client_secret
     refresh_token = var.penbox_refresh_token
-  })
+  }))
   lifecycle {
     ignore_changes = [data_json]
   }
 }
 
+# Named by mount, as the bootstrap tool names them: a second mount's
+# policies do not overwrite the first one's.
 resource "vault_policy" "operator" {
-  name   = "vendoroauth-operator"
-  policy = file("${path.module}/../policies/vendoroauth-operator.hcl")
+  name   = "${replace(local.mount, "/", "-")}-operator"
+  policy = replace(file("${path.module}/../policies/vendoroauth-operator.hcl"), "path \"vendoroauth/", local.policy_paths)
 }
 
 # One reader policy per credential: each may read only its own token.
 resource "vault_policy" "reader" {
-  for_each = toset(["officernd", "boldpenguin", "eshopbox", "penbox"])
-  name     = "vendoroauth-reader-${each.key}"
-  policy   = templatefile("${path.module}/../policies/vendoroauth-reader.hcl.tmpl", { NAME = each.key })
+  for_each = local.credentials
+  name     = "${replace(local.mount, "/", "-")}-reader-${each.key}"
+  policy = replace(templatefile("${path.module}/../policies/vendoroauth-reader.hcl.tmpl", { NAME = each.key }),
+  "path \"vendoroauth/", local.policy_paths)
 }
 
 output "reader_policies" {
   value = { for name, p in vault_policy.reader : name => p.name }
+}
+
+# Reading an access token in Terraform: an ephemeral resource is read on
+# every plan and apply and never written to the state or a plan file, so a
+# short-lived token is not stored. Use it where ephemeral values may go: a
+# provider block (for example the vendor's own provider's token argument),
+# another ephemeral resource, or a write-only argument:
+#
+#   provider "officernd" { token = ephemeral.vault_generic_secret.officernd_token.data["access_token"] }
+ephemeral "vault_generic_secret" "officernd_token" {
+  path = "${vault_mount.vendoroauth.path}/token/officernd"
 }
