@@ -421,3 +421,10 @@ func (m *Manager) CancelAppFlows(ctx context.Context, s logical.Storage, app str
 	}
 	return total, nil
 }
+
+// PollDeviceNow makes one poll of name's device flow at once, as its
+// poller does at the vendor's interval, for tests; true when the flow is
+// over.
+func (m *Manager) PollDeviceNow(ctx context.Context, s logical.Storage, name string) bool {
+	return m.pollOnce(ctx, s, name)
+}
