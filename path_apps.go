@@ -134,7 +134,7 @@ type appWrite struct {
 	// overlap; dropped: the previous one not kept; moved: the write
 	// changed where the app's secrets go.
 	rotated, dropped, moved bool
-	keyCheck         func() string
+	keyCheck                func() string
 }
 
 func (w *appWrite) update(cur *backend.App) (*backend.App, error) {
