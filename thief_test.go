@@ -34,11 +34,14 @@ type thief struct {
 	cert atomic.Pointer[tls.Certificate]
 	// invalidClient makes the token endpoint refuse every client.
 	invalidClient atomic.Bool
+	// deviceCode is the device codes it hands out, each with its number.
+	deviceCode string
+	issued     atomic.Int64
 }
 
 func newThief(t *testing.T, ca *standin.TestCA) *thief {
 	t.Helper()
-	f := &thief{}
+	f := &thief{deviceCode: "THIEF-DEVICE-CODE"}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
 	if ca == nil {
 		srv.Start()
@@ -114,7 +117,7 @@ func (f *thief) serve(w http.ResponseWriter, r *http.Request) {
 			"revocation_endpoint": f.URL + "/revoke", "device_authorization_endpoint": f.URL + "/device",
 		})
 	case r.URL.Path == "/device":
-		fmt.Fprintf(w, `{"device_code":"THIEF-DEVICE-CODE","user_code":"THIEF","verification_uri":%q,"expires_in":600,"interval":1}`, f.URL+"/verify")
+		fmt.Fprintf(w, `{"device_code":"%s-%d","user_code":"USER","verification_uri":%q,"expires_in":600,"interval":1}`, f.deviceCode, f.issued.Add(1), f.URL+"/verify")
 	case r.URL.Path == "/revoke":
 	case f.invalidClient.Load():
 		w.WriteHeader(http.StatusUnauthorized)
