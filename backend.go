@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
 
@@ -55,7 +56,7 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{backend.StoragePrefix, backend.AppPrefix, backend.AuthzPrefix, backend.KeysPrefix, backend.DevicePrefix},
+			SealWrapStorage: []string{store.EntryPrefix, store.AppPrefix, store.AuthzPrefix, store.KeysPrefix, store.DevicePrefix},
 			Unauthenticated: jwksPaths,
 		},
 		Paths: framework.PathAppend(

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 )
 
@@ -237,7 +237,7 @@ func flowSecrets(t *testing.T, env *testEnv, name string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var out []string
-	for _, prefix := range []string{backend.DevicePrefix + name, backend.AuthzPrefix + name + "/"} {
+	for _, prefix := range []string{store.DevicePrefix + name, store.AuthzPrefix + name + "/"} {
 		keys := []string{""}
 		if strings.HasSuffix(prefix, "/") {
 			keys, _ = env.storage.InmemStorage.List(ctx, prefix)
@@ -342,7 +342,7 @@ func TestRoutingHeadersGoNowhere(t *testing.T) {
 func rewriteStored(t *testing.T, env *testEnv, name, old, new string) {
 	t.Helper()
 	ctx := context.Background()
-	raw, err := env.storage.InmemStorage.Get(ctx, backend.StoragePrefix+name)
+	raw, err := env.storage.InmemStorage.Get(ctx, store.EntryPrefix+name)
 	if err != nil || raw == nil || !strings.Contains(string(raw.Value), old) {
 		t.Fatalf("stored %s has no %s: %v", name, old, raw)
 	}
@@ -350,5 +350,5 @@ func rewriteStored(t *testing.T, env *testEnv, name, old, new string) {
 	if err := env.storage.InmemStorage.Put(ctx, raw); err != nil {
 		t.Fatal(err)
 	}
-	env.b.invalidate(ctx, backend.StoragePrefix+name)
+	env.b.invalidate(ctx, store.EntryPrefix+name)
 }

@@ -15,8 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
 // Regression tests for where secrets go: nothing a caller could not read
@@ -195,7 +194,7 @@ func TestUnboundPreviousSecretIsNotTried(t *testing.T) {
 		t.Fatal(err, resp)
 	}
 	ctx := context.Background()
-	raw, err := env.storage.InmemStorage.Get(ctx, backend.AppPrefix+"a")
+	raw, err := env.storage.InmemStorage.Get(ctx, store.AppPrefix+"a")
 	if err != nil || raw == nil {
 		t.Fatal(err)
 	}
@@ -208,7 +207,7 @@ func TestUnboundPreviousSecretIsNotTried(t *testing.T) {
 	if err := env.storage.InmemStorage.Put(ctx, raw); err != nil {
 		t.Fatal(err)
 	}
-	env.b.invalidate(ctx, backend.AppPrefix+"a")
+	env.b.invalidate(ctx, store.AppPrefix+"a")
 	as.tokenCode.Store(http.StatusUnauthorized)
 	m := as.mark()
 	clk.add(time.Hour)
@@ -310,7 +309,7 @@ func forgetRevocationBinding(t *testing.T, env *testEnv, name string) {
 func storeAsReleaseBeforeBindings(t *testing.T, env *testEnv, name string, revocation bool) {
 	t.Helper()
 	ctx := context.Background()
-	raw, err := env.storage.InmemStorage.Get(ctx, backend.StoragePrefix+name)
+	raw, err := env.storage.InmemStorage.Get(ctx, store.EntryPrefix+name)
 	if err != nil || raw == nil {
 		t.Fatal(err)
 	}
@@ -334,7 +333,7 @@ func storeAsReleaseBeforeBindings(t *testing.T, env *testEnv, name string, revoc
 	if err := env.storage.InmemStorage.Put(ctx, raw); err != nil {
 		t.Fatal(err)
 	}
-	env.b.invalidate(ctx, backend.StoragePrefix+name)
+	env.b.invalidate(ctx, store.EntryPrefix+name)
 }
 
 // The daily rediscovery of an app's issuer does not adopt metadata that

@@ -18,7 +18,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
@@ -269,30 +269,30 @@ func goldenVendors(t *testing.T, out map[string]string) {
 		g.read("reads/config-"+p.name+".json", "config/"+p.name)
 		g.do(logical.CreateOperation, "apps/"+p.name, p.app)
 	}
-	g.stored("storage/cred-client-credentials.json", backend.StoragePrefix+"officernd")
-	g.stored("storage/cred-refresh-token.json", backend.StoragePrefix+"eshopbox")
+	g.stored("storage/cred-client-credentials.json", store.EntryPrefix+"officernd")
+	g.stored("storage/cred-refresh-token.json", store.EntryPrefix+"eshopbox")
 
 	g.write(t, "static", map[string]interface{}{"provider": "penbox", "grant_type": "static", "access_token": "user-minted-token", "ttl": "24h"})
 	g.readToken(t, "static")
 	g.read("reads/config-static.json", "config/static")
-	g.stored("storage/cred-static.json", backend.StoragePrefix+"static")
+	g.stored("storage/cred-static.json", store.EntryPrefix+"static")
 
 	// A connection of the Penbox app, and one whose authorization is open.
 	g.connect(t, "penbox/acct", map[string]interface{}{"metadata": "customer=c1"})
 	g.readToken(t, "penbox/acct")
 	g.read("reads/config-connection.json", "config/penbox/acct")
-	g.stored("storage/cred-connection.json", backend.StoragePrefix+"penbox/acct")
+	g.stored("storage/cred-connection.json", store.EntryPrefix+"penbox/acct")
 	g.record("reads/authorize-connection.json", g.do(logical.UpdateOperation, "authorize/penbox/pending",
 		map[string]interface{}{"redirect_uri": partnerCallback, "metadata": "customer=c2"}))
-	g.storedUnder("storage/authz.json", backend.AuthzPrefix+"penbox/pending/")
+	g.storedUnder("storage/authz.json", store.AuthzPrefix+"penbox/pending/")
 
 	// A new client secret for the Penbox app keeps the previous one.
 	g.do(logical.UpdateOperation, "apps/penbox", map[string]interface{}{"client_secret": "pb-secret-2"})
 	for _, p := range presets {
 		g.read("reads/app-"+p.name+".json", "apps/"+p.name)
 	}
-	g.stored("storage/app.json", backend.AppPrefix+"eshopbox")
-	g.stored("storage/app-previous-secret.json", backend.AppPrefix+"penbox")
+	g.stored("storage/app.json", store.AppPrefix+"eshopbox")
+	g.stored("storage/app-previous-secret.json", store.AppPrefix+"penbox")
 
 	// A vendor failure: the refresh token was revoked.
 	es := g.vendors.Vendor("eshopbox")
@@ -304,13 +304,13 @@ func goldenVendors(t *testing.T, out map[string]string) {
 		t.Fatal("a revoked refresh token got a token")
 	}
 	g.read("reads/config-needs-reauthorization.json", "config/broken")
-	g.stored("storage/status.json", backend.StatusPrefix+"broken")
+	g.stored("storage/status.json", store.StatusPrefix+"broken")
 
 	// Signing keys born in Vault, a credential's and an app's.
 	g.do(logical.UpdateOperation, "rotate-key/generic", nil)
-	g.stored("storage/keys-cred.json", backend.KeysPrefix+"cred/generic")
+	g.stored("storage/keys-cred.json", store.KeysPrefix+"cred/generic")
 	g.do(logical.UpdateOperation, "apps/generic/rotate-key", map[string]interface{}{"algorithm": "RS256"})
-	g.stored("storage/keys-app.json", backend.KeysPrefix+"app/generic")
+	g.stored("storage/keys-app.json", store.KeysPrefix+"app/generic")
 
 	g.read("reads/status.json", "status")
 	g.read("reads/status-app.json", "status/penbox")
@@ -330,7 +330,7 @@ func goldenAuthServer(t *testing.T, out map[string]string) {
 	// The device flow is recorded as it starts: its poller waits a whole
 	// interval (a second) before its first poll.
 	g.record("reads/device-start.json", g.do(logical.UpdateOperation, "device/issuer", map[string]interface{}{"metadata": "customer=c3"}))
-	g.stored("storage/device.json", backend.DevicePrefix+"issuer")
+	g.stored("storage/device.json", store.DevicePrefix+"issuer")
 
 	g.write(t, "pkjwt", map[string]interface{}{"token_url": a.Endpoints(standin.Plain).Token, "client_id": "svc",
 		"auth_style": "private_key_jwt", "response_fields": "instance_url"})

@@ -23,6 +23,8 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 )
@@ -91,7 +93,7 @@ func TestTickWithNothingDueNeverReachesReaders(t *testing.T) {
 	inWrite, release := make(chan struct{}), make(chan struct{})
 	writeDone := make(chan error, 1)
 	go func() {
-		_, err := env.b.creds.Update(context.Background(), env.storage, "o", func(e *backend.Entry) (*backend.Entry, error) {
+		_, err := env.b.creds.Update(context.Background(), env.storage, "o", func(e *model.Entry) (*model.Entry, error) {
 			close(inWrite)
 			<-release
 			e.Token = nil
@@ -338,7 +340,7 @@ func TestScheduleLoadResumesAfterFailedReads(t *testing.T) {
 	fresh := newTestEnvOver(t, env)
 	m := fresh.b.creds
 	m.SetLoadRetryDelay(time.Millisecond)
-	failing := func(key string) bool { return key >= backend.StoragePrefix+"o3" }
+	failing := func(key string) bool { return key >= store.EntryPrefix+"o3" }
 	env.storage.setFailGet(failing)
 
 	gate := make(chan struct{})
@@ -396,7 +398,7 @@ func TestCacheMissCannotResurrectACredential(t *testing.T) {
 		env := newTestEnv(t)
 		env.officernd(t, "o", nil)
 		env.readToken(t, "o")
-		env.b.invalidate(context.Background(), backend.StoragePrefix+"o") // a cold cache
+		env.b.invalidate(context.Background(), store.EntryPrefix+"o") // a cold cache
 		readStorage, release := make(chan struct{}), make(chan struct{})
 		env.b.creds.SetTestHooks(backend.TestHooks{AfterStorageRead: holdFirst(readStorage, release)})
 		done := make(chan struct{})
@@ -418,7 +420,7 @@ func TestCacheMissCannotResurrectACredential(t *testing.T) {
 		env := newTestEnv(t)
 		env.officernd(t, "o", nil)
 		old := env.readToken(t, "o").Data["access_token"]
-		env.b.invalidate(context.Background(), backend.StoragePrefix+"o")
+		env.b.invalidate(context.Background(), store.EntryPrefix+"o")
 		readStorage, release := make(chan struct{}), make(chan struct{})
 		env.b.creds.SetTestHooks(backend.TestHooks{AfterStorageRead: holdFirst(readStorage, release)})
 		done := make(chan struct{})
@@ -428,7 +430,7 @@ func TestCacheMissCannotResurrectACredential(t *testing.T) {
 		// token); replication brings it here with an invalidation.
 		other := newTestEnvOver(t, env)
 		other.write(t, "o", map[string]interface{}{"scopes": "officernd.api.read,officernd.api.write"})
-		env.b.invalidate(context.Background(), backend.StoragePrefix+"o")
+		env.b.invalidate(context.Background(), store.EntryPrefix+"o")
 		close(release)
 		<-done
 		env.b.creds.SetTestHooks(backend.TestHooks{})
@@ -492,11 +494,11 @@ func rotating(t *testing.T, env *testEnv, name string, b standin.Behavior) *stan
 
 func storedRefreshToken(t *testing.T, env *testEnv, name string) string {
 	t.Helper()
-	raw, err := env.storage.InmemStorage.Get(context.Background(), backend.StoragePrefix+name)
+	raw, err := env.storage.InmemStorage.Get(context.Background(), store.EntryPrefix+name)
 	if err != nil || raw == nil {
 		t.Fatalf("reading %s from storage: %v", name, err)
 	}
-	var e backend.Entry
+	var e model.Entry
 	if err := raw.DecodeJSON(&e); err != nil {
 		t.Fatal(err)
 	}
@@ -808,10 +810,10 @@ func TestConnectingNeedsRefreshTokensAndBrokenConfigsCanBeFixed(t *testing.T) {
 	broken := *e
 	broken.Config.GrantType = "refresh_token"
 	raw, _ := json.Marshal(&broken)
-	if err := env.storage.InmemStorage.Put(context.Background(), &logical.StorageEntry{Key: backend.StoragePrefix + "o", Value: raw}); err != nil {
+	if err := env.storage.InmemStorage.Put(context.Background(), &logical.StorageEntry{Key: store.EntryPrefix + "o", Value: raw}); err != nil {
 		t.Fatal(err)
 	}
-	env.b.invalidate(context.Background(), backend.StoragePrefix+"o")
+	env.b.invalidate(context.Background(), store.EntryPrefix+"o")
 	resp, err = env.request(t, logical.UpdateOperation, "config/o", map[string]interface{}{"grant_type": "client_credentials"})
 	if err != nil {
 		t.Fatalf("fixing a config that does not resolve: %v", err)

@@ -223,7 +223,7 @@ func resultWarnings(mount string, res *backend.Result) []string {
 
 // discoveryChanged says what an app's issuer now names that the app does
 // not use, and how to adopt it; "" when nothing changed.
-func discoveryChanged(mount, app string, c *backend.Config) string {
+func discoveryChanged(mount, app string, c *model.Config) string {
 	if c.Discovered == nil || len(c.Discovered.Changed) == 0 {
 		return ""
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
@@ -286,9 +286,9 @@ func runMatrixCase(t *testing.T, kind secretKind, holder string, f *model.Field,
 func storeChange(t *testing.T, m *matrixCase, f *model.Field, change map[string]interface{}) {
 	t.Helper()
 	ctx := context.Background()
-	key := backend.StoragePrefix + m.name
+	key := store.EntryPrefix + m.name
 	if m.base == "apps/v" {
-		key = backend.AppPrefix + "v"
+		key = store.AppPrefix + "v"
 	}
 	raw, err := m.env.storage.InmemStorage.Get(ctx, key)
 	if err != nil || raw == nil {

@@ -129,7 +129,7 @@ type appWrite struct {
 	req  *logical.Request
 	d    *framework.FieldData
 	name string
-	disc *backend.Discovered
+	disc *model.Discovered
 	// rotated: a new client secret, the previous one kept for the
 	// overlap; dropped: the previous one not kept; moved: the write
 	// changed where the app's secrets go.
@@ -137,8 +137,8 @@ type appWrite struct {
 	keyCheck                func() string
 }
 
-func (w *appWrite) update(cur *backend.App) (*backend.App, error) {
-	next := &backend.App{Config: backend.Config{Provider: "generic"}}
+func (w *appWrite) update(cur *model.App) (*model.App, error) {
+	next := &model.App{Config: model.Config{Provider: "generic"}}
 	if cur != nil {
 		next = cur
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 )
 
@@ -69,7 +69,7 @@ func TestAppConnectionsNeedNoConfigAndHoldNoClientSecret(t *testing.T) {
 		if tok := env.readToken(t, name).Data["access_token"].(string); !v.Valid(tok) {
 			t.Fatalf("%s: not a vendor token", name)
 		}
-		raw, err := env.storage.InmemStorage.Get(context.Background(), backend.StoragePrefix+name)
+		raw, err := env.storage.InmemStorage.Get(context.Background(), store.EntryPrefix+name)
 		if err != nil || raw == nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestConvertingToAConnectionKeepsTokens(t *testing.T) {
 	if got := env.readToken(t, "pb").Data["access_token"]; got != tok || v.Stats().Requests != n {
 		t.Errorf("the conversion dropped the cached token")
 	}
-	raw, _ := env.storage.InmemStorage.Get(context.Background(), backend.StoragePrefix+"pb")
+	raw, _ := env.storage.InmemStorage.Get(context.Background(), store.EntryPrefix+"pb")
 	if strings.Contains(string(raw.Value), "pb-secret") {
 		t.Errorf("the converted credential still stores its own client secret")
 	}
@@ -276,10 +276,10 @@ func TestSchemaOneEntriesKeepWorking(t *testing.T) {
 	}
 	put := func() {
 		raw, _ := json.Marshal(v1)
-		if err := env.storage.InmemStorage.Put(context.Background(), &logical.StorageEntry{Key: backend.StoragePrefix + "pb", Value: raw}); err != nil {
+		if err := env.storage.InmemStorage.Put(context.Background(), &logical.StorageEntry{Key: store.EntryPrefix + "pb", Value: raw}); err != nil {
 			t.Fatal(err)
 		}
-		env.b.invalidate(context.Background(), backend.StoragePrefix+"pb")
+		env.b.invalidate(context.Background(), store.EntryPrefix+"pb")
 	}
 	put()
 	// Schema 1 had PKCE off unless set, and keeps it so.
@@ -312,19 +312,19 @@ func TestSchemaOneEntriesKeepWorking(t *testing.T) {
 		t.Fatalf("exchanging an authorization started after the upgrade: %v %v", err, resp)
 	}
 	env.readToken(t, "pb")
-	stored, _ := env.storage.InmemStorage.Get(context.Background(), backend.StoragePrefix+"pb")
+	stored, _ := env.storage.InmemStorage.Get(context.Background(), store.EntryPrefix+"pb")
 	if strings.Contains(string(stored.Value), "authorizations") || strings.Contains(string(stored.Value), `"version":1`) {
 		t.Errorf("the write did not move the entry to schema 2: %s", stored.Value)
 	}
 }
 
 func deleteAllAuthz(env *testEnv, name string) error {
-	keys, err := env.storage.InmemStorage.List(context.Background(), backend.AuthzPrefix+name+"/")
+	keys, err := env.storage.InmemStorage.List(context.Background(), store.AuthzPrefix+name+"/")
 	if err != nil {
 		return err
 	}
 	for _, k := range keys {
-		if err := env.storage.InmemStorage.Delete(context.Background(), backend.AuthzPrefix+name+"/"+k); err != nil {
+		if err := env.storage.InmemStorage.Delete(context.Background(), store.AuthzPrefix+name+"/"+k); err != nil {
 			return err
 		}
 	}
@@ -349,10 +349,10 @@ func TestSchemaOneConversionKeepsTheCachedToken(t *testing.T) {
 			"obtained_at": now.Format(time.RFC3339Nano), "expires_at": now.Add(time.Hour).Format(time.RFC3339Nano)},
 	}
 	raw, _ := json.Marshal(v1)
-	if err := env.storage.InmemStorage.Put(context.Background(), &logical.StorageEntry{Key: backend.StoragePrefix + "pb", Value: raw}); err != nil {
+	if err := env.storage.InmemStorage.Put(context.Background(), &logical.StorageEntry{Key: store.EntryPrefix + "pb", Value: raw}); err != nil {
 		t.Fatal(err)
 	}
-	env.b.invalidate(context.Background(), backend.StoragePrefix+"pb")
+	env.b.invalidate(context.Background(), store.EntryPrefix+"pb")
 	if resp, err := env.request(t, logical.CreateOperation, "apps/partner", map[string]interface{}{"provider": "penbox", "token_url": env.url + v.TokenPath(),
 		"authorize_url": env.url + "/penbox/authorize", "client_id": "pb-id", "client_secret": "pb-secret"}); err != nil || resp.IsError() {
 		t.Fatal(err, resp)

@@ -182,7 +182,7 @@ type configWrite struct {
 	req  *logical.Request
 	d    *framework.FieldData
 	name string
-	disc *backend.Discovered
+	disc *model.Discovered
 	// vendor is the preset in effect; moved: the write changed where the
 	// credential's secrets go.
 	vendor   string
@@ -190,10 +190,10 @@ type configWrite struct {
 	keyCheck func() string
 }
 
-func (w *configWrite) update(cur *backend.Entry) (*backend.Entry, error) {
+func (w *configWrite) update(cur *model.Entry) (*model.Entry, error) {
 	b, ctx, req, mount := w.b, w.ctx, w.req, mountOf(w.req)
-	next := &backend.Entry{Config: backend.Config{Provider: "generic"}}
-	var before backend.Config
+	next := &model.Entry{Config: model.Config{Provider: "generic"}}
+	var before model.Config
 	if cur != nil {
 		before = cur.Config
 		next = cur
@@ -229,7 +229,7 @@ func (w *configWrite) update(cur *backend.Entry) (*backend.Entry, error) {
 		// not be handed out for the new ones.
 		if !beforeEff.SameRequest(&eff) {
 			next.Token = nil
-			next.Status = backend.Status{}
+			next.Status = model.Status{}
 		}
 	}
 	bindSecrets(&next.Config, &before, settings, req)
@@ -300,7 +300,7 @@ func keysAreNotFields(req *logical.Request, importPath string) *logical.Response
 // write: no key yet, or a key made for where it sent before (it signs
 // nothing anywhere else). "" when the key signs here, or the client
 // signs no assertions.
-func (b *vendorBackend) keysSignHere(ctx context.Context, req *logical.Request, owner string, eff *backend.Config, s *model.Settings, rotatePath, importPath string) string {
+func (b *vendorBackend) keysSignHere(ctx context.Context, req *logical.Request, owner string, eff *model.Config, s *model.Settings, rotatePath, importPath string) string {
 	if !s.UsesKey() {
 		return ""
 	}
@@ -322,13 +322,13 @@ func (b *vendorBackend) keysSignHere(ctx context.Context, req *logical.Request, 
 // discoverFor fetches the metadata of the issuer a write names (before
 // taking the credential's lock: it is a network call), or nil when the
 // write does not set one.
-func (b *vendorBackend) discoverFor(ctx context.Context, req *logical.Request, d *framework.FieldData, path string) (*backend.Discovered, *logical.Response, error) {
+func (b *vendorBackend) discoverFor(ctx context.Context, req *logical.Request, d *framework.FieldData, path string) (*model.Discovered, *logical.Response, error) {
 	v, ok := d.GetOk(fieldIssuer)
 	issuer := strings.TrimSpace(fmt.Sprint(v))
 	if !ok || issuer == "" {
 		return nil, nil, nil
 	}
-	var probe backend.Config
+	var probe model.Config
 	_ = applyConfig(&probe, model.OnCredential|model.OnApp, req, d) // for its ca_bundle and client certificate
 	disc, err := b.creds.Discover(ctx, issuer, &probe)
 	if err != nil {
@@ -338,7 +338,7 @@ func (b *vendorBackend) discoverFor(ctx context.Context, req *logical.Request, d
 }
 
 // applyDiscovered records an issuer's metadata; clearing issuer drops it.
-func applyDiscovered(c *backend.Config, disc *backend.Discovered, req *logical.Request) {
+func applyDiscovered(c *model.Config, disc *model.Discovered, req *logical.Request) {
 	switch {
 	case disc != nil:
 		c.Discovered = disc
@@ -351,8 +351,8 @@ func applyDiscovered(c *backend.Config, disc *backend.Discovered, req *logical.R
 // names, refusing what belongs to the app. Converting a self-contained
 // credential drops its own client settings and secrets: from then on the
 // app's are used.
-func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *framework.FieldData) error {
-	app := backend.AppOf(name)
+func applyApp(mount, name string, c *model.Config, req *logical.Request, d *framework.FieldData) error {
+	app := model.AppOf(name)
 	if v, ok := d.GetOk(fieldApp); ok {
 		given := strings.TrimSpace(v.(string))
 		switch {
@@ -393,7 +393,7 @@ func applyApp(mount, name string, c *backend.Config, req *logical.Request, d *fr
 // bindSecrets records where the secrets a write gives (or changes) were
 // written for: where they go with s, the settings the write leaves in
 // effect. The others keep their bindings.
-func bindSecrets(c, before *backend.Config, s *backend.Settings, req *logical.Request) {
+func bindSecrets(c, before *model.Config, s *model.Settings, req *logical.Request) {
 	c.Bind(s, func(field string) bool {
 		f, _ := model.Lookup(field)
 		_, given := req.Data[field]
@@ -406,7 +406,7 @@ func bindSecrets(c, before *backend.Config, s *backend.Settings, req *logical.Re
 // carries those secrets again: whoever may write the config but not read
 // its secrets must not be able to point them at a host of their choosing.
 // A secret set to "" in the same write counts as given (it is cleared).
-func checkDestination(before, after, stored *backend.Config, req *logical.Request) error {
+func checkDestination(before, after, stored *model.Config, req *logical.Request) error {
 	changed := before.DestinationChanges(after)
 	if len(changed) == 0 {
 		return nil
@@ -432,7 +432,7 @@ func checkDestination(before, after, stored *backend.Config, req *logical.Reques
 // applyConfig copies into c the config fields of scope the request
 // carries. The app a credential belongs to is not among them: applyApp
 // sets it, refusing what it may not become.
-func applyConfig(c *backend.Config, scope model.Scope, req *logical.Request, d *framework.FieldData) error {
+func applyConfig(c *model.Config, scope model.Scope, req *logical.Request, d *framework.FieldData) error {
 	keep := func(f *model.Field) bool { return f.In(scope) && f.Name != fieldApp }
 	if err := applyFields(c, model.InConfig, keep, req, d); err != nil {
 		return err
@@ -455,7 +455,7 @@ func sentEmpty(req *logical.Request, field string) bool {
 }
 
 // applyStaticToken stores a user-minted token for grant_type=static.
-func applyStaticToken(e *backend.Entry, s *backend.Settings, d *framework.FieldData, now time.Time) error {
+func applyStaticToken(e *model.Entry, s *model.Settings, d *framework.FieldData, now time.Time) error {
 	raw, hasToken := d.GetOk(fieldAccessToken)
 	expRaw, hasExp := d.GetOk(fieldExpiresAt)
 	ttlRaw, hasTTL := d.GetOk(fieldTTL)
@@ -499,7 +499,7 @@ func applyStaticToken(e *backend.Entry, s *backend.Settings, d *framework.FieldD
 	if !exp.After(now) {
 		return &userError{msg: "that access_token has already expired; " + s.Preset.StaticHint}
 	}
-	e.Token = &backend.Token{AccessToken: tok, TokenType: "Bearer", ObtainedAt: now, ExpiresAt: exp}
+	e.Token = &model.Token{AccessToken: tok, TokenType: "Bearer", ObtainedAt: now, ExpiresAt: exp}
 	e.Status.LastRefreshedAt = now
 	return nil
 }
@@ -533,7 +533,7 @@ func (b *vendorBackend) handleConfigRead(ctx context.Context, req *logical.Reque
 // configData is what a config read shows of c, the effective config (a
 // connection's with its app's merged in): settings and whether each
 // secret is set, never a secret.
-func configData(c backend.Config, e *backend.Entry) map[string]interface{} {
+func configData(c model.Config, e *model.Entry) map[string]interface{} {
 	data := readFields(&c, model.InConfig, func(f *model.Field) bool { return f.In(model.OnCredential | model.OnConnection) })
 	g, known := model.GrantOf(c.GrantType)
 	data["access_token_set"] = known && !g.CallsVendor && e != nil && e.Token != nil
@@ -541,7 +541,7 @@ func configData(c backend.Config, e *backend.Entry) map[string]interface{} {
 	return data
 }
 
-func discoveredAt(d *backend.Discovered) string {
+func discoveredAt(d *model.Discovered) string {
 	if d == nil {
 		return ""
 	}
@@ -551,7 +551,7 @@ func discoveredAt(d *backend.Discovered) string {
 // addHealth adds a credential's status to a config read: what is stored
 // (token, last refresh, the last vendor error if it came after it,
 // reauthorization) and what this node counts.
-func (b *vendorBackend) addHealth(ctx context.Context, req *logical.Request, name string, e *backend.Entry, data map[string]interface{}) error {
+func (b *vendorBackend) addHealth(ctx context.Context, req *logical.Request, name string, e *model.Entry, data map[string]interface{}) error {
 	p, err := b.creds.Problem(ctx, req.Storage, name)
 	if err != nil {
 		return err
@@ -619,7 +619,7 @@ func (b *vendorBackend) handleConfigList(ctx context.Context, req *logical.Reque
 	return resp, nil
 }
 
-func tokenExpiry(e *backend.Entry) time.Time {
+func tokenExpiry(e *model.Entry) time.Time {
 	if e.Token == nil {
 		return time.Time{}
 	}

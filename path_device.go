@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // pathDevice returns device/<name>: connecting an account with the device
@@ -79,7 +80,7 @@ func (b *vendorBackend) handleDeviceRead(ctx context.Context, req *logical.Reque
 	return &logical.Response{Data: deviceData(flow)}, nil
 }
 
-func deviceData(f *backend.DeviceFlow) map[string]interface{} {
+func deviceData(f *model.DeviceFlow) map[string]interface{} {
 	return map[string]interface{}{
 		"user_code":                 f.UserCode,
 		"verification_uri":          f.VerificationURI,

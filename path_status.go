@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // maxUnhealthyListed bounds the unhealthy names a status answer lists; the
@@ -173,7 +174,7 @@ func pageUnhealthy(bad map[string]string, d *framework.FieldData) ([]map[string]
 }
 
 // credentialStatus is one credential's counters and health.
-func credentialStatus(b *vendorBackend, name string, e *backend.Entry) map[string]interface{} {
+func credentialStatus(b *vendorBackend, name string, e *model.Entry) map[string]interface{} {
 	st := b.creds.Stats(name)
 	return map[string]interface{}{
 		fieldProvider:           e.Config.Provider,

@@ -11,7 +11,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 )
 
@@ -270,11 +271,11 @@ func TestInvalidateServesWhatIsStored(t *testing.T) {
 	v := env.officernd(t, "o", nil)
 	first := env.readToken(t, "o").Data["access_token"].(string)
 
-	raw, err := env.storage.Get(ctx, backend.StoragePrefix+"o")
+	raw, err := env.storage.Get(ctx, store.EntryPrefix+"o")
 	if err != nil || raw == nil {
 		t.Fatalf("stored entry: %v %v", raw, err)
 	}
-	var e backend.Entry
+	var e model.Entry
 	if err := json.Unmarshal(raw.Value, &e); err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +294,7 @@ func TestInvalidateServesWhatIsStored(t *testing.T) {
 	if got := env.readToken(t, "o").Data["access_token"]; got != first {
 		t.Fatalf("before invalidation got a different token; the cache this test is about is gone")
 	}
-	env.b.InvalidateKey(ctx, backend.StoragePrefix+"o")
+	env.b.InvalidateKey(ctx, store.EntryPrefix+"o")
 	if got := env.readToken(t, "o").Data["access_token"]; got != e.Token.AccessToken {
 		t.Errorf("after InvalidateKey the read still serves the entry cached before the storage change")
 	}

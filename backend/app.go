@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
@@ -22,20 +23,20 @@ type apps struct {
 }
 
 type appSnap struct {
-	app *App // nil: no such app
+	app *model.App // nil: no such app
 	gen uint64
 	// plain is the settings of a connection that overrides nothing: one
 	// value shared by all of them (settings hold no secret).
 	plainOnce sync.Once
-	plain     *Settings
+	plain     *model.Settings
 	plainErr  error
 }
 
 // plainSettings resolves, once, the settings every connection of the app
 // without overrides shares.
-func (a *appSnap) plainSettings(appName string) (*Settings, error) {
+func (a *appSnap) plainSettings(appName string) (*model.Settings, error) {
 	a.plainOnce.Do(func() {
-		eff := (&Config{App: appName}).Effective(a.app)
+		eff := (&model.Config{App: appName}).Effective(a.app)
 		a.plain, a.plainErr = eff.ResolveAsConnection()
 	})
 	return a.plain, a.plainErr
@@ -43,7 +44,7 @@ func (a *appSnap) plainSettings(appName string) (*Settings, error) {
 
 // App returns the app called name, or nil. It is shared: the caller must
 // not modify it.
-func (m *Manager) App(ctx context.Context, s logical.Storage, name string) (*App, error) {
+func (m *Manager) App(ctx context.Context, s logical.Storage, name string) (*model.App, error) {
 	snap, err := m.appSnap(ctx, s, name)
 	if err != nil {
 		return nil, err
@@ -97,7 +98,7 @@ func (m *Manager) dropApp(name string) {
 // copy (nil when there is none) and returns the app to store. Its
 // connections pick the change up on their next read, and keep their
 // tokens unless what they send changed.
-func (m *Manager) UpdateApp(ctx context.Context, s logical.Storage, name string, fn func(*App) (*App, error)) (*App, error) {
+func (m *Manager) UpdateApp(ctx context.Context, s logical.Storage, name string, fn func(*model.App) (*model.App, error)) (*model.App, error) {
 	unlock, err := m.lockName(ctx, "update app", appLockName(name))
 	if err != nil {
 		return nil, err
@@ -152,17 +153,17 @@ func (e *AppError) Error() string {
 // Effective is c's config with its app merged in and its settings, for the
 // path layer: resolveErr says why it does not resolve (the caller's to
 // fix), err is a storage failure.
-func (m *Manager) Effective(ctx context.Context, s logical.Storage, name string, c *Config) (eff Config, settings *Settings, resolveErr, err error) {
-	r, err := m.resolve(ctx, s, name, &Entry{Config: *c})
+func (m *Manager) Effective(ctx context.Context, s logical.Storage, name string, c *model.Config) (eff model.Config, settings *model.Settings, resolveErr, err error) {
+	r, err := m.resolve(ctx, s, name, &model.Entry{Config: *c})
 	if err != nil {
-		return Config{}, nil, nil, err
+		return model.Config{}, nil, nil, err
 	}
 	return r.eff, r.settings, r.err, nil
 }
 
 // CountAuthorizations is how many unexpired authorizations name has open,
 // those a version 1 entry e (may be nil) keeps inline included.
-func (m *Manager) CountAuthorizations(ctx context.Context, s logical.Storage, name string, e *Entry) (int, error) {
+func (m *Manager) CountAuthorizations(ctx context.Context, s logical.Storage, name string, e *model.Entry) (int, error) {
 	return store.Of(s).OpenAuthorizations(ctx, name, e, m.now(), false)
 }
 

@@ -106,7 +106,7 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 	// cancels this authorization, and the exchange sends nothing
 	// elsewhere.
 	bound := model.FlowDestination(settings)
-	a := &Authorization{RedirectURI: r.RedirectURI, Scopes: scopes, ExpiresAt: now.Add(StateTTL), App: flow.appName, Metadata: r.Metadata, Bound: &bound}
+	a := &model.Authorization{RedirectURI: r.RedirectURI, Scopes: scopes, ExpiresAt: now.Add(StateTTL), App: flow.appName, Metadata: r.Metadata, Bound: &bound}
 	u, err := url.Parse(settings.AuthorizeURL)
 	if err != nil {
 		return nil, &ConfigError{Name: name, Err: err}
@@ -134,15 +134,15 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 
 // flow is what an authorization of a credential acts with.
 type flow struct {
-	settings *Settings
-	eff      Config
-	app      *App // nil for a self-contained credential
+	settings *model.Settings
+	eff      model.Config
+	app      *model.App // nil for a self-contained credential
 	appName  string
 }
 
 // flowFor resolves the credential an authorization is for: an existing
 // one, or a new connection of an app.
-func (m *Manager) flowFor(ctx context.Context, s logical.Storage, name string, e *Entry, appName string) (*flow, error) {
+func (m *Manager) flowFor(ctx context.Context, s logical.Storage, name string, e *model.Entry, appName string) (*flow, error) {
 	f, err := m.connectionFlow(ctx, s, name, e, appName)
 	if err != nil {
 		return nil, err
@@ -164,8 +164,8 @@ func (m *Manager) flowFor(ctx context.Context, s logical.Storage, name string, e
 // e, or for a connection of an app that has none yet (named <app>/<account>,
 // or with appName), the app's settings. Both the code and the device flow
 // start here.
-func (m *Manager) connectionFlow(ctx context.Context, s logical.Storage, name string, e *Entry, appName string) (*flow, error) {
-	if implied := AppOf(name); implied != "" {
+func (m *Manager) connectionFlow(ctx context.Context, s logical.Storage, name string, e *model.Entry, appName string) (*flow, error) {
+	if implied := model.AppOf(name); implied != "" {
 		if appName != "" && appName != implied {
 			return nil, &InputError{Msg: fmt.Sprintf("%q is a connection of app %q by its name; app=%q does not match", name, implied, appName)}
 		}
@@ -178,7 +178,7 @@ func (m *Manager) connectionFlow(ctx context.Context, s logical.Storage, name st
 		if appName == "" {
 			return nil, ErrNotFound
 		}
-		e = &Entry{Config: Config{App: appName}}
+		e = &model.Entry{Config: model.Config{App: appName}}
 	}
 	r, err := m.resolve(ctx, s, name, e)
 	if err != nil {
@@ -289,7 +289,7 @@ func decodeCode(code string) string {
 
 // openAuthorization is name's unexpired authorization for state, or a
 // StateError.
-func (m *Manager) openAuthorization(ctx context.Context, s logical.Storage, name, state string, e *Entry) (*Authorization, error) {
+func (m *Manager) openAuthorization(ctx context.Context, s logical.Storage, name, state string, e *model.Entry) (*model.Authorization, error) {
 	a, err := store.Of(s).Authorization(ctx, name, state, e)
 	if err != nil {
 		return nil, err
@@ -309,9 +309,9 @@ func (m *Manager) openAuthorization(ctx context.Context, s logical.Storage, name
 // came from, the access token that came with it, a clean status, the
 // flow's metadata merged in. It returns the settings the token is handed
 // out with (a refresh-token grant from now on).
-func connectedEntry(e *Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time, metadata map[string]string) (*Entry, *Settings) {
+func connectedEntry(e *model.Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time, metadata map[string]string) (*model.Entry, *model.Settings) {
 	if e == nil {
-		e = &Entry{Config: Config{App: fl.appName}}
+		e = &model.Entry{Config: model.Config{App: fl.appName}}
 	}
 	st := *fl.settings // a copy: it may be shared by the app's connections
 	settings := &st
@@ -336,7 +336,7 @@ func connectedEntry(e *Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time
 		next.Config.Bound = model.Bindings{}
 	}
 	next.Config.Bound["refresh_token"] = model.AccountDestination(settings)
-	next.Status = Status{}
+	next.Status = model.Status{}
 	next.ApplyToken(tok, settings, sentAt)
 	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)
 	return next, settings
@@ -345,7 +345,7 @@ func connectedEntry(e *Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time
 // canConnect refuses an authorization flow for a vendor whose preset takes
 // no refresh tokens: the exchange would store a credential that cannot
 // resolve.
-func canConnect(name string, s *Settings) error {
+func canConnect(name string, s *model.Settings) error {
 	if !s.Preset.SupportsGrant(model.ConnectedGrant().Name) {
 		return &InputError{Msg: fmt.Sprintf("provider %s does not take refresh tokens, so credential %q cannot connect an account; use provider=generic with authorize_url", s.Preset.Name, name)}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
@@ -46,23 +47,23 @@ func alwaysWritable() bool { return true }
 
 // benchEntry is what a generic client-credentials credential looks like
 // after its first grant.
-func benchEntry() *Entry {
+func benchEntry() *model.Entry {
 	now := time.Now()
-	return &Entry{
-		Version: SchemaVersion,
-		Config: Config{
+	return &model.Entry{
+		Version: model.SchemaVersion,
+		Config: model.Config{
 			Provider:     "generic",
 			TokenURL:     "http://127.0.0.1:1/generic/token",
 			ClientID:     "bench-client",
 			ClientSecret: "bench-secret",
 		},
-		Token: &Token{
+		Token: &model.Token{
 			AccessToken: "generic-at-0123456789abcdefghijklmnopqrstuv",
 			TokenType:   "Bearer",
 			ObtainedAt:  now,
 			ExpiresAt:   now.Add(time.Hour),
 		},
-		Status: Status{LastRefreshedAt: now},
+		Status: model.Status{LastRefreshedAt: now},
 	}
 }
 
@@ -145,7 +146,7 @@ func BenchmarkConfigResolve(b *testing.B) {
 func BenchmarkTokenUncached(b *testing.B) {
 	m, s, names := benchManager(b, 1)
 	ctx := context.Background()
-	key := StoragePrefix + names[0]
+	key := store.EntryPrefix + names[0]
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Invalidate(key)

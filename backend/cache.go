@@ -4,14 +4,16 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // cached is a read-only snapshot of a stored entry with its resolved
 // settings, so a cached read touches neither storage nor the config.
 type cached struct {
-	entry    *Entry
-	settings *Settings // nil when the stored config no longer resolves
-	err      error     // why it does not resolve
+	entry    *model.Entry
+	settings *model.Settings // nil when the stored config no longer resolves
+	err      error           // why it does not resolve
 	// appGen is the generation of the app a connection's settings were
 	// resolved with.
 	appGen uint64

@@ -15,7 +15,7 @@ import (
 // and st: the request the config maps to, where each of its secrets may
 // go, and, for a private_key_jwt client, the signing key with where it may
 // sign for.
-func (m *Manager) callFor(ctx context.Context, s logical.Storage, name string, eff *Config, st *Settings) (outbound.Call, error) {
+func (m *Manager) callFor(ctx context.Context, s logical.Storage, name string, eff *model.Config, st *model.Settings) (outbound.Call, error) {
 	call := outbound.Call{Req: eff.Request(st), Bound: eff.Bindings(st)}
 	if !st.UsesKey() {
 		return call, nil
@@ -32,7 +32,7 @@ func (m *Manager) callFor(ctx context.Context, s logical.Storage, name string, e
 }
 
 // responseExtras splits the kept response fields into plain and secret.
-func responseExtras(tok *tokenclient.Token, eff *Config) (plain, secret map[string]string) {
+func responseExtras(tok *tokenclient.Token, eff *model.Config) (plain, secret map[string]string) {
 	if tok.Extra == nil {
 		return nil, nil
 	}

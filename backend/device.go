@@ -30,7 +30,7 @@ type DeviceRequest struct {
 // StartDevice starts a device authorization for name (a connection of an
 // app needs no config first) and polls for the user's decision in the
 // background on this node, at the vendor's interval.
-func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name string, r DeviceRequest) (*DeviceFlow, error) {
+func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name string, r DeviceRequest) (*model.DeviceFlow, error) {
 	unlock, err := m.lockName(ctx, "device", name)
 	if err != nil {
 		return nil, err
@@ -64,9 +64,9 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	// that moves it later cancels the flow, and a poll sends it nowhere
 	// else.
 	bound := model.FlowDestination(fl.settings)
-	d := &DeviceFlow{
+	d := &model.DeviceFlow{
 		UserCode: da.UserCode, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
-		ExpiresAt: now.Add(da.ExpiresIn), Interval: da.Interval, State: DevicePending, StartedAt: now,
+		ExpiresAt: now.Add(da.ExpiresIn), Interval: da.Interval, State: model.DevicePending, StartedAt: now,
 		App: fl.appName, Metadata: r.Metadata, Scopes: r.Scopes, DeviceCode: da.DeviceCode, Existing: e != nil, Bound: &bound,
 	}
 	if err := writeDevice(ctx, s, name, d); err != nil {
@@ -80,7 +80,7 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 
 // deviceFlowFor resolves what a device flow acts with, like an
 // authorization's, with a device authorization endpoint instead.
-func (m *Manager) deviceFlowFor(ctx context.Context, s logical.Storage, name string, e *Entry, appName string) (*flow, error) {
+func (m *Manager) deviceFlowFor(ctx context.Context, s logical.Storage, name string, e *model.Entry, appName string) (*flow, error) {
 	f, err := m.connectionFlow(ctx, s, name, e, appName)
 	if err != nil {
 		return nil, err
@@ -95,7 +95,7 @@ func (m *Manager) deviceFlowFor(ctx context.Context, s logical.Storage, name str
 }
 
 // Device returns name's device flow, without its device code, or nil.
-func (m *Manager) Device(ctx context.Context, s logical.Storage, name string) (*DeviceFlow, error) {
+func (m *Manager) Device(ctx context.Context, s logical.Storage, name string) (*model.DeviceFlow, error) {
 	d, err := readDevice(ctx, s, name)
 	if err != nil || d == nil {
 		return nil, err
@@ -103,18 +103,18 @@ func (m *Manager) Device(ctx context.Context, s logical.Storage, name string) (*
 	if m.now().After(d.ExpiresAt.Add(deviceRetention)) {
 		return nil, nil // the tick deletes it
 	}
-	if d.State == DevicePending && m.now().After(d.ExpiresAt) {
-		d.State = DeviceExpired
+	if d.State == model.DevicePending && m.now().After(d.ExpiresAt) {
+		d.State = model.DeviceExpired
 	}
 	d.DeviceCode = ""
 	return d, nil
 }
 
-func readDevice(ctx context.Context, s logical.Storage, name string) (*DeviceFlow, error) {
+func readDevice(ctx context.Context, s logical.Storage, name string) (*model.DeviceFlow, error) {
 	return store.Of(s).Device(ctx, name)
 }
 
-func writeDevice(ctx context.Context, s logical.Storage, name string, d *DeviceFlow) error {
+func writeDevice(ctx context.Context, s logical.Storage, name string, d *model.DeviceFlow) error {
 	return store.Of(s).PutDevice(ctx, name, d)
 }
 
@@ -194,7 +194,7 @@ func (p *devicePollers) resume(m *Manager, s logical.Storage) {
 		case err != nil || d == nil:
 		case m.now().After(d.ExpiresAt.Add(deviceRetention)):
 			m.forgetDevice(s, name)
-		case d.State == DevicePending:
+		case d.State == model.DevicePending:
 			p.poll(m, s, name)
 		}
 	}
@@ -226,11 +226,11 @@ func (m *Manager) forgetDevice(s logical.Storage, name string) {
 func (m *Manager) pollDevice(ctx context.Context, s logical.Storage, name string) {
 	for {
 		d, err := readDevice(ctx, s, name)
-		if err != nil || d == nil || d.State != DevicePending {
+		if err != nil || d == nil || d.State != model.DevicePending {
 			return
 		}
 		if m.now().After(d.ExpiresAt) {
-			d.State, d.DeviceCode = DeviceExpired, ""
+			d.State, d.DeviceCode = model.DeviceExpired, ""
 			_ = writeDevice(ctx, s, name, d)
 			return
 		}
@@ -262,7 +262,7 @@ func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string) 
 	if err != nil {
 		return ctx.Err() != nil
 	}
-	if d == nil || d.State != DevicePending {
+	if d == nil || d.State != model.DevicePending {
 		return true
 	}
 	e, err := m.current(ctx, s, name)
@@ -270,18 +270,18 @@ func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string) 
 		return ctx.Err() != nil
 	}
 	if e == nil && d.Existing {
-		d.State, d.Detail, d.DeviceCode = DeviceFailed, "the credential was deleted while the flow was pending", ""
+		d.State, d.Detail, d.DeviceCode = model.DeviceFailed, "the credential was deleted while the flow was pending", ""
 		_ = writeDevice(ctx, s, name, d)
 		return true
 	}
 	fl, err := m.deviceFlowFor(ctx, s, name, e, d.App)
 	if err != nil {
-		d.State, d.Detail, d.DeviceCode = DeviceFailed, err.Error(), ""
+		d.State, d.Detail, d.DeviceCode = model.DeviceFailed, err.Error(), ""
 		_ = writeDevice(ctx, s, name, d)
 		return true
 	}
 	if d.Bound == nil {
-		d.State, d.Detail, d.DeviceCode = DeviceFailed, "the flow was started by an earlier release of the plugin, which did not record where its device code may be sent; start it again", ""
+		d.State, d.Detail, d.DeviceCode = model.DeviceFailed, "the flow was started by an earlier release of the plugin, which did not record where its device code may be sent; start it again", ""
 		_ = writeDevice(ctx, s, name, d)
 		return true
 	}
@@ -312,7 +312,7 @@ func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string) 
 		// Nothing was sent, and nothing will be: where the flow's
 		// secrets may go is not where the credential sends now.
 		m.logger.Warn("a device flow stopped: its device code may not go where the credential sends now", "name", name, "error", err.Error())
-		d.State, d.Detail, d.DeviceCode = DeviceFailed, err.Error(), ""
+		d.State, d.Detail, d.DeviceCode = model.DeviceFailed, err.Error(), ""
 		_ = writeDevice(ctx, s, name, d)
 		return true
 	}
@@ -327,7 +327,7 @@ func (m *Manager) pollOnce(ctx context.Context, s logical.Storage, name string) 
 }
 
 // recordPoll stores what a poll got; true when the flow is over.
-func (m *Manager) recordPoll(ctx context.Context, s logical.Storage, name string, e *Entry, fl *flow, d *DeviceFlow, res *tokenclient.DevicePoll, sentAt time.Time) bool {
+func (m *Manager) recordPoll(ctx context.Context, s logical.Storage, name string, e *model.Entry, fl *flow, d *model.DeviceFlow, res *tokenclient.DevicePoll, sentAt time.Time) bool {
 	switch res.Status {
 	case tokenclient.DevicePending:
 		return false
@@ -336,14 +336,14 @@ func (m *Manager) recordPoll(ctx context.Context, s logical.Storage, name string
 		_ = writeDevice(ctx, s, name, d)
 		return false
 	case tokenclient.DeviceDenied:
-		d.State, d.DeviceCode = DeviceDenied, ""
+		d.State, d.DeviceCode = model.DeviceDenied, ""
 	case tokenclient.DeviceExpired:
-		d.State, d.DeviceCode = DeviceExpired, ""
+		d.State, d.DeviceCode = model.DeviceExpired, ""
 	case tokenclient.DeviceApproved:
 		if err := m.storeDeviceTokens(ctx, s, name, e, fl, d, res.Token, sentAt); err != nil {
-			d.State, d.Detail = DeviceFailed, err.Error()
+			d.State, d.Detail = model.DeviceFailed, err.Error()
 		} else {
-			d.State = DeviceApproved
+			d.State = model.DeviceApproved
 		}
 		d.DeviceCode = ""
 	}
@@ -357,7 +357,7 @@ func (m *Manager) recordPoll(ctx context.Context, s logical.Storage, name string
 // connection if needed; the caller holds name's lock, and ctx outlives the
 // poller and the backend (WithoutCancel, with a timeout): the refresh
 // token exists nowhere else.
-func (m *Manager) storeDeviceTokens(ctx context.Context, s logical.Storage, name string, e *Entry, fl *flow, d *DeviceFlow, tok *tokenclient.Token, sentAt time.Time) error {
+func (m *Manager) storeDeviceTokens(ctx context.Context, s logical.Storage, name string, e *model.Entry, fl *flow, d *model.DeviceFlow, tok *tokenclient.Token, sentAt time.Time) error {
 	if tok.RefreshToken == "" {
 		return ErrNoRefreshToken
 	}
@@ -395,8 +395,8 @@ func (m *Manager) CancelFlows(ctx context.Context, s logical.Storage, name strin
 	if err != nil {
 		return n, err
 	}
-	if d != nil && d.State == DevicePending {
-		d.State, d.Detail, d.DeviceCode = DeviceFailed, "a write changed where the credential sends its secrets after the flow started; start it again", ""
+	if d != nil && d.State == model.DevicePending {
+		d.State, d.Detail, d.DeviceCode = model.DeviceFailed, "a write changed where the credential sends its secrets after the flow started; start it again", ""
 		if err := st.PutDevice(ctx, name, d); err != nil {
 			return n, err
 		}

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // index is what the active node knows of every credential without reading
@@ -34,7 +36,7 @@ func newIndex() *index {
 
 // put records name as stored in e (resolved to s, nil if it does not
 // resolve).
-func (x *index) put(name string, e *Entry, s *Settings) {
+func (x *index) put(name string, e *model.Entry, s *model.Settings) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	app := e.Config.App

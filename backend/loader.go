@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
@@ -170,7 +171,7 @@ func (m *Manager) storeAppBindings(ctx context.Context, s logical.Storage) {
 		return
 	}
 	for _, name := range names {
-		_, err := m.UpdateApp(ctx, s, name, func(cur *App) (*App, error) {
+		_, err := m.UpdateApp(ctx, s, name, func(cur *model.App) (*model.App, error) {
 			if cur == nil || !cur.BindUpgrade() {
 				return nil, errNothingToBind
 			}

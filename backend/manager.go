@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/outbound"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
@@ -56,7 +57,7 @@ type Manager struct {
 	// one: the failing request retries the write briefly, every tick
 	// retries it, and the next operation on the name writes it first.
 	pendingMu sync.Mutex
-	pending   map[string]*Entry
+	pending   map[string]*model.Entry
 
 	healthMu  sync.Mutex
 	health    map[string]*health
@@ -98,7 +99,7 @@ func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
 		locks:     newNameLocks(),
 		cache:     newEntryCache(),
 		index:     newIndex(),
-		pending:   map[string]*Entry{},
+		pending:   map[string]*model.Entry{},
 		health:    map[string]*health{},
 		sched:     newSchedule(),
 		loader:    &loader{retryDelay: time.Second},
@@ -174,7 +175,7 @@ func (m *Manager) detached(timeout time.Duration) (context.Context, context.Canc
 
 // Get returns the credential called name, or nil. The entry is shared: the
 // caller must not modify it.
-func (m *Manager) Get(ctx context.Context, s logical.Storage, name string) (*Entry, error) {
+func (m *Manager) Get(ctx context.Context, s logical.Storage, name string) (*model.Entry, error) {
 	c, err := m.get(ctx, s, name)
 	if err != nil || c == nil {
 		return nil, err
@@ -206,7 +207,7 @@ func (m *Manager) get(ctx context.Context, s logical.Storage, name string) (*cac
 // cache. A config that no longer resolves (a preset changed, its app was
 // deleted) is still cached so it can be read and fixed; token reads report
 // the problem. Only a storage failure is an error.
-func (m *Manager) newCached(ctx context.Context, s logical.Storage, name string, e *Entry) (*cached, error) {
+func (m *Manager) newCached(ctx context.Context, s logical.Storage, name string, e *model.Entry) (*cached, error) {
 	r, err := m.resolve(ctx, s, name, e)
 	if err != nil {
 		return nil, err
@@ -218,12 +219,12 @@ func (m *Manager) newCached(ctx context.Context, s logical.Storage, name string,
 type resolution struct {
 	// entry is the entry resolved: the one given, or a copy with the
 	// secrets an older release stored without a binding bound (bound).
-	entry    *Entry
+	entry    *model.Entry
 	bound    bool
-	settings *Settings // nil when it does not resolve, with err saying why
+	settings *model.Settings // nil when it does not resolve, with err saying why
 	err      error
-	eff      Config
-	app      *App
+	eff      model.Config
+	app      *model.App
 	appGen   uint64
 }
 
@@ -231,7 +232,7 @@ type resolution struct {
 // storage failure; a config that does not resolve is r.err. An entry an
 // older release stored with secrets but no binding comes back bound to
 // where they go now (Entry.BindUpgrade), for the caller to store.
-func (m *Manager) resolve(ctx context.Context, s logical.Storage, name string, e *Entry) (resolution, error) {
+func (m *Manager) resolve(ctx context.Context, s logical.Storage, name string, e *model.Entry) (resolution, error) {
 	if e.Config.App == "" {
 		st, err := e.Config.Resolve()
 		r := resolution{entry: e, settings: st, err: err, eff: e.Config}
@@ -246,7 +247,7 @@ func (m *Manager) resolve(ctx context.Context, s logical.Storage, name string, e
 		return resolution{entry: e, err: &AppError{Name: name, App: e.Config.App}, eff: e.Config, appGen: snap.gen}, nil
 	}
 	eff := e.Config.Effective(snap.app)
-	var st *Settings
+	var st *model.Settings
 	if e.Config.OverridesNothing() && e.Config.RefreshToken != "" {
 		st, err = snap.plainSettings(e.Config.App)
 	} else {
@@ -259,7 +260,7 @@ func (m *Manager) resolve(ctx context.Context, s logical.Storage, name string, e
 
 // bindUpgrade binds, on a copy, the secrets of an entry stored without a
 // binding (by an older release), and merges its app in again.
-func (r *resolution) bindUpgrade(app *App) {
+func (r *resolution) bindUpgrade(app *model.App) {
 	if r.settings == nil || !r.entry.NeedsBinding() {
 		return
 	}
@@ -288,7 +289,7 @@ func (m *Manager) fresh(ctx context.Context, s logical.Storage, name string, c *
 // writeEntry stores e for name; the caller holds name's lock. An entry
 // read at an older schema version first has its inline parts moved to
 // their own keys.
-func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string, e *Entry) error {
+func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string, e *model.Entry) error {
 	if err := store.Of(s).PutEntry(ctx, name, e); err != nil {
 		// What is cached may no longer be what is stored: a failed
 		// write can still have reached storage.
@@ -321,10 +322,10 @@ func (m *Manager) lockName(ctx context.Context, op, name string) (func(), error)
 
 // locked is an entry read under its name's lock, resolved.
 type locked struct {
-	e        *Entry
-	settings *Settings
-	eff      Config // what the credential acts with, secrets included
-	app      *App   // its app, for a connection
+	e        *model.Entry
+	settings *model.Settings
+	eff      model.Config // what the credential acts with, secrets included
+	app      *model.App   // its app, for a connection
 }
 
 // lockedEntry takes name's lock, waiting no longer than wait allows, and
@@ -366,7 +367,7 @@ func (m *Manager) lockedEntry(ctx, wait context.Context, s logical.Storage, op, 
 // name's lock. A pending entry (rotated but not yet stored) wins over
 // storage and is written now; if that write fails too, current fails, so
 // nothing decides on the older stored entry.
-func (m *Manager) current(ctx context.Context, s logical.Storage, name string) (*Entry, error) {
+func (m *Manager) current(ctx context.Context, s logical.Storage, name string) (*model.Entry, error) {
 	m.pendingMu.Lock()
 	p := m.pending[name]
 	m.pendingMu.Unlock()
@@ -389,7 +390,7 @@ func (m *Manager) current(ctx context.Context, s logical.Storage, name string) (
 // issued, which exists nowhere else. A failed write is retried briefly;
 // if it still fails the entry is held in memory and written by the next
 // tick or operation on the name. The caller holds name's lock.
-func (m *Manager) persist(ctx context.Context, s logical.Storage, name string, e *Entry, log hclog.Logger) error {
+func (m *Manager) persist(ctx context.Context, s logical.Storage, name string, e *model.Entry, log hclog.Logger) error {
 	err := m.writeEntry(ctx, s, name, e)
 	for _, delay := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 900 * time.Millisecond} {
 		if err == nil || ctx.Err() != nil {
@@ -416,7 +417,7 @@ func (m *Manager) persist(ctx context.Context, s logical.Storage, name string, e
 // the entry to store; an error from fn stores nothing. The credential's
 // backoff and unknown-outcome guard are reset only when what is sent to
 // the vendor changed.
-func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn func(*Entry) (*Entry, error)) (*Entry, error) {
+func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn func(*model.Entry) (*model.Entry, error)) (*model.Entry, error) {
 	unlock, err := m.lockName(ctx, "update", name)
 	if err != nil {
 		return nil, err
@@ -426,7 +427,7 @@ func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn
 	if err != nil {
 		return nil, err
 	}
-	var before *Config
+	var before *model.Config
 	if cur != nil {
 		c := cur.Config
 		before = &c
@@ -494,7 +495,7 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 // deleteOwnKeys deletes the signing keys of name as a self-contained
 // credential; the caller holds name's lock.
 func (m *Manager) deleteOwnKeys(ctx context.Context, s logical.Storage, name string) {
-	if err := m.DeleteKeys(ctx, s, KeyOwner(name, &Config{})); err != nil {
+	if err := m.DeleteKeys(ctx, s, KeyOwner(name, &model.Config{})); err != nil {
 		m.logger.Warn("deleting a credential's signing keys failed; a credential written later under its name would sign with them until rotate-key", "name", name, "error", err)
 	}
 }

@@ -57,7 +57,7 @@ func refreshLead(life time.Duration) time.Duration {
 // refreshJitter spreads the refreshes of tokens obtained together over up
 // to 0.5% of their life (at most 10 s), the same for a given name and
 // token so the schedule is stable.
-func refreshJitter(name string, tok *Token) time.Duration {
+func refreshJitter(name string, tok *model.Token) time.Duration {
 	span := min(tok.ExpiresAt.Sub(tok.ObtainedAt)/200, 10*time.Second)
 	if span <= 0 {
 		return 0
@@ -71,7 +71,7 @@ func refreshJitter(name string, tok *Token) time.Duration {
 // proactiveAt is when the background refresher should refresh e, or zero
 // for never: ahead of the hand-out end if the token is in use, and at the
 // keep-alive time of a refresh-token credential.
-func proactiveAt(name string, e *Entry, s *Settings, used bool) time.Time {
+func proactiveAt(name string, e *model.Entry, s *model.Settings, used bool) time.Time {
 	if s == nil || s.Static() || e.Status.NeedsReauthorization {
 		return time.Time{}
 	}
@@ -88,7 +88,7 @@ func proactiveAt(name string, e *Entry, s *Settings, used bool) time.Time {
 
 // keepAliveAt is when a refresh-token credential is refreshed whether used
 // or not, or zero.
-func keepAliveAt(e *Entry, s *Settings) time.Time {
+func keepAliveAt(e *model.Entry, s *model.Settings) time.Time {
 	if !s.Grant.KeepsAlive || e.Config.RefreshToken == "" || s.KeepAlive <= 0 || e.Status.LastRefreshedAt.IsZero() {
 		return time.Time{}
 	}
@@ -97,7 +97,7 @@ func keepAliveAt(e *Entry, s *Settings) time.Time {
 
 // proactiveDue reports whether e is due for a background refresh at now:
 // its token is in use and near its hand-out end, or its keep-alive came.
-func proactiveDue(name string, e *Entry, s *Settings, used bool, now time.Time) bool {
+func proactiveDue(name string, e *model.Entry, s *model.Settings, used bool, now time.Time) bool {
 	at := proactiveAt(name, e, s, used)
 	return !at.IsZero() && !at.After(now)
 }
@@ -116,7 +116,7 @@ func (m *Manager) markUsed(name string, c *cached) {
 }
 
 // used reports whether the cached copy of e's token was read.
-func (m *Manager) used(name string, e *Entry) bool {
+func (m *Manager) used(name string, e *model.Entry) bool {
 	c, ok := m.cache.load(name)
 	return ok && c.used.Load() && c.entry.Token != nil && e.Token != nil && c.entry.Token.ObtainedAt.Equal(e.Token.ObtainedAt)
 }
@@ -388,7 +388,7 @@ func (m *Manager) limitsFor(ctx context.Context, s logical.Storage, name string)
 
 // endpointKey groups credentials by the host of their token endpoint: what
 // a vendor rate-limits.
-func endpointKey(s *Settings) string {
+func endpointKey(s *model.Settings) string {
 	if u, err := url.Parse(s.TokenURL); err == nil {
 		return u.Host
 	}

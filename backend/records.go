@@ -6,18 +6,19 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
 // Problem returns the last failed vendor call recorded for name, or nil.
-func (m *Manager) Problem(ctx context.Context, s logical.Storage, name string) (*Problem, error) {
+func (m *Manager) Problem(ctx context.Context, s logical.Storage, name string) (*model.Problem, error) {
 	return store.Of(s).Problem(ctx, name)
 }
 
 // recordProblem stores a failed vendor call, apart from the secrets.
 func (m *Manager) recordProblem(ctx context.Context, s logical.Storage, name string, gerr *GrantError, at time.Time) error {
 	m.problems.Store(name, struct{}{})
-	return store.Of(s).PutProblem(ctx, name, &Problem{LastError: gerr.Err.Error(), LastErrorCode: gerr.VendorCode(), LastErrorAt: at})
+	return store.Of(s).PutProblem(ctx, name, &model.Problem{LastError: gerr.Err.Error(), LastErrorCode: gerr.VendorCode(), LastErrorAt: at})
 }
 
 // clearProblem removes the recorded error after a success, if this node

@@ -13,7 +13,7 @@ import (
 
 // KeyOwner names whose keys sign a credential's assertions: its app's for
 // a connection, its own for a self-contained credential.
-func KeyOwner(name string, c *Config) string { return store.KeyOwner(name, c.App) }
+func KeyOwner(name string, c *model.Config) string { return store.KeyOwner(name, c.App) }
 
 // Keys returns the signing keys of owner (empty when there are none).
 func (m *Manager) Keys(ctx context.Context, s logical.Storage, owner string) (*keys.Set, error) {

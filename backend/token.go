@@ -19,7 +19,7 @@ import (
 
 // Result is a token ready to hand out.
 type Result struct {
-	Token  Token
+	Token  model.Token
 	TTL    time.Duration // lease TTL: remaining life minus skew, capped by max_ttl
 	Cached bool          // served without calling the vendor
 	// Renewable: the lease may be renewed up to the token's hand-out end
@@ -75,7 +75,7 @@ func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, wri
 	cnt := m.countersOf(name)
 	cnt.reads.Add(1)
 	now := m.now()
-	if ttl, ok := Lease(c.entry.Token, c.settings, now); ok {
+	if ttl, ok := model.Lease(c.entry.Token, c.settings, now); ok {
 		cnt.cacheHits.Add(1)
 		m.markUsed(name, c)
 		return &Result{Token: *c.entry.Token, TTL: ttl, Cached: true, Renewable: true}, nil
@@ -114,7 +114,7 @@ func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obt
 		return 0, &LeaseEndedError{Name: name}
 	case tok.ObtainedAt.Equal(obtained):
 	case !tok.Replaces.IsZero() && tok.Replaces.Equal(obtained) && expires.After(obtained):
-		tok = &Token{ObtainedAt: obtained, ExpiresAt: expires}
+		tok = &model.Token{ObtainedAt: obtained, ExpiresAt: expires}
 	default:
 		return 0, &LeaseEndedError{Name: name}
 	}
@@ -127,7 +127,7 @@ func (m *Manager) Renew(ctx context.Context, s logical.Storage, name string, obt
 }
 
 // blocked says why no vendor call may be made for a credential now, or nil.
-func (m *Manager) blocked(name string, e *Entry, s *Settings, now time.Time) error {
+func (m *Manager) blocked(name string, e *model.Entry, s *model.Settings, now time.Time) error {
 	if s == nil {
 		return &ConfigError{Name: name, Err: errors.New("its config does not resolve")}
 	}
@@ -149,7 +149,7 @@ func (m *Manager) blocked(name string, e *Entry, s *Settings, now time.Time) err
 
 // needsReauth is the error for a credential whose refresh token is dead or
 // missing, or nil.
-func needsReauth(name string, e *Entry, s *Settings) error {
+func needsReauth(name string, e *model.Entry, s *model.Settings) error {
 	switch {
 	case e.Status.NeedsReauthorization:
 		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: e.Status.ReauthReason, CanConnect: s.AuthorizeURL != ""}
@@ -171,7 +171,7 @@ func needsReauth(name string, e *Entry, s *Settings) error {
 
 // refreshTokenGoes reports whether e's refresh token may go to the token
 // endpoint of s.
-func refreshTokenGoes(e *Entry, s *Settings) bool {
+func refreshTokenGoes(e *model.Entry, s *model.Settings) bool {
 	d, ok := e.Config.Bound["refresh_token"]
 	return ok && d.Allows(s.TokenURL, s.Trust)
 }
@@ -254,7 +254,7 @@ func (m *Manager) refreshLocked(ctx, start context.Context, s logical.Storage, n
 	now := m.now()
 	switch md {
 	case modeRead:
-		if ttl, ok := Lease(e.Token, settings, now); ok {
+		if ttl, ok := model.Lease(e.Token, settings, now); ok {
 			return &Result{Token: *e.Token, TTL: ttl, Cached: true, Renewable: true}, nil
 		}
 		if err := m.blocked(name, e, settings, now); err != nil {
@@ -442,7 +442,7 @@ func (m *Manager) callVendor(ctx, start context.Context, name string, call outbo
 // may have rotated, and then it is the only live one. It returns the entry
 // now stored, nil when there was nothing to keep, or the error of a write
 // that failed (the token is then held in memory).
-func (m *Manager) keepIssuedRefreshToken(ctx context.Context, s logical.Storage, name string, e *Entry, settings *Settings, err error, log hclog.Logger) (*Entry, error) {
+func (m *Manager) keepIssuedRefreshToken(ctx context.Context, s logical.Storage, name string, e *model.Entry, settings *model.Settings, err error, log hclog.Logger) (*model.Entry, error) {
 	var re *tokenclient.ResponseError
 	if !errors.As(err, &re) || re.IssuedRefreshToken == "" || !settings.Grant.HoldsRefreshToken || re.IssuedRefreshToken == e.Config.RefreshToken {
 		return nil, nil
@@ -465,7 +465,7 @@ func isLostAnswer(err error) bool {
 
 // failed records a failed grant in the credential's health and status and
 // decides what the caller gets; the caller holds name's lock.
-func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e *Entry, settings *Settings, err error, log hclog.Logger) (*Result, error) {
+func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e *model.Entry, settings *model.Settings, err error, log hclog.Logger) (*Result, error) {
 	if errors.Is(err, ErrClosed) || errors.Is(err, errNotStarted) || outbound.Refused(err) {
 		// Nothing was asked of the vendor: nothing to record.
 		return nil, err
@@ -509,7 +509,7 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 	return m.serveStale(e, settings, gerr)
 }
 
-func (m *Manager) handOut(name string, e *Entry, s *Settings) (*Result, error) {
+func (m *Manager) handOut(name string, e *model.Entry, s *model.Settings) (*Result, error) {
 	ttl, ok := model.FreshLease(e.Token, s, m.now())
 	if !ok {
 		return nil, &ShortTokenError{Name: name, Lifetime: e.Token.ExpiresAt.Sub(e.Token.ObtainedAt)}
@@ -520,7 +520,7 @@ func (m *Manager) handOut(name string, e *Entry, s *Settings) (*Result, error) {
 // serveStale hands out the previous token after a failed or refused refresh
 // while it is still valid for a little longer, so a vendor hiccup does not
 // become an outage for readers; the caller warns with the cause.
-func (m *Manager) serveStale(e *Entry, s *Settings, cause error) (*Result, error) {
+func (m *Manager) serveStale(e *model.Entry, s *model.Settings, cause error) (*Result, error) {
 	if s == nil || s.Static() {
 		return nil, cause
 	}
@@ -531,7 +531,7 @@ func (m *Manager) serveStale(e *Entry, s *Settings, cause error) (*Result, error
 	return &Result{Token: *e.Token, TTL: ttl, Cached: true, Stale: cause}, nil
 }
 
-func staticExpired(name string, e *Entry, s *Settings) error {
+func staticExpired(name string, e *model.Entry, s *model.Settings) error {
 	if e.Token == nil {
 		return &StaticExpiredError{Name: name, Hint: s.Preset.StaticHint}
 	}

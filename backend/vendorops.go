@@ -33,7 +33,7 @@ const (
 // Discover fetches an issuer's metadata (RFC 8414, then OpenID
 // Discovery), checking that it names the same issuer. It runs when a
 // config or app is written, and daily in the background; never on a read.
-func (m *Manager) Discover(ctx context.Context, issuer string, c *Config) (*Discovered, error) {
+func (m *Manager) Discover(ctx context.Context, issuer string, c *model.Config) (*model.Discovered, error) {
 	if !m.inflight.start() {
 		return nil, ErrClosed
 	}
@@ -42,7 +42,7 @@ func (m *Manager) Discover(ctx context.Context, issuer string, c *Config) (*Disc
 	if err != nil {
 		return nil, err
 	}
-	return &Discovered{
+	return &model.Discovered{
 		TokenURL:               md.TokenEndpoint,
 		AuthorizeURL:           md.AuthorizationEndpoint,
 		RevocationURL:          md.RevocationEndpoint,
@@ -68,7 +68,7 @@ type RevokeResult struct {
 // revokeAtVendor revokes e's refresh token (RFC 7009) before its delete,
 // with the same client authentication as the token endpoint. A failure is
 // reported, not fatal: the delete goes on.
-func (m *Manager) revokeAtVendor(ctx context.Context, s logical.Storage, name string, e *Entry) RevokeResult {
+func (m *Manager) revokeAtVendor(ctx context.Context, s logical.Storage, name string, e *model.Entry) RevokeResult {
 	r, err := m.resolve(ctx, s, name, e)
 	if err != nil || r.err != nil || r.settings == nil {
 		return RevokeResult{}
@@ -143,7 +143,7 @@ func (m *Manager) rediscoverApps(tick context.Context, s logical.Storage) {
 // rediscoverApp fetches app a's issuer's metadata again and records what
 // came of it; every try is recorded, so the next tick asks about other
 // apps.
-func (m *Manager) rediscoverApp(ctx context.Context, s logical.Storage, name string, a *App) {
+func (m *Manager) rediscoverApp(ctx context.Context, s logical.Storage, name string, a *model.App) {
 	d, err := m.Discover(ctx, a.Config.Issuer, &a.Config)
 	if errors.Is(err, ErrClosed) {
 		return
@@ -157,7 +157,7 @@ func (m *Manager) rediscoverApp(ctx context.Context, s logical.Storage, name str
 	// Recorded also when the tick's time ran out during the fetch.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
-	if _, err := m.UpdateApp(wctx, s, name, func(cur *App) (*App, error) {
+	if _, err := m.UpdateApp(wctx, s, name, func(cur *model.App) (*model.App, error) {
 		if cur == nil || cur.Config.Issuer != a.Config.Issuer || cur.Config.Discovered == nil || !cur.Config.Discovered.FetchedAt.Equal(a.Config.Discovered.FetchedAt) {
 			return nil, fmt.Errorf("changed meanwhile")
 		}
@@ -178,7 +178,7 @@ func (m *Manager) rediscoverApp(ctx context.Context, s logical.Storage, name str
 
 // rediscoverDue reports whether d is old enough to fetch again at now, or
 // a failed try's backoff is over.
-func rediscoverDue(d *Discovered, now time.Time) bool {
+func rediscoverDue(d *model.Discovered, now time.Time) bool {
 	if d.Failures > 0 {
 		wait := rediscoverRetry
 		for i := 1; i < d.Failures && wait < rediscoverAfter; i++ {

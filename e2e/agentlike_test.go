@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
@@ -119,7 +119,7 @@ func judgeAgentLike(res *vaulttest.AgentLikeResult, v *standin.Vendor, lifetime,
 	}
 	rep.perLifetime = vaulttest.CallsPerLifetime(rep.calls, lifetime, rep.handout)
 	rep.interval = vaulttest.CallIntervalsPerLifetime(rep.calls, lifetime)
-	rep.formula = backend.VendorCallsPerLifetime(lifetime, skew)
+	rep.formula = model.VendorCallsPerLifetime(lifetime, skew)
 	rep.left = res.LeftAtReplacement()
 	if len(rep.left) > 0 {
 		rep.minLeft = rep.left[0]
@@ -150,11 +150,11 @@ func (r agentLikeReport) String() string {
 // stops being handed out with expiry_skew skew, by the plugin's own rule.
 func handoutLifeWith(life, skew time.Duration) time.Duration {
 	t0 := time.Unix(0, 0)
-	tok := &backend.Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
-	s := &backend.Settings{ExpirySkew: skew}
+	tok := &model.Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
+	s := &model.Settings{ExpirySkew: skew}
 	at := time.Duration(0)
 	for ; at < life; at += 10 * time.Millisecond {
-		if _, ok := backend.Lease(tok, s, t0.Add(at)); !ok {
+		if _, ok := model.Lease(tok, s, t0.Add(at)); !ok {
 			break
 		}
 	}

@@ -180,14 +180,17 @@ func needles(s string) []string {
 
 // TestAnyVendorPrivateKeyJWT: a key born in Vault signs the client's
 // assertions; the stand-in verifies them against the JWKS it fetches from
-// the plugin's unauthenticated path in this Vault. A rotation while
-// readers read fails no read, and the next grants are signed with the
-// new key. A recorded assertion posted again is refused (jti replay).
+// the plugin's unauthenticated path in this Vault, and caches it as
+// Keycloak does: it fetches it again for an unknown kid at most every
+// 10 s. A rotation while readers of short-lived tokens read fails no
+// read: the new key is published at once and signs only from its
+// activation on, by when the vendor may fetch the JWKS again. A recorded
+// assertion posted again is refused (jti replay).
 func TestAnyVendorPrivateKeyJWT(t *testing.T) {
 	t.Parallel()
 	// Three-second tokens: the readers below cause a grant every ~2.6 s,
 	// so grants happen on both sides of the rotation.
-	a := newAuthServer(t, standin.AuthServerOptions{TokenLifetime: 3 * time.Second})
+	a := newAuthServer(t, standin.AuthServerOptions{TokenLifetime: 3 * time.Second, JWKSRefetchInterval: 10 * time.Second})
 	const name, client = "any-pkjwt", "any-pkjwt-client"
 	jwks := jwksURL(vault.Addr, name)
 	addClient(t, a, standin.AuthClient{ID: client, Method: standin.MethodPrivateKeyJWT, JWKSURL: jwks})
@@ -261,17 +264,36 @@ func TestAnyVendorPrivateKeyJWT(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Second)
-	before := len(assertionRequests(a))
-	status, r, _ = call(t, "POST", mount+"/rotate-key/"+name, map[string]interface{}{"algorithm": "RS256"})
+	// The vendor fetched the JWKS a moment ago, for the first grant: a key
+	// that signed now would be refused for the next 10 s (with 3 s
+	// tokens, most reads in that time). Staged, it is published now and
+	// signs from its activation on.
+	const activation = 12 * time.Second
+	status, r, _ = call(t, "POST", mount+"/rotate-key/"+name, map[string]interface{}{"algorithm": "RS256", "activate_after": int(activation.Seconds())})
 	if status != 200 {
 		stop.Store(true)
 		wg.Wait()
 		t.Fatalf("the second rotate-key: HTTP %d %v", status, r.Errors)
 	}
 	kid2 := str(r.Data["kid"])
-	// Wait for a grant the readers caused, after the rotation.
-	waitFor(t, 10*time.Second, "a grant after rotate-key", func() bool { return len(assertionRequests(a)) > before })
-	time.Sleep(200 * time.Millisecond)
+	signsFrom, err := time.Parse(time.RFC3339, str(r.Data["signs_from"]))
+	if err != nil || time.Until(signsFrom) < activation-3*time.Second {
+		t.Errorf("signs_from = %v, want about %s from now", r.Data["signs_from"], activation)
+	}
+	_, _, body = getWithoutToken(t, jwks)
+	if kids := publishedKIDs(t, body); !contains(kids, kid2) {
+		t.Errorf("the staged key is not published at once: %v", kids)
+	}
+	// Wait for a grant signed with the new key, once it is active.
+	waitFor(t, activation+15*time.Second, "a grant signed with the new key", func() bool {
+		for _, rec := range assertionRequests(a) {
+			if kid, _ := assertionHeader(t, rec.Form["client_assertion"]); kid == kid2 {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(time.Second)
 	stop.Store(true)
 	wg.Wait()
 	if failed.Load() != 0 {
@@ -285,15 +307,18 @@ func TestAnyVendorPrivateKeyJWT(t *testing.T) {
 		t.Fatal("token/ after the forced refresh is not the stand-in's")
 	}
 
+	// The first key signs until the new one's activation, the new one
+	// from then on: no assertion goes back to the first key.
 	recs := assertionRequests(a)
+	before := 0
 	for i, rec := range recs {
 		kid, alg := assertionHeader(t, rec.Form["client_assertion"])
-		want, wantAlg := kid1, "ES256"
-		if i >= before {
-			want, wantAlg = kid2, "RS256"
-		}
-		if kid != want || alg != wantAlg {
-			t.Errorf("assertion %d (of %d, %d before the rotation) is signed with %s/%s, want %s/%s", i, len(recs), before, kid, alg, want, wantAlg)
+		switch {
+		case kid == kid1 && alg == "ES256" && before == i:
+			before = i + 1
+		case kid == kid2 && alg == "RS256":
+		default:
+			t.Errorf("assertion %d (of %d, %d with the first key) is signed with %s/%s", i, len(recs), before, kid, alg)
 		}
 	}
 	st := a.Stats()

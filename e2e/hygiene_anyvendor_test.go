@@ -145,7 +145,11 @@ func (h *hygiene) anyVendor() func() {
 	if got := str(h.expect(200, "GET", "token/hy-pkjwt", nil).Data["id_token"]); got != idToken {
 		t.Errorf("token/hy-pkjwt did not return the secret response field")
 	}
+	// A staged rotation: the first key signs until the second is made to
+	// sign now.
 	h.expect(200, "POST", "rotate-key/hy-pkjwt", map[string]interface{}{"algorithm": "RS256"})
+	h.expect(200, "POST", "refresh/hy-pkjwt", nil)
+	h.expect(200, "POST", "rotate-key/hy-pkjwt", map[string]interface{}{"activate_staged": true})
 	h.expect(200, "POST", "refresh/hy-pkjwt", nil)
 	h.expect(200, "GET", "token/hy-pkjwt", nil)
 	h.expect(400, "POST", "rotate-key/hy-pkjwt", map[string]interface{}{"algorithm": "HS256"})
@@ -164,15 +168,17 @@ func (h *hygiene) anyVendor() func() {
 	}
 	h.privateKeySecrets("imported signing key", der)
 	add(standin.AuthClient{ID: "hy-import", Method: standin.MethodPrivateKeyJWT, JWKSURL: jwksURL(h.v.Addr, "hy-import")})
-	h.expect(204, "POST", "config/hy-import", map[string]interface{}{
+	importedPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	h.expect(200, "POST", "config/hy-import", map[string]interface{}{
 		"token_url": plain.Token, "client_id": "hy-import", "auth_style": "private_key_jwt",
-		"signing_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-	})
+	}) // warns: no signing key yet
+	h.expect(400, "POST", "config/hy-import", map[string]interface{}{"signing_key": importedPEM}) // not a config field
+	h.expect(200, "POST", "import-key/hy-import", map[string]interface{}{"signing_key": importedPEM})
 	h.expect(200, "GET", "token/hy-import", nil)
 	h.expect(200, "GET", "config/hy-import", nil)
 	garbage := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte(h.secret("unparsable signing key") + randomHex(24))}))
 	h.pemSecret("unparsable signing key", garbage)
-	h.expect(400, "POST", "config/hy-import", map[string]interface{}{"signing_key": garbage})
+	h.expect(400, "POST", "import-key/hy-import", map[string]interface{}{"signing_key": garbage})
 
 	// client_secret_jwt: HS256 with the client secret.
 	csj := h.secret("client_secret_jwt secret")

@@ -253,6 +253,9 @@ func TestSecretHygiene(t *testing.T) {
 	h.do("POST", "refresh/hy-gen", nil)
 	h.expect(200, "GET", "status", nil)
 
+	// Where secrets may go: a writer without them moves what they can.
+	h.destinations(base, gen)
+
 	// A token endpoint that is down.
 	downSecret := h.secret("unreachable client secret")
 	port, err := vaulttest.FreePort()

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
@@ -55,7 +55,7 @@ func oldRuleRefreshedBy(life, skew time.Duration) time.Duration {
 func TestIdleCredentialsMakeNoVendorCalls(t *testing.T) {
 	vaulttest.SkipOn(t, vaulttest.FlavorOpenBao, "a soak that exercises the plugin, not the server: it runs against Vault only, to keep CI within its time (README, Works with OpenBao)")
 	t.Parallel()
-	by := oldRuleRefreshedBy(idleLifetime, backend.DefaultExpirySkew)
+	by := oldRuleRefreshedBy(idleLifetime, model.DefaultExpirySkew)
 	if by == 0 || idleWindow < by+10*time.Second {
 		t.Fatalf("the window (%s) must hold the old rule's refresh of %s tokens (by %s after they were obtained), with room for its tick to finish", idleWindow, idleLifetime, by)
 	}

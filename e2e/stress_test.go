@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
@@ -39,7 +39,7 @@ func TestRotationStress(t *testing.T) {
 	)
 	// handout is how long the plugin hands out one token (its life minus
 	// the default expiry_skew and the last stretch it never hands out),
-	// taken from the plugin's own rule, backend.Lease. A refresh is due
+	// taken from the plugin's own rule, model.Lease. A refresh is due
 	// once per handout, so a correct plugin makes at most
 	// elapsed/handout + 1.
 	handout := handoutLife(lifetime)
@@ -200,11 +200,11 @@ func randomHex(n int) string {
 // stops being handed out under the default settings.
 func handoutLife(life time.Duration) time.Duration {
 	t0 := time.Unix(0, 0)
-	tok := &backend.Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
-	s := &backend.Settings{ExpirySkew: backend.DefaultExpirySkew}
+	tok := &model.Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
+	s := &model.Settings{ExpirySkew: model.DefaultExpirySkew}
 	at := time.Duration(0)
 	for ; at < life; at += 10 * time.Millisecond {
-		if _, ok := backend.Lease(tok, s, t0.Add(at)); !ok {
+		if _, ok := model.Lease(tok, s, t0.Add(at)); !ok {
 			break
 		}
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
@@ -339,8 +339,8 @@ func TestUpgradeReadsOldSchemaEntry(t *testing.T) {
 		}
 	}
 	e := entry()
-	if e["version"] != float64(backend.SchemaVersion) {
-		t.Fatalf("the stored entry has schema version %v, want %d", e["version"], backend.SchemaVersion)
+	if e["version"] != float64(model.SchemaVersion) {
+		t.Fatalf("the stored entry has schema version %v, want %d", e["version"], model.SchemaVersion)
 	}
 	delete(e, "version")
 	rewrite(e)
@@ -354,8 +354,8 @@ func TestUpgradeReadsOldSchemaEntry(t *testing.T) {
 	if status, _, _ := do("POST", mount+"/refresh/old", nil); status != 200 {
 		t.Fatalf("refresh/old: HTTP %d", status)
 	}
-	if got := entry()["version"]; got != float64(backend.SchemaVersion) {
-		t.Errorf("after a refresh the entry has schema version %v, want %d", got, backend.SchemaVersion)
+	if got := entry()["version"]; got != float64(model.SchemaVersion) {
+		t.Errorf("after a refresh the entry has schema version %v, want %d", got, model.SchemaVersion)
 	}
 
 	e = entry()

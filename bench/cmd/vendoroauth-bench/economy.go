@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
@@ -45,7 +45,7 @@ type agentLikeResult struct {
 	// the first call to the last token's hand-out end
 	// (vaulttest.CallsPerLifetime). Intervals is (n-1) calls over the
 	// first to the last call. Rule is L over the hand-out life by
-	// backend.Lease; Formula is backend.VendorCallsPerLifetime,
+	// model.Lease; Formula is model.VendorCallsPerLifetime,
 	// L / (L - s - M) with M = max(3% of L, 2 s), which is
 	// 1 / (0.97 - s/L) for tokens of 67 s or more: 60 / 57 = 1.053 for
 	// 60 s tokens with expiry_skew=1s.
@@ -127,7 +127,7 @@ func (e *env) agentLike(ctx context.Context, o *options) (*agentLikeResult, erro
 		MaxLeaseSeconds: res.MaxLease.Seconds(),
 		Replacements:    len(res.Replacements),
 		Problems:        res.Problems,
-		Formula:         backend.VendorCallsPerLifetime(o.agentLifetime, o.agentSkew),
+		Formula:         model.VendorCallsPerLifetime(o.agentLifetime, o.agentSkew),
 	}
 	out.Lifetimes = out.Seconds / out.LifetimeSeconds
 	handout := handoutLife(o.agentLifetime, o.agentSkew)
@@ -161,11 +161,11 @@ func (e *env) agentLike(ctx context.Context, o *options) (*agentLikeResult, erro
 // being handed out with expiry_skew skew, by the plugin's own rule.
 func handoutLife(life, skew time.Duration) time.Duration {
 	t0 := time.Unix(0, 0)
-	tok := &backend.Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
-	s := &backend.Settings{ExpirySkew: skew}
+	tok := &model.Token{ObtainedAt: t0, ExpiresAt: t0.Add(life)}
+	s := &model.Settings{ExpirySkew: skew}
 	at := time.Duration(0)
 	for ; at < life; at += 10 * time.Millisecond {
-		if _, ok := backend.Lease(tok, s, t0.Add(at)); !ok {
+		if _, ok := model.Lease(tok, s, t0.Add(at)); !ok {
 			break
 		}
 	}
@@ -235,7 +235,7 @@ func (e *env) idleFinish(ctx context.Context, p *idlePhase) (*idleResult, error)
 	// L - s - (L - s)/5, so every credential at least once per H_old.
 	life := time.Duration(r.LifetimeSeconds * float64(time.Second))
 	if life >= 5*time.Minute {
-		s := min(backend.DefaultExpirySkew, life/10)
+		s := min(model.DefaultExpirySkew, life/10)
 		hOld := life - s - (life-s)/5
 		r.OldRuleCalls = r.Credentials * int(window/hOld)
 	}

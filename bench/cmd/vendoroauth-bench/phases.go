@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
@@ -368,8 +368,8 @@ type lifetimeResult struct {
 	// costs at that pace. It is above one by design: a token is handed
 	// out until its hand-out end (expiry minus the skew minus the margin
 	// M = max(3% of its life, 2 s)), so a busy credential costs
-	// L / (L - s - M) per lifetime (Rule, from backend.Lease; Formula is
-	// backend.VendorCallsPerLifetime, which is 1 / (0.97 - s/L) for tokens
+	// L / (L - s - M) per lifetime (Rule, from model.Lease; Formula is
+	// model.VendorCallsPerLifetime, which is 1 / (0.97 - s/L) for tokens
 	// of 67 s or more; for the 10 s tokens here, s = 1 s and M = 2 s:
 	// 10 / 7 = 1.43).
 	// PerLifetimeCounted counts every request, the one whose token is in
@@ -460,9 +460,9 @@ func (e *env) lifetime(ctx context.Context, o *options) (*lifetimeResult, error)
 		res.RefreshEverySeconds = every.Seconds()
 		res.PerLifetime = float64(res.Upstream) / float64(res.Refreshes) * o.lifetime.Seconds() / every.Seconds()
 	}
-	res.PerLifetimeCounted = vaulttest.CallsPerLifetime(at, o.lifetime, handoutLife(o.lifetime, backend.DefaultExpirySkew))
-	res.Rule = float64(o.lifetime) / float64(handoutLife(o.lifetime, backend.DefaultExpirySkew))
-	res.Formula = backend.VendorCallsPerLifetime(o.lifetime, backend.DefaultExpirySkew)
+	res.PerLifetimeCounted = vaulttest.CallsPerLifetime(at, o.lifetime, handoutLife(o.lifetime, model.DefaultExpirySkew))
+	res.Rule = float64(o.lifetime) / float64(handoutLife(o.lifetime, model.DefaultExpirySkew))
+	res.Formula = model.VendorCallsPerLifetime(o.lifetime, model.DefaultExpirySkew)
 	if s.errors > 0 {
 		return res, fmt.Errorf("lifetime readers: %d errors, first: %w", s.errors, s.firstErr)
 	}
