@@ -133,7 +133,7 @@ func (h *hygiene) anyVendor() func() {
 	idToken := h.secret("id token")
 	add(standin.AuthClient{ID: "hy-pkjwt", Method: standin.MethodPrivateKeyJWT, JWKSURL: jwksURL(h.v.Addr, "hy-pkjwt"),
 		ResponseFields: map[string]any{"instance_url": "https://hy.my.salesforce.example", "id_token": idToken}})
-	h.expect(204, "POST", "config/hy-pkjwt", map[string]interface{}{
+	h.expect(200, "POST", "config/hy-pkjwt", map[string]interface{}{ // warns: no signing key yet
 		"token_url": plain.Token, "client_id": "hy-pkjwt", "auth_style": "private_key_jwt",
 		"response_fields": "instance_url", "secret_response_fields": "id_token",
 	})

@@ -53,24 +53,25 @@ func (r *recorder) holds(values ...string) string {
 // a public client's secrets to a host of their choosing through the real
 // Vault: every write that would is refused, or stores a change the secrets
 // do not follow, and the host gets none of them, nor a device code.
-func (h *hygiene) destinations(base string, gen *standin.Vendor) {
+func (h *hygiene) destinations(base string, gen *standin.Vendor, headerName, header string) {
 	t := h.t
 	thief := newRecorder()
 	defer thief.Close()
 
 	// A credential with a client secret, a refresh token and a header.
-	secret, rt, header := h.secret("destination client secret"), h.secret("destination refresh token"), h.secret("destination header value")
+	// The vendor wants the header (headerName=header) from every client.
+	secret, rt := h.secret("destination client secret"), h.secret("destination refresh token")
 	gen.AddClient(standin.Client{ID: "hy-dest", Secret: secret})
 	gen.AddRefreshToken("hy-dest", rt)
 	h.expect(204, "POST", "config/hy-dest", map[string]interface{}{
 		"token_url": base + gen.TokenPath(), "grant_type": "refresh_token", "client_id": "hy-dest", "client_secret": secret,
-		"refresh_token": rt, "extra_headers": map[string]interface{}{"X-Dest-Key": header},
+		"refresh_token": rt, "extra_headers": map[string]interface{}{headerName: header},
 	})
 	for _, move := range []map[string]interface{}{
 		{"token_url": thief.URL + "/token"},
 		{"token_url": thief.URL + "/token", "client_secret": h.secret("writer's client secret")},
 		{"revocation_url": thief.URL + "/revoke"},
-		{"extra_headers": map[string]interface{}{"X-Dest-Key": "other"}},
+		{"extra_headers": map[string]interface{}{headerName: "other"}},
 		{"extra_headers": map[string]interface{}{"X-Forwarded-Host": strings.TrimPrefix(thief.URL, "http://")}},
 		{"signing_key": "-----BEGIN PRIVATE KEY-----"},
 	} {
@@ -86,11 +87,14 @@ func (h *hygiene) destinations(base string, gen *standin.Vendor) {
 	gen.AddRefreshToken("hy-dest-app", connRT)
 	h.expect(204, "POST", "apps/hy-dest-app", map[string]interface{}{
 		"token_url": base + gen.TokenPath(), "grant_type": "refresh_token", "client_id": "hy-dest-app", "client_secret": appSecret,
+		"extra_headers": map[string]interface{}{headerName: header},
 	})
 	h.expect(204, "POST", "config/hy-dest-app/acct", map[string]interface{}{"refresh_token": connRT})
 	h.expect(200, "GET", "token/hy-dest-app/acct", nil)
 	h.expect(400, "POST", "apps/hy-dest-app", map[string]interface{}{"token_url": thief.URL + "/token"})
-	h.expect(204, "POST", "apps/hy-dest-app", map[string]interface{}{"token_url": thief.URL + "/token", "client_secret": h.secret("writer's app secret")})
+	// Accepted, saying the previous client secret is not kept for it.
+	h.expect(200, "POST", "apps/hy-dest-app", map[string]interface{}{"token_url": thief.URL + "/token", "client_secret": h.secret("writer's app secret"),
+		"extra_headers": map[string]interface{}{headerName: h.secret("writer's header value")}})
 	h.expect(400, "POST", "refresh/hy-dest-app/acct", nil) // needs reauthorization: not sent there
 	h.expect(204, "DELETE", "config/hy-dest-app/acct", nil)
 

@@ -254,7 +254,7 @@ func TestSecretHygiene(t *testing.T) {
 	h.expect(200, "GET", "status", nil)
 
 	// Where secrets may go: a writer without them moves what they can.
-	h.destinations(base, gen)
+	h.destinations(base, gen, "X-Tenant-Key", genHeader)
 
 	// A token endpoint that is down.
 	downSecret := h.secret("unreachable client secret")

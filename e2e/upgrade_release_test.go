@@ -237,9 +237,19 @@ func TestUpgradeFromReleaseKeepsEntriesAndConverts(t *testing.T) {
 		}
 	}
 
-	// The authorization the release started finishes with this build.
+	// The authorization the release started did not record where its
+	// code may go: this build does not exchange it, says to start again,
+	// and the authorization started again finishes.
+	if status, _, raw := do("POST", "exchange/later", map[string]interface{}{"code": laterCode, "state": laterState}); status != 400 || !strings.Contains(string(raw), "start again with vault write "+path+"/authorize/later") {
+		t.Errorf("exchange/later after the upgrade, with the state the release issued: HTTP %d %s, want 400 saying to start again", status, raw)
+	}
+	status, r, raw = do("POST", "authorize/later", map[string]interface{}{"redirect_uri": partnerCallback})
+	if status != 200 {
+		t.Fatalf("authorize/later after the upgrade: HTTP %d %s", status, raw)
+	}
+	laterCode, laterState = browse(t, str(r.Data["url"]))
 	if status, _, raw := do("POST", "exchange/later", map[string]interface{}{"code": laterCode, "state": laterState}); status != 200 {
-		t.Errorf("exchange/later after the upgrade, with the state the release issued: HTTP %d %s", status, raw)
+		t.Errorf("exchange/later after the upgrade, started again: HTTP %d %s", status, raw)
 	} else if tok := read("later"); !pbx.Valid(tok) {
 		t.Errorf("token/later is not a valid Penbox token")
 	}
