@@ -340,7 +340,9 @@ func TestScheduleLoadResumesAfterFailedReads(t *testing.T) {
 	fresh := newTestEnvOver(t, env)
 	m := fresh.b.creds
 	m.SetLoadRetryDelay(time.Millisecond)
-	failing := func(key string) bool { return key >= store.EntryPrefix+"o3" }
+	failing := func(key string) bool {
+		return strings.HasPrefix(key, store.EntryPrefix) && key >= store.EntryPrefix+"o3"
+	}
 	env.storage.setFailGet(failing)
 
 	gate := make(chan struct{})

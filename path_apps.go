@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -105,6 +106,11 @@ func (b *vendorBackend) handleAppWrite(ctx context.Context, req *logical.Request
 		return resp, err
 	}
 	w := &appWrite{b: b, ctx: ctx, req: req, d: d, name: name, disc: disc}
+	// What an earlier release stored of the app and its connections is
+	// bound to where it goes now, before the write can change that.
+	if err := b.creds.BindAppBefore(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
 	_, err = b.creds.UpdateApp(ctx, req.Storage, name, w.update)
 	var ue *userError
 	if errors.As(err, &ue) {
@@ -213,11 +219,25 @@ func (b *vendorBackend) handleAppRead(ctx context.Context, req *logical.Request,
 
 func (b *vendorBackend) handleAppDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldApp).(string)
+	// Its connections stay: what an earlier release stored of them is
+	// bound now, while they still resolve to where they went.
+	if err := b.creds.BindAppBefore(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
 	if err := b.creds.DeleteApp(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
 	b.Logger().Info("app deleted", "app", name)
-	return nil, nil
+	// The flows under way were started for it: whatever app is written
+	// under the name next, they end here.
+	w, err := b.cancelFlows(ctx, req, "", name)
+	if err != nil {
+		return nil, err
+	}
+	if w == "" {
+		return nil, nil
+	}
+	return &logical.Response{Warnings: []string{w}}, nil
 }
 
 func (b *vendorBackend) handleAppList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -240,7 +260,9 @@ func (b *vendorBackend) handleAppList(ctx context.Context, req *logical.Request,
 
 const pathAppsHelpSyn = `Configure an app: one OAuth client whose connections each hold one account.`
 
-const pathAppsHelpDesc = `
+// pathAppsHelpDesc names the fields that move an app and the secrets a
+// write must give again from the model's table, so that it cannot drift.
+var pathAppsHelpDesc = `
 An app holds what belongs to the OAuth client: provider, environment,
 client_id, client_secret, api_key, token_url and authorize_url overrides,
 client authentication and request style, secret extra_headers, default
@@ -254,15 +276,24 @@ first. A new client_secret reaches every connection with one write; the
 previous one is kept for client_secret_overlap (default 24h) and tried once
 if the vendor refuses the new one with invalid_client.
 
-A write that changes where the app's secrets go (provider, environment,
-token_url, authorize_url, revocation_url, device_authorization_url, issuer,
-ca_bundle, assertion_audience) must give client_secret, api_key and
-extra_headers again, and keeps no previous client_secret: it was written for
-the old destination. Connections' refresh tokens are never sent to a token endpoint other
+A write that changes where the app's secrets go (` + strings.Join(model.Names(movesApp), ", ") + `)
+must give ` + strings.Join(model.Names(appSecret), ", ") + ` again, keeps no
+previous client_secret (it was written for the old destination), and cancels
+the connections' authorizations and device flows under way. Every secret is
+bound to where it was written or issued for: connections' refresh tokens are
+never sent to a token endpoint, or a server a CA bundle vouches for, other
 than the one they were issued for (after such a change they need connecting
 again), nor revoked at a revocation endpoint other than the one in effect
-when they were stored, also when the app is deleted and written anew.
+when they were stored, also when the app is deleted and written anew. Signing
+keys are made with apps/<app>/rotate-key and apps/<app>/import-key.
 `
+
+func movesApp(f *model.Field) bool {
+	return f.Decides() && f.In(model.OnApp) && f.Holder == model.InConfig
+}
+func appSecret(f *model.Field) bool {
+	return f.Secret && f.In(model.OnApp) && f.Holder == model.InConfig
+}
 
 const pathAppsListHelpSyn = `List the apps.`
 

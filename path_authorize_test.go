@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,11 +16,32 @@ import (
 )
 
 // clock is a settable clock for the manager.
-type clock struct{ t time.Time }
+// clock is a test's time, which background work (device pollers) reads
+// while the test moves it.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time      { return c.t }
-func (c *clock) add(d time.Duration) { c.t = c.t.Add(d) }
-func (e *testEnv) useClock() *clock  { c := &clock{t: time.Now()}; e.b.creds.SetClock(c.now); return c }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (e *testEnv) useClock() *clock { c := &clock{t: time.Now()}; e.b.creds.SetClock(c.now); return c }
 func mustErr(t *testing.T, resp *logical.Response, err error, want ...string) string {
 	t.Helper()
 	msg := ""
@@ -334,7 +356,7 @@ func TestProactiveRefresh(t *testing.T) {
 	if err := env.b.creds.RefreshDue(ctx, env.storage); err != nil || v.Stats().Requests != 2 {
 		t.Fatalf("refreshed what was not due (%v, %d requests)", err, v.Stats().Requests)
 	}
-	clk.t = next
+	clk.set(next)
 	if err := env.b.creds.Tick(ctx, env.storage, false); err != nil || v.Stats().Requests != 2 {
 		t.Fatalf("a node that cannot write refreshed (%v)", err)
 	}

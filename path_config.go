@@ -161,6 +161,11 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	if err != nil || resp != nil {
 		return resp, err
 	}
+	// What an earlier release stored of the credential is bound to where
+	// it goes now, before the write can change that.
+	if err := b.creds.BindBefore(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
 	w := &configWrite{b: b, ctx: ctx, req: req, d: d, name: name, disc: disc}
 	_, err = b.creds.Update(ctx, req.Storage, name, w.update)
 	var ue *userError
@@ -635,10 +640,10 @@ func formatTime(t time.Time) string {
 
 const pathConfigHelpSyn = `Configure a vendor credential: client ID and secret, refresh token, endpoint.`
 
-const pathConfigHelpDesc = `
-Stores one OAuth2 credential under a name. Secrets (client_secret,
-refresh_token, api_key, extra_headers values) are write-only: reads show
-client_secret_set, refresh_token_set, api_key_set and extra_header_names,
+// pathConfigHelpDesc names the secrets from the model's table.
+var pathConfigHelpDesc = `
+Stores one OAuth2 credential under a name. Secrets (` + strings.Join(model.Names(configSecret), ", ") + `)
+are write-only: a read shows whether each is set, and extra_headers' names,
 never a value.
 
 A provider preset (generic, officernd, boldpenguin, eshopbox, penbox) fills in
@@ -655,6 +660,10 @@ Example:
   vault write vendoroauth/config/officernd provider=officernd \
       client_id=... client_secret=... scopes=officernd.api.read
 `
+
+func configSecret(f *model.Field) bool {
+	return f.Secret && f.In(model.OnCredential|model.OnConnection) && f.Holder == model.InConfig
+}
 
 const pathConfigListHelpSyn = `List configured credentials.`
 

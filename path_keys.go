@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -38,7 +39,8 @@ var jwksPaths = []string{"jwks/*", "apps/+/jwks"}
 // client, so it is an operation a policy grants on its own.
 func pathKeys(b *vendorBackend) []*framework.Path {
 	takeOver := map[string]*framework.FieldSchema{
-		fieldOverlap: {Type: framework.TypeDurationSecond, Default: int(defaultKeyOverlap.Seconds()), Description: "How long the key it replaces stays published once the new key signs, for assertions signed just before."},
+		fieldDestination: {Type: framework.TypeString, Description: "The token endpoint the new key is for: where the client sends now. Needed when the client has moved since its current key was made: a key signs for where its client sent when it was made, and a config write (which cannot choose a key) may have moved it."},
+		fieldOverlap:     {Type: framework.TypeDurationSecond, Default: int(defaultKeyOverlap.Seconds()), Description: "How long the key it replaces stays published once the new key signs, for assertions signed just before."},
 		fieldActivateAfter: {Type: framework.TypeDurationSecond, Default: int(defaultKeyActivation.Seconds()),
 			Description: "How long the new key is published before it signs, so that a vendor caching the JWKS has it by then; 0 signs at once. A client with no key, or whose key was made for where it sent before, signs with the new key at once."},
 	}
@@ -125,6 +127,8 @@ func withFields(a, b map[string]*framework.FieldSchema) map[string]*framework.Fi
 type keyClient struct {
 	owner string
 	bound model.Destination
+	// tokenURL is where the client sends now.
+	tokenURL string
 }
 
 // keyClientOf resolves the client a key request is for; a response is
@@ -144,7 +148,7 @@ func (b *vendorBackend) keyClientOf(ctx context.Context, req *logical.Request, d
 		if err != nil {
 			return nil, logical.ErrorResponse(fmt.Sprintf("app %q does not work as stored (%s); fix it with vault write %sapps/%s first: a key is made for where its client sends", name, err, mount, name)), nil
 		}
-		return &keyClient{owner: store.AppKeyOwner(name), bound: model.ClientDestination(&a.Config, s)}, nil, nil
+		return &keyClient{owner: store.AppKeyOwner(name), bound: model.ClientDestination(&a.Config, s), tokenURL: s.TokenURL}, nil, nil
 	}
 	name := d.Get(fieldName).(string)
 	e, err := b.creds.Get(ctx, req.Storage, name)
@@ -165,7 +169,29 @@ func (b *vendorBackend) keyClientOf(ctx context.Context, req *logical.Request, d
 	if rerr != nil {
 		return nil, logical.ErrorResponse(fmt.Sprintf("%s; a key is made for where its client sends", describe(mount, &backend.ConfigError{Name: name, Err: rerr}))), nil
 	}
-	return &keyClient{owner: backend.KeyOwner(name, &e.Config), bound: model.ClientDestination(&eff, s)}, nil, nil
+	return &keyClient{owner: backend.KeyOwner(name, &e.Config), bound: model.ClientDestination(&eff, s), tokenURL: s.TokenURL}, nil, nil
+}
+
+// confirmMove refuses a new key for a client that moved since its key was
+// made, unless the request names where the client sends now: the move
+// was a config write, which may not choose where the client's assertions
+// go, and a routine rotation must not adopt it unseen. A response is the
+// caller's to read.
+func (b *vendorBackend) confirmMove(ctx context.Context, req *logical.Request, d *framework.FieldData, c *keyClient) (*logical.Response, error) {
+	set, err := b.creds.Keys(ctx, req.Storage, c.owner)
+	if err != nil {
+		return nil, err
+	}
+	k := set.Signing(b.now())
+	given := strings.TrimSpace(d.Get(fieldDestination).(string))
+	switch {
+	case given != "" && given != c.tokenURL:
+		return logical.ErrorResponse(fmt.Sprintf("destination %s is not where the client sends now (%s); a key is made for where its client sends", model.DisplayURL(given), model.DisplayURL(c.tokenURL))), nil
+	case given != "" || k == nil || k.Bound() == nil || k.Bound().Covers(c.bound):
+		return nil, nil
+	}
+	return logical.ErrorResponse(fmt.Sprintf("the client now sends to %s, and its key was made for %s: a config write moved it, and a key signs for wherever it is made. If the move is yours, say so: vault write %s%s destination=%s; if it is not, look at who wrote the config",
+		c.bound, *k.Bound(), mountOf(req), req.Path, model.DisplayURL(c.tokenURL))), nil
 }
 
 func keyChange(d *framework.FieldData, bound model.Destination) backend.KeyChange {
@@ -193,14 +219,17 @@ func (b *vendorBackend) handleRotateKey(ctx context.Context, req *logical.Reques
 			return logical.ErrorResponse("no key is published and waiting to sign; make one with vault write -f " + mountOf(req) + req.Path), nil
 		}
 		b.Logger().Info("a staged signing key signs now", "owner", c.owner, "kid", k.ID())
-		return b.keyResponse(ctx, req, c.owner, k)
+		return b.keyResponse(req, c, k)
+	}
+	if resp, err := b.confirmMove(ctx, req, d, c); err != nil || resp != nil {
+		return resp, err
 	}
 	k, err := b.creds.RotateKey(ctx, req.Storage, c.owner, d.Get(fieldAlgorithm).(string), keyChange(d, c.bound))
 	if err != nil {
 		return tokenError(mountOf(req), c.owner, err)
 	}
 	b.Logger().Info("generated a signing key", "owner", c.owner, "kid", k.ID(), "algorithm", string(k.Algorithm()))
-	return b.keyResponse(ctx, req, c.owner, k)
+	return b.keyResponse(req, c, k)
 }
 
 func (b *vendorBackend) handleImportKey(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -209,6 +238,9 @@ func (b *vendorBackend) handleImportKey(ctx context.Context, req *logical.Reques
 	}
 	c, resp, err := b.keyClientOf(ctx, req, d)
 	if err != nil || resp != nil {
+		return resp, err
+	}
+	if resp, err := b.confirmMove(ctx, req, d, c); err != nil || resp != nil {
 		return resp, err
 	}
 	k, err := b.creds.ImportKey(ctx, req.Storage, c.owner, d.Get(fieldSigningKey).(string), d.Get(fieldAlgorithm).(string), keyChange(d, c.bound))
@@ -220,12 +252,16 @@ func (b *vendorBackend) handleImportKey(ctx context.Context, req *logical.Reques
 		return nil, err
 	}
 	b.Logger().Info("imported a signing key", "owner", c.owner, "kid", k.ID(), "algorithm", string(k.Algorithm()))
-	return b.keyResponse(ctx, req, c.owner, k)
+	return b.keyResponse(req, c, k)
 }
 
-// keyResponse says what a key operation made: the key, where to find it
-// published, and from when it signs.
-func (b *vendorBackend) keyResponse(ctx context.Context, req *logical.Request, owner string, k *keys.Key) (*logical.Response, error) {
+// keyResponse says what a key operation made: the key, where it signs for,
+// where to find it published, and from when it signs.
+func (b *vendorBackend) keyResponse(req *logical.Request, c *keyClient, k *keys.Key) (*logical.Response, error) {
+	owner, signsFor := c.owner, c.bound
+	if b := k.Bound(); b != nil {
+		signsFor = *b
+	}
 	pub, _ := k.PublicPEM()
 	signsFrom := formatTime(b.now())
 	if at := k.ActivateAt(); !at.IsZero() {
@@ -233,7 +269,7 @@ func (b *vendorBackend) keyResponse(ctx context.Context, req *logical.Request, o
 	}
 	return &logical.Response{Data: map[string]interface{}{
 		"kid": k.ID(), fieldAlgorithm: string(k.Algorithm()), "public_key": pub,
-		"jwks_path": jwksPathOf(mountOf(req), owner), "signs_from": signsFrom,
+		"jwks_path": jwksPathOf(mountOf(req), owner), "signs_from": signsFrom, "signs_for": signsFor.String(),
 	}}, nil
 }
 

@@ -105,7 +105,7 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 	// go only to the token endpoint of now: a write that moves it later
 	// cancels this authorization, and the exchange sends nothing
 	// elsewhere.
-	bound := model.FlowDestination(settings)
+	bound := model.AccountDestination(settings)
 	a := &model.Authorization{RedirectURI: r.RedirectURI, Scopes: scopes, ExpiresAt: now.Add(StateTTL), App: flow.appName, Metadata: r.Metadata, Bound: &bound}
 	u, err := url.Parse(settings.AuthorizeURL)
 	if err != nil {
@@ -257,7 +257,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 		return nil, gerr
 	}
 	m.countersOf(name).grants.Add(1)
-	next, settings := connectedEntry(e, fl, tok, sentAt, a.Metadata)
+	next, settings := connectedEntry(e, fl, tok, sentAt, a.Metadata, *a.Bound)
 	// The vendor issued a refresh token that exists nowhere else: a failed
 	// write holds it like a rotated one instead of dropping it.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(gctx), storeTimeout)
@@ -305,11 +305,12 @@ func (m *Manager) openAuthorization(ctx context.Context, s logical.Storage, name
 }
 
 // connectedEntry is e (or a new connection of fl's app) after an account
-// was connected: the vendor's refresh token bound to the token endpoint it
-// came from, the access token that came with it, a clean status, the
+// was connected: the vendor's refresh token bound where the flow that got
+// it was bound when it started (bound), whatever the credential or its app
+// says by now, the access token that came with it, a clean status, the
 // flow's metadata merged in. It returns the settings the token is handed
 // out with (a refresh-token grant from now on).
-func connectedEntry(e *model.Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time, metadata map[string]string) (*model.Entry, *model.Settings) {
+func connectedEntry(e *model.Entry, fl *flow, tok *tokenclient.Token, sentAt time.Time, metadata map[string]string, bound model.Destination) (*model.Entry, *model.Settings) {
 	if e == nil {
 		e = &model.Entry{Config: model.Config{App: fl.appName}}
 	}
@@ -330,12 +331,11 @@ func connectedEntry(e *model.Entry, fl *flow, tok *tokenclient.Token, sentAt tim
 		}
 		maps.Copy(next.Config.Metadata, metadata)
 	}
-	// The refresh token is bound to where it came from.
 	next.Config.RefreshToken = tok.RefreshToken
 	if next.Config.Bound == nil {
 		next.Config.Bound = model.Bindings{}
 	}
-	next.Config.Bound["refresh_token"] = model.AccountDestination(settings)
+	next.Config.Bound["refresh_token"] = bound.Clone()
 	next.Status = model.Status{}
 	next.ApplyToken(tok, settings, sentAt)
 	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)

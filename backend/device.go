@@ -63,7 +63,7 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	// The device code may go only to the token endpoint of now: a write
 	// that moves it later cancels the flow, and a poll sends it nowhere
 	// else.
-	bound := model.FlowDestination(fl.settings)
+	bound := model.AccountDestination(fl.settings)
 	d := &model.DeviceFlow{
 		UserCode: da.UserCode, VerificationURI: da.VerificationURI, VerificationURIComplete: da.VerificationURIComplete,
 		ExpiresAt: now.Add(da.ExpiresIn), Interval: da.Interval, State: model.DevicePending, StartedAt: now,
@@ -361,7 +361,7 @@ func (m *Manager) storeDeviceTokens(ctx context.Context, s logical.Storage, name
 	if tok.RefreshToken == "" {
 		return ErrNoRefreshToken
 	}
-	next, settings := connectedEntry(e, fl, tok, sentAt, d.Metadata)
+	next, settings := connectedEntry(e, fl, tok, sentAt, d.Metadata, *d.Bound)
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
 	if err := m.persist(ctx, s, name, next, log); err != nil {
 		return err

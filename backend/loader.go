@@ -2,12 +2,10 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
@@ -62,8 +60,11 @@ func (l *loader) load(ctx context.Context, m *Manager, s logical.Storage) {
 	l.mu.Lock()
 	names, listed := l.retry, l.listed
 	l.mu.Unlock()
+	upgrading := !m.upgraded(ctx, s)
 	if !listed {
-		m.storeAppBindings(ctx, s)
+		if upgrading {
+			m.bindApps(ctx, s)
+		}
 		all, err := m.List(ctx, s)
 		if err != nil {
 			m.logger.Warn("listing credentials to rebuild the refresh schedule failed; retrying on the next tick", "error", err)
@@ -88,6 +89,9 @@ func (l *loader) load(ctx context.Context, m *Manager, s logical.Storage) {
 	l.done = len(names) == 0
 	if l.done {
 		m.index.markComplete()
+		if upgrading {
+			m.markUpgraded(ctx, s)
+		}
 	}
 	if !l.done {
 		m.logger.Warn("some credentials could not be read to schedule their refresh; retrying on the next tick", "unread", len(names))
@@ -116,8 +120,13 @@ func (m *Manager) scheduleFrom(ctx context.Context, s logical.Storage, names []s
 			failed = append(failed, name)
 			continue
 		}
-		if r.bound {
-			m.storeBindings(ctx, s, name)
+		if r.bound || (e.Config.App == "" && !m.upgraded(ctx, s)) {
+			// Bound now, to where its secrets go now, before anything
+			// can change that.
+			if err := m.bindEntry(ctx, s, name); err != nil {
+				failed = append(failed, name)
+				continue
+			}
 		}
 		m.index.put(name, e, r.settings)
 		// After a start nothing is in use yet: only keep-alives are
@@ -142,43 +151,4 @@ func (m *Manager) SetLoadRetryDelay(d time.Duration) {
 	m.loader.mu.Lock()
 	defer m.loader.mu.Unlock()
 	m.loader.retryDelay = d
-}
-
-// storeBindings stores the bindings an entry of an older release got when
-// it was resolved (model.Entry.BindUpgrade), so that they hold from the
-// first start of this release on, whatever is written later. A failure is
-// logged: the next start tries again, and until then every resolve binds
-// the same way.
-func (m *Manager) storeBindings(ctx context.Context, s logical.Storage, name string) {
-	l, unlock, err := m.lockedEntry(ctx, ctx, s, "bind", name)
-	if err != nil {
-		return
-	}
-	defer unlock()
-	if err := m.writeEntry(ctx, s, name, l.e); err != nil {
-		m.logger.Warn("storing where a credential's secrets may go failed; the next start tries again", "name", name, "error", err)
-	}
-}
-
-// errNothingToBind ends an app update that has nothing to store.
-var errNothingToBind = errors.New("nothing to bind")
-
-// storeAppBindings stores the bindings of the apps an older release
-// stored, as storeBindings does for entries.
-func (m *Manager) storeAppBindings(ctx context.Context, s logical.Storage) {
-	names, err := m.ListApps(ctx, s)
-	if err != nil {
-		return
-	}
-	for _, name := range names {
-		_, err := m.UpdateApp(ctx, s, name, func(cur *model.App) (*model.App, error) {
-			if cur == nil || !cur.BindUpgrade() {
-				return nil, errNothingToBind
-			}
-			return cur, nil
-		})
-		if err != nil && !errors.Is(err, errNothingToBind) {
-			m.logger.Warn("storing where an app's secrets may go failed; the next start tries again", "app", name, "error", err)
-		}
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -65,6 +66,10 @@ type Manager struct {
 	sched     *schedule
 	loader    *loader
 	refresher *refresher
+
+	// allBound: the upgrade mark is written; nothing an older release
+	// stored is left without its binding (upgrade.go).
+	allBound atomic.Bool
 
 	hooks TestHooks
 }
@@ -426,6 +431,15 @@ func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn
 	cur, err := m.current(ctx, s, name)
 	if err != nil {
 		return nil, err
+	}
+	if cur != nil && cur.NeedsBinding() {
+		// fn decides on the entry as it resolves now, with what an
+		// earlier release stored bound to where it went (upgrade.go).
+		r, err := m.resolve(ctx, s, name, cur)
+		if err != nil {
+			return nil, err
+		}
+		cur = r.entry
 	}
 	var before *model.Config
 	if cur != nil {

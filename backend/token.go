@@ -163,7 +163,7 @@ func needsReauth(name string, e *model.Entry, s *model.Settings) error {
 		// before trying.
 		d := e.Config.Bound["refresh_token"]
 		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName,
-			Reason:     fmt.Sprintf("its refresh token was issued for %s, and the credential now sends requests to %s; the plugin does not send it there", d, model.FlowDestination(s)),
+			Reason:     fmt.Sprintf("its refresh token was issued for %s, and the credential now sends requests to %s; the plugin does not send it there", d, model.AccountDestination(s)),
 			CanConnect: s.AuthorizeURL != ""}
 	}
 	return nil
@@ -173,7 +173,7 @@ func needsReauth(name string, e *model.Entry, s *model.Settings) error {
 // endpoint of s.
 func refreshTokenGoes(e *model.Entry, s *model.Settings) bool {
 	d, ok := e.Config.Bound["refresh_token"]
-	return ok && d.Allows(s.TokenURL, s.Trust)
+	return ok && d.Allows(s.TokenURL, s.Trust, s.Routing)
 }
 
 // Refresh gets a new token from the vendor now, whatever the cache holds

@@ -158,6 +158,12 @@ func (s *Set) Rotate(next *Key, now time.Time, overlap time.Duration) error {
 	return nil
 }
 
+// Unbound reports whether the current or staged key was stored without a
+// binding (by an older release).
+func (s Set) Unbound() bool {
+	return (s.Current != nil && s.Current.bound == nil) || (s.Next != nil && s.Next.bound == nil)
+}
+
 // BindUnbound binds the current and staged keys stored without a binding
 // (by an older release) to d.
 func (s *Set) BindUnbound(d model.Destination) error {

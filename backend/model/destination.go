@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -24,6 +26,11 @@ type Destination struct {
 	Endpoints []string `json:"endpoints"`
 	Trust     string   `json:"trust"`
 	Audience  string   `json:"audience,omitempty"`
+	// Routing is the hash of the extra headers that go with every request
+	// (RoutingOf): a front end that several tenants share may route on
+	// any of them, so a secret goes only with the headers it was written
+	// with.
+	Routing string `json:"routing,omitempty"`
 }
 
 // Bindings records, per secret field (client_secret, refresh_token,
@@ -59,16 +66,35 @@ func TrustOf(caBundle string) string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
+// RoutingOf is the Routing of a request with these extra headers: the
+// SHA-256 of their canonical names and values, "" for none.
+func RoutingOf(headers map[string]string) string {
+	if len(headers) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(headers))
+	for k := range headers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	h := sha256.New()
+	for _, k := range names {
+		_, _ = fmt.Fprintf(h, "%s\x00%s\x00", http.CanonicalHeaderKey(k), headers[k]) // a hash takes every write
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
 // Allows reports whether a request to endpoint, whose server the CAs of
-// trust must vouch for, may carry a secret bound to d.
-func (d Destination) Allows(endpoint, trust string) bool {
-	return d.Trust == trust && slices.Contains(d.Endpoints, endpoint)
+// trust must vouch for, sent with the extra headers of routing, may carry
+// a secret bound to d.
+func (d Destination) Allows(endpoint, trust, routing string) bool {
+	return d.Trust == trust && d.Routing == routing && slices.Contains(d.Endpoints, endpoint)
 }
 
 // Covers reports whether everything bound to d may go wherever o's
 // secrets go: the same trust and audience, and every endpoint of o.
 func (d Destination) Covers(o Destination) bool {
-	if d.Trust != o.Trust || d.Audience != o.Audience {
+	if d.Trust != o.Trust || d.Audience != o.Audience || d.Routing != o.Routing {
 		return false
 	}
 	for _, e := range o.Endpoints {
@@ -81,7 +107,7 @@ func (d Destination) Covers(o Destination) bool {
 
 // Equal reports whether d and o are the same destination.
 func (d Destination) Equal(o Destination) bool {
-	return d.Trust == o.Trust && d.Audience == o.Audience && slices.Equal(d.Endpoints, o.Endpoints)
+	return d.Trust == o.Trust && d.Audience == o.Audience && d.Routing == o.Routing && slices.Equal(d.Endpoints, o.Endpoints)
 }
 
 // String shows the destination in a message: its endpoints, and who may
@@ -91,9 +117,16 @@ func (d Destination) String() string {
 	if d.Trust != SystemTrust {
 		who = "the CA bundle " + shortHash(d.Trust)
 	}
-	s := strings.Join(d.Endpoints, ", ") + " (trusting " + who
+	shown := make([]string, len(d.Endpoints))
+	for i, e := range d.Endpoints {
+		shown[i] = DisplayURL(e)
+	}
+	s := strings.Join(shown, ", ") + " (trusting " + who
 	if d.Audience != "" {
-		s += ", audience " + d.Audience
+		s += ", audience " + DisplayURL(d.Audience)
+	}
+	if d.Routing != "" {
+		s += ", with the extra headers " + shortHash(d.Routing)
 	}
 	return s + ")"
 }
@@ -134,20 +167,34 @@ type MisdirectedError struct {
 	Endpoint string
 	Trust    string
 	Audience string
+	Routing  string
 	// Bound is where it may go; nil when it was never bound.
 	Bound *Destination
 }
 
 func (e *MisdirectedError) Error() string {
-	to := e.Endpoint
+	to := DisplayURL(e.Endpoint)
 	if e.Trust != SystemTrust && e.Trust != "" {
 		to += " (trusting the CA bundle " + shortHash(e.Trust) + ")"
 	}
 	if e.Audience != "" {
-		to += " in an assertion for " + e.Audience
+		to += " in an assertion for " + DisplayURL(e.Audience)
+	}
+	if e.Routing != "" {
+		to += " with the extra headers " + shortHash(e.Routing)
 	}
 	if e.Bound == nil {
 		return fmt.Sprintf("not sending the %s to %s: it is not bound to any destination", e.Secret, to)
 	}
 	return fmt.Sprintf("not sending the %s to %s: it was written for %s, and goes nowhere else", e.Secret, to, *e.Bound)
+}
+
+// DisplayURL shows a URL in a message as scheme://host/path: its query,
+// user info and fragment may hold keys an operator put there.
+func DisplayURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(a URL)"
+	}
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
 }

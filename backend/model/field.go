@@ -231,6 +231,7 @@ func CheckTable() error {
 			problems = append(problems, fmt.Sprintf("row %s: kind %d does not fit %s", f.Name, f.Kind, gt))
 		}
 	}
+	problems = append(problems, checkEndpoints()...)
 	if len(problems) > 0 {
 		sort.Strings(problems)
 		return fmt.Errorf("model: the field table does not match the model: %s", strings.Join(problems, "; "))

@@ -34,11 +34,9 @@ type Grant struct {
 	KeepsAlive bool
 	// RefusalMeans is what invalid_grant means for it, for the advice.
 	RefusalMeans Refusal
-	// ConnectsAccount: a step that gets an account's refresh token; the
-	// credential holds a refresh_token grant afterwards.
-	ConnectsAccount bool
 	// Params are the request parameters the grant sends beside the
-	// client's, by name (their values are secrets).
+	// client's, by name (their values are secrets); extra_params may not
+	// set them.
 	Params []string
 }
 
@@ -61,8 +59,8 @@ var grants = []*Grant{
 	{Name: providers.GrantClientCredentials, Wire: providers.GrantClientCredentials, Configurable: true, CallsVendor: true, NeedsClientSecret: true, RefusalMeans: RefusalConfig},
 	{Name: providers.GrantRefreshToken, Wire: providers.GrantRefreshToken, Configurable: true, CallsVendor: true, HoldsRefreshToken: true, KeepsAlive: true, RefusalMeans: RefusalReauth, Params: []string{"refresh_token"}},
 	{Name: providers.GrantStatic, Configurable: true},
-	{Name: providers.GrantAuthorizationCode, Wire: providers.GrantAuthorizationCode, CallsVendor: true, ConnectsAccount: true, RefusalMeans: RefusalCode, Params: []string{"code", "redirect_uri", "code_verifier"}},
-	{Name: providers.GrantDeviceCode, Wire: tokenclient.GrantTypeDeviceCode, CallsVendor: true, ConnectsAccount: true, RefusalMeans: RefusalConfig, Params: []string{"device_code"}},
+	{Name: providers.GrantAuthorizationCode, Wire: providers.GrantAuthorizationCode, CallsVendor: true, RefusalMeans: RefusalCode, Params: []string{"code", "redirect_uri", "code_verifier"}},
+	{Name: providers.GrantDeviceCode, Wire: tokenclient.GrantTypeDeviceCode, CallsVendor: true, RefusalMeans: RefusalConfig, Params: []string{"device_code"}},
 }
 
 var grantByName = func() map[string]*Grant {

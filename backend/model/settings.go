@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -45,8 +46,9 @@ type Settings struct {
 
 	// HeaderNames are the extra headers' names, sorted.
 	HeaderNames []string
-	// Trust is who may answer at the endpoints: TrustOf(ca_bundle).
-	Trust string
+	// Trust is who may answer at the endpoints: TrustOf(ca_bundle); Routing
+	// the extra headers that go with every request: RoutingOf(extra_headers).
+	Trust, Routing string
 }
 
 var settingsIndex = jsonIndex(reflect.TypeFor[Settings]())
@@ -172,37 +174,8 @@ func (c *Config) fill(p *providers.Preset) *Settings {
 		v.FieldByIndex(idx).Set(reflect.ValueOf(val).Convert(v.FieldByIndex(idx).Type()))
 	}
 	s.Grant, _ = GrantOf(s.GrantType)
-	s.Trust = TrustOf(c.CABundle)
+	s.Trust, s.Routing = TrustOf(c.CABundle), RoutingOf(c.ExtraHeaders)
 	return s
-}
-
-// resolveURLs picks every endpoint: explicit, else discovered, else the
-// preset's; and checks them.
-func (c *Config) resolveURLs(s *Settings) error {
-	p := s.Preset
-	if c.Environment != "" && len(p.TokenURLs) == 0 {
-		return fmt.Errorf("provider %s has no environments; drop environment and set token_url", p.Name)
-	}
-	presetURL, err := p.TokenURL(c.Environment)
-	if err != nil {
-		return err
-	}
-	d := c.discovered()
-	s.TokenURL = pick(c.TokenURL, pick(d.TokenURL, presetURL))
-	s.AuthorizeURL = pick(c.AuthorizeURL, pick(d.AuthorizeURL, p.AuthorizeURL))
-	s.RevocationURL = pick(c.RevocationURL, d.RevocationURL)
-	s.DeviceAuthorizationURL = pick(c.DeviceAuthorizationURL, d.DeviceAuthorizationURL)
-	for _, u := range []struct{ field, url string }{
-		{"authorize_url", s.AuthorizeURL}, {"revocation_url", s.RevocationURL}, {"device_authorization_url", s.DeviceAuthorizationURL},
-	} {
-		if u.url == "" {
-			continue
-		}
-		if err := validateURL(u.field, u.url); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // checkStyle checks the values that say how the request is made.
@@ -300,8 +273,7 @@ func (c *Config) checkRequired(s *Settings) error {
 // names in s.
 func (c *Config) checkExtras(s *Settings) error {
 	for k := range c.ExtraParams {
-		switch k {
-		case "grant_type", "client_id", "client_secret", "scope", "refresh_token", "code", "redirect_uri", "code_verifier":
+		if grantParam(k) {
 			return fmt.Errorf("extra_params cannot set %q; use the config field for it", k)
 		}
 	}
@@ -342,9 +314,10 @@ func checkHeader(k string, s *Settings) error {
 // their X- variants (X-Forwarded-Host, X-Forwarded-Server,
 // X-Original-Url, X-Rewrite-Url, X-Host, X-HTTP-Host-Override, ...): any
 // header with host, forwarded, original or rewrite among the words of its
-// name.
+// name, split at "-" or "_".
 func Routes(header string) bool {
-	for _, w := range strings.Split(strings.ToLower(header), "-") {
+	// Some front ends take "_" for "-" in a header's name.
+	for _, w := range strings.FieldsFunc(strings.ToLower(header), func(r rune) bool { return r == '-' || r == '_' }) {
 		switch w {
 		case "host", "forwarded", "original", "rewrite":
 			return true
@@ -413,4 +386,19 @@ func oneOf(field, v string, allowed ...string) error {
 		}
 	}
 	return fmt.Errorf("%s %q is not supported; use one of: %s", field, v, strings.Join(allowed, ", "))
+}
+
+// grantParam reports whether a request parameter is one the client or a
+// grant sets itself: extra_params may not set it.
+func grantParam(k string) bool {
+	switch k {
+	case "grant_type", "client_id", "client_secret", "scope":
+		return true
+	}
+	for _, g := range grants {
+		if slices.Contains(g.Params, k) {
+			return true
+		}
+	}
+	return false
 }

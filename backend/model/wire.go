@@ -66,9 +66,9 @@ func (c *Config) Bindings(s *Settings) map[tokenclient.SecretRef]Destination {
 // revocation and device authorization endpoints, who may answer there,
 // and the audience of its assertions.
 func ClientDestination(c *Config, s *Settings) Destination {
-	d := Destination{Trust: s.Trust, Audience: AssertionAudience(c, s)}
-	for _, u := range []string{s.TokenURL, s.RevocationURL, s.DeviceAuthorizationURL} {
-		if u != "" && !slices.Contains(d.Endpoints, u) {
+	d := Destination{Trust: s.Trust, Routing: s.Routing, Audience: AssertionAudience(c, s)}
+	for _, e := range endpoints {
+		if u := e.in(s); e.secrets && u != "" && !slices.Contains(d.Endpoints, u) {
 			d.Endpoints = append(d.Endpoints, u)
 		}
 	}
@@ -76,19 +76,16 @@ func ClientDestination(c *Config, s *Settings) Destination {
 }
 
 // AccountDestination is where an account's refresh token goes with s: the
-// token endpoint, and the revocation endpoint to revoke it at.
+// token endpoint, and the revocation endpoint to revoke it at. A flow that
+// connects an account binds its device code or code verifier here when it
+// starts, and the refresh token it gets when it ends, wherever the
+// credential sends by then.
 func AccountDestination(s *Settings) Destination {
-	d := Destination{Trust: s.Trust, Endpoints: []string{s.TokenURL}}
+	d := Destination{Trust: s.Trust, Routing: s.Routing, Endpoints: []string{s.TokenURL}}
 	if s.RevocationURL != "" && s.RevocationURL != s.TokenURL {
 		d.Endpoints = append(d.Endpoints, s.RevocationURL)
 	}
 	return d
-}
-
-// FlowDestination is where a pending flow's secrets (a device code, a
-// code verifier and the code it unlocks) go with s: the token endpoint.
-func FlowDestination(s *Settings) Destination {
-	return Destination{Trust: s.Trust, Endpoints: []string{s.TokenURL}}
 }
 
 // AssertionAudience is the aud of c's client assertions with s.
@@ -137,9 +134,10 @@ func (c *Config) DestinationChanges(o *Config) []string {
 	cs, cerr := c.Resolve()
 	os, oerr := o.Resolve()
 	if cerr == nil && oerr == nil {
-		pairs = []pair{{"token_url", cs.TokenURL, os.TokenURL}, {"authorize_url", cs.AuthorizeURL, os.AuthorizeURL},
-			{"revocation_url", cs.RevocationURL, os.RevocationURL}, {"device_authorization_url", cs.DeviceAuthorizationURL, os.DeviceAuthorizationURL},
-			{"issuer", c.Issuer, o.Issuer}}
+		for _, e := range endpoints {
+			pairs = append(pairs, pair{e.name, e.in(cs), e.in(os)})
+		}
+		pairs = append(pairs, pair{"issuer", c.Issuer, o.Issuer})
 	} else {
 		// An app with grant_type=refresh_token does not resolve without
 		// a connection's refresh token: what its issuer's metadata says
@@ -148,10 +146,9 @@ func (c *Config) DestinationChanges(o *Config) []string {
 			pairs = append(pairs, pair{f.Name, fmt.Sprint(f.Value(c)), fmt.Sprint(f.Value(o))})
 		}
 		cd, od := c.discovered(), o.discovered()
-		pairs = append(pairs,
-			pair{"discovered token_url", cd.TokenURL, od.TokenURL}, pair{"discovered authorize_url", cd.AuthorizeURL, od.AuthorizeURL},
-			pair{"discovered revocation_url", cd.RevocationURL, od.RevocationURL},
-			pair{"discovered device_authorization_url", cd.DeviceAuthorizationURL, od.DeviceAuthorizationURL})
+		for _, e := range endpoints {
+			pairs = append(pairs, pair{"discovered " + e.name, e.discovered(cd), e.discovered(od)})
+		}
 	}
 	for _, f := range roleFields(Audience) {
 		pairs = append(pairs, pair{f.Name, fmt.Sprint(f.Value(c)), fmt.Sprint(f.Value(o))})
@@ -192,12 +189,9 @@ func (c *Config) DiscoveryChanges(d *Discovered) []string {
 	}
 	var out []string
 	old := c.discovered()
-	for _, f := range []struct{ field, was, now string }{
-		{"token_url", old.TokenURL, d.TokenURL}, {"authorize_url", old.AuthorizeURL, d.AuthorizeURL},
-		{"revocation_url", old.RevocationURL, d.RevocationURL}, {"device_authorization_url", old.DeviceAuthorizationURL, d.DeviceAuthorizationURL},
-	} {
-		if f.was != f.now {
-			out = append(out, fmt.Sprintf("%s=%s (was %s)", f.field, f.now, f.was))
+	for _, e := range endpoints {
+		if was, now := e.discovered(old), e.discovered(*d); was != now {
+			out = append(out, fmt.Sprintf("%s=%s (was %s)", e.name, now, was))
 		}
 	}
 	return out

@@ -34,6 +34,9 @@ func New(client *tokenclient.Client) *Gate { return &Gate{client: client} }
 type Call struct {
 	Req   tokenclient.Request
 	Bound map[tokenclient.SecretRef]model.Destination
+	// Routing is the hash of the extra headers in Req (model.RoutingOf),
+	// which every secret's binding must have.
+	Routing string
 }
 
 // With is c with ref bound to d (its other bindings shared).
@@ -129,10 +132,10 @@ func check(endpoint string, c Call, extra ...tokenclient.SecretRef) error {
 			aud = c.Req.AssertionAudience(endpoint)
 		}
 		if !ok {
-			return &model.MisdirectedError{Secret: ref, Endpoint: endpoint, Trust: trust, Audience: aud}
+			return &model.MisdirectedError{Secret: ref, Endpoint: endpoint, Trust: trust, Audience: aud, Routing: c.Routing}
 		}
-		if !d.Allows(endpoint, trust) || (aud != "" && d.Audience != aud) {
-			return &model.MisdirectedError{Secret: ref, Endpoint: endpoint, Trust: trust, Audience: aud, Bound: &d}
+		if !d.Allows(endpoint, trust, c.Routing) || (aud != "" && d.Audience != aud) {
+			return &model.MisdirectedError{Secret: ref, Endpoint: endpoint, Trust: trust, Audience: aud, Routing: c.Routing, Bound: &d}
 		}
 	}
 	return nil

@@ -55,12 +55,6 @@ func Changed(key string) (entry, app string) {
 	return "", ""
 }
 
-// Prefixes lists every prefix the plugin writes, for tests that read
-// storage as it is.
-func Prefixes() []string {
-	return []string{EntryPrefix, AppPrefix, StatusPrefix, AuthzPrefix, KeysPrefix, DevicePrefix, "probe/"}
-}
-
 // listNames lists the names under prefix: one level, and one more under
 // each folder ("<app>/<account>").
 func (st Store) listNames(ctx context.Context, prefix string) ([]string, error) {

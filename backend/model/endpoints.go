@@ -1,0 +1,82 @@
+package model
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
+)
+
+// endpoint is one URL a config resolves: the row of the table that sets it
+// explicitly (and the fields of the same name in Settings, in effect, and
+// in Discovered, what an issuer's metadata said), what the preset gives
+// when neither does, and whether the client's secrets go there (not to
+// the authorization endpoint, where only the user goes).
+type endpoint struct {
+	name    string
+	preset  func(p *providers.Preset, env string) (string, error)
+	secrets bool
+}
+
+// endpoints are a config's URLs, in the order messages name them.
+var endpoints = []endpoint{
+	{name: "token_url", secrets: true, preset: func(p *providers.Preset, env string) (string, error) { return p.TokenURL(env) }},
+	{name: "authorize_url", preset: func(p *providers.Preset, _ string) (string, error) { return p.AuthorizeURL, nil }},
+	{name: "revocation_url", secrets: true},
+	{name: "device_authorization_url", secrets: true},
+}
+
+var discoveredIndex = jsonIndex(reflect.TypeFor[Discovered]())
+
+// checkEndpoints reports an endpoint that is not an Endpoint row with a
+// field of its name in Settings and in Discovered (CheckTable).
+func checkEndpoints() []string {
+	var problems []string
+	for _, e := range endpoints {
+		f, ok := byName[e.name]
+		_, inSettings := settingsIndex[e.name]
+		_, inDiscovered := discoveredIndex[e.name]
+		if !ok || f.Role != Endpoint || !inSettings || !inDiscovered {
+			problems = append(problems, "endpoint "+e.name+" is not an Endpoint row with a Settings and a Discovered field")
+		}
+	}
+	return problems
+}
+
+// in is e's URL in effect in s.
+func (e endpoint) in(s *Settings) string {
+	return reflect.ValueOf(s).Elem().FieldByIndex(settingsIndex[e.name]).String()
+}
+
+// discovered is e's URL in what an issuer's metadata said.
+func (e endpoint) discovered(d Discovered) string {
+	return reflect.ValueOf(d).FieldByIndex(discoveredIndex[e.name]).String()
+}
+
+// resolveURLs picks every endpoint: explicit, else discovered, else the
+// preset's; and checks them.
+func (c *Config) resolveURLs(s *Settings) error {
+	p := s.Preset
+	if c.Environment != "" && len(p.TokenURLs) == 0 {
+		return fmt.Errorf("provider %s has no environments; drop environment and set token_url", p.Name)
+	}
+	d := c.discovered()
+	v := reflect.ValueOf(s).Elem()
+	for _, e := range endpoints {
+		u := pick(byName[e.name].Get(c).(string), e.discovered(d))
+		if u == "" && e.preset != nil {
+			var err error
+			if u, err = e.preset(p, c.Environment); err != nil {
+				return err
+			}
+		}
+		v.FieldByIndex(settingsIndex[e.name]).SetString(u)
+		// The token URL is checked with what the grant needs.
+		if u != "" && e.name != "token_url" {
+			if err := validateURL(e.name, u); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
