@@ -319,7 +319,9 @@ func (b *vendorBackend) keysSignHere(ctx context.Context, req *logical.Request, 
 	case k == nil:
 		return "it has no signing key yet: make one with " + how
 	case k.Bound() != nil && !k.Bound().Covers(model.ClientDestination(eff, s)):
-		return fmt.Sprintf("its signing key was made for %s, and signs for nowhere else: make one for where it sends now with %s", *k.Bound(), how)
+		moved := fmt.Sprintf("vault write %s%s destination=%s (then register its public key at the vendor, or let it fetch the JWKS), or vault write %s%s destination=%s signing_key=@key.pem",
+			mountOf(req), rotatePath, model.DisplayURL(s.TokenURL), mountOf(req), importPath, model.DisplayURL(s.TokenURL))
+		return fmt.Sprintf("its signing key was made for %s, and signs for nowhere else: whoever holds the client's key makes one for where it sends now with %s", *k.Bound(), moved)
 	}
 	return ""
 }

@@ -226,7 +226,7 @@ func TestPrivateKeyJWTDestinationNeedsANewKey(t *testing.T) {
 		if err != nil || resp == nil || resp.IsError() || !strings.Contains(strings.Join(resp.Warnings, " "), "its signing key was made for "+a.Endpoints(standin.Plain).Token) {
 			t.Errorf("moving %v: want a warning that the key signs for the old destination only, got %v %v", body, resp, err)
 		}
-		if !strings.Contains(strings.Join(resp.Warnings, " "), "vault write -f vendoroauth/rotate-key/svc") {
+		if !strings.Contains(strings.Join(resp.Warnings, " "), "vault write vendoroauth/rotate-key/svc destination=") {
 			t.Errorf("the warning does not say how to make a key: %v", resp.Warnings)
 		}
 		env.write(t, "svc", map[string]interface{}{"token_url": a.Endpoints(standin.Plain).Token, "device_authorization_url": "", "revocation_url": ""})
