@@ -7,6 +7,7 @@ package vendoroauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -105,7 +106,13 @@ func (b *vendorBackend) clean(context.Context) {
 // request alone. Locks are released by defers as the panic unwinds.
 func (b *vendorBackend) HandleRequest(ctx context.Context, req *logical.Request) (resp *logical.Response, err error) {
 	defer b.recoverPanic("request", req, &err)
-	return b.Backend.HandleRequest(ctx, req)
+	resp, err = b.Backend.HandleRequest(ctx, req)
+	if errors.Is(err, logical.ErrUnsupportedPath) {
+		if msg := badName(req.Path); msg != "" {
+			return logical.ErrorResponse(msg), nil
+		}
+	}
+	return resp, err
 }
 
 // HandleExistenceCheck is guarded like HandleRequest.

@@ -2,6 +2,8 @@ package vendoroauth
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -57,6 +59,39 @@ var credentialName = `(?P<` + fieldName + `>` + nameSegment + `(?:/` + nameSegme
 
 // appName matches an app's name.
 var appName = `(?P<` + fieldApp + `>` + nameSegment + `)`
+
+var nameSegmentRe = regexp.MustCompile(`^` + nameSegment + `$`)
+
+// namedPaths are the paths whose next segments are a name. jwks/ is left
+// out: its 404 is the same for every name it does not publish.
+var namedPaths = []string{"config", "token", "authorize", "exchange", "device", "refresh", "rotate-key", "import-key", "apps", "status"}
+
+// badName says what is wrong with the name in path, which no path of the
+// mount matched, or "" when the name is not the reason: Vault's bare
+// "unsupported path" does not tell the user that a name cannot hold a
+// space or a colon.
+func badName(path string) string {
+	prefix, rest, ok := strings.Cut(path, "/")
+	if !ok || rest == "" || !slices.Contains(namedPaths, prefix) {
+		return ""
+	}
+	segs := strings.Split(strings.TrimSuffix(rest, "/"), "/")
+	switch prefix {
+	case "apps", "status":
+		segs = segs[:1] // an app's name, then its own paths
+		rest = segs[0]
+	default:
+		if len(segs) > 2 {
+			return fmt.Sprintf("%q is not a name: a name is one segment, or <app>/<account> for a connection of an app", rest)
+		}
+	}
+	for _, seg := range segs {
+		if !nameSegmentRe.MatchString(seg) {
+			return fmt.Sprintf("%q is not a name: names are letters, digits, _, -, . and @, starting and ending with a letter, digit or _ (a connection is <app>/<account>)", rest)
+		}
+	}
+	return ""
+}
 
 // rejectUnknownFields refuses a request that carries a field the path does
 // not know: Vault would only warn, and a mistyped field name silently

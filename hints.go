@@ -105,18 +105,19 @@ func grantHint(mount string, e *backend.GrantError) string {
 		}
 		return "a code works once and only for the redirect_uri it was issued for; if the user already connected or the code is old, start again with " + mount + "authorize/" + e.Name
 	}
+	field := e.URLField()
 	var ve *tokenclient.Error
 	if !errors.As(e.Err, &ve) {
 		var re *tokenclient.ResponseError
 		if errors.As(e.Err, &re) {
-			return "check that token_url in " + client + " points at the vendor's token endpoint"
+			return "check that " + field + " in " + client + " points at the vendor's endpoint"
 		}
 		var te *tokenclient.TransportError
 		if errors.As(e.Err, &te) && e.IsClientError() {
 			return "fix ca_bundle, tls_client_certificate or tls_client_key in " + client + " (write the certificate and key together)"
 		}
 		if errors.As(e.Err, &te) {
-			return "check that token_url in " + client + " is reachable from the Vault server; the plugin will try again on the next read"
+			return "check that " + field + " in " + client + " is reachable from the Vault server; the plugin will try again on the next read"
 		}
 		return ""
 	}
@@ -128,7 +129,7 @@ func grantHint(mount string, e *backend.GrantError) string {
 	if h := codeHint(cfg, client, e.Grant, grant, ve.Code); h != "" || ve.Code != "" {
 		return h
 	}
-	return statusHint(client, ve.StatusCode)
+	return statusHint(client, field, ve.StatusCode)
 }
 
 // codeHint is the advice for a vendor's error code: cfg is where the
@@ -155,18 +156,20 @@ func codeHint(cfg, client, grant string, g *model.Grant, code string) string {
 	return ""
 }
 
-func statusHint(client string, status int) string {
+// statusHint is the advice for an answer with no error code; field names
+// the URL the request went to.
+func statusHint(client, field string, status int) string {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return "the token endpoint refused the client's credentials or headers: check client_secret, api_key and extra_headers in " + client
+		return "the vendor refused the client's credentials or headers: check client_secret, api_key and extra_headers in " + client
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
-		return "check token_url in " + client
+		return "check " + field + " in " + client
 	case status == http.StatusTooManyRequests:
 		return "the vendor is rate-limiting token requests; reads will succeed again after it allows"
 	case status >= 500:
 		return "the vendor's token endpoint is failing; reads will try again"
 	case status >= 300 && status < 400:
-		return "set token_url in " + client + " to the endpoint the vendor redirects to, if you trust it"
+		return "set " + field + " in " + client + " to the endpoint the vendor redirects to, if you trust it"
 	}
 	return ""
 }
@@ -196,8 +199,7 @@ func tokenError(mount, name string, err error) (*logical.Response, error) {
 	case errors.Is(err, logical.ErrReadOnly):
 		return nil, err
 	case backend.IsNotFound(err):
-		return nil, logical.CodedError(http.StatusNotFound,
-			fmt.Sprintf("no credential named %q; write it first with vault write %sconfig/%s", name, mount, name))
+		return nil, logical.CodedError(http.StatusNotFound, notFound(mount, name, err))
 	case errors.As(err, &gerr) && gerr.IsRateLimited():
 		return nil, fmt.Errorf("%s: %w", msg, logical.ErrUpstreamRateLimited)
 	case errors.As(err, &gerr) && gerr.IsClientError():
@@ -206,6 +208,21 @@ func tokenError(mount, name string, err error) (*logical.Response, error) {
 		return nil, logical.CodedError(http.StatusBadGateway, msg)
 	}
 	return nil, err
+}
+
+// notFound says that name does not exist and how to make it: a
+// connection needs its app first, and is made by connecting the account.
+func notFound(mount, name string, err error) string {
+	var nf *backend.NotFoundError
+	switch {
+	case !errors.As(err, &nf):
+		return fmt.Sprintf("no credential named %q; write it first with vault write %sconfig/%s", name, mount, name)
+	case nf.AppMissing:
+		return fmt.Sprintf("no credential named %q, and there is no app %q; create the app first with vault write %sapps/%s provider=... client_id=... client_secret=..., then connect the account with vault write %sauthorize/%s redirect_uri=<your callback>",
+			name, nf.App, mount, nf.App, mount, name)
+	}
+	return fmt.Sprintf("app %q has no connection %q; connect the account with vault write %sauthorize/%s redirect_uri=<your callback> (then exchange/%s), or write its refresh token with vault write %sconfig/%s refresh_token=...",
+		nf.App, name, mount, name, name, mount, name)
 }
 
 // resultWarnings are the warnings on a token: served after a refresh

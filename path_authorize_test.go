@@ -193,7 +193,7 @@ func TestAuthorizationStateExpires(t *testing.T) {
 	}
 	env.write(t, "o", map[string]interface{}{"provider": "officernd", "client_id": "i", "client_secret": "s", "scopes": "a"})
 	resp, err = env.request(t, logical.UpdateOperation, "authorize/o", map[string]interface{}{"redirect_uri": "https://x.example/cb"})
-	mustErr(t, resp, err, "no authorization flow")
+	mustErr(t, resp, err, "has no authorize_url", "vault write vendoroauth/config/o authorize_url=")
 }
 
 func TestStaticToken(t *testing.T) {

@@ -157,7 +157,7 @@ func (b *vendorBackend) handleConfigWrite(ctx context.Context, req *logical.Requ
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	disc, resp, err := b.discoverFor(ctx, req, d, name)
+	disc, resp, err := b.discoverFor(ctx, req, d, "config/"+name)
 	if err != nil || resp != nil {
 		return resp, err
 	}

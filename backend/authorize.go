@@ -78,9 +78,8 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 		return nil, err
 	}
 	if flow.app != nil {
-		if !slices.Contains(flow.app.AllowedRedirectURIs, r.RedirectURI) {
-			return nil, &InputError{Msg: fmt.Sprintf("redirect_uri %q is not in the allowed_redirect_uris of app %q; add it there (exact match) or use one of: %s",
-				r.RedirectURI, flow.appName, strings.Join(flow.app.AllowedRedirectURIs, ", "))}
+		if r.RedirectURI == "" || !slices.Contains(flow.app.AllowedRedirectURIs, r.RedirectURI) {
+			return nil, &InputError{Msg: redirectNotAllowed(r.RedirectURI, flow)}
 		}
 	} else if err := validateRedirect(r.RedirectURI); err != nil {
 		return nil, &InputError{Msg: err.Error()}
@@ -132,6 +131,22 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 	return &AuthorizeResult{URL: u.String(), State: state, ExpiresAt: a.ExpiresAt}, nil
 }
 
+// redirectNotAllowed says why an app's connection cannot be authorized
+// for uri, and what would do.
+func redirectNotAllowed(uri string, f *flow) string {
+	allowed := "one of: " + strings.Join(f.app.AllowedRedirectURIs, ", ")
+	if len(f.app.AllowedRedirectURIs) == 0 {
+		allowed = fmt.Sprintf("app %q allows none yet: add yours with vault write %sapps/%s allowed_redirect_uris=<your callback>", f.appName, MountPlaceholder, f.appName)
+	}
+	if uri == "" {
+		return "redirect_uri is required: the address the vendor sends the user back to with the code, " + allowed
+	}
+	if len(f.app.AllowedRedirectURIs) == 0 {
+		return fmt.Sprintf("redirect_uri %q is not allowed: %s", uri, allowed)
+	}
+	return fmt.Sprintf("redirect_uri %q is not in the allowed_redirect_uris of app %q; add it there (exact match) or use %s", uri, f.appName, allowed)
+}
+
 // flow is what an authorization of a credential acts with.
 type flow struct {
 	settings *model.Settings
@@ -149,7 +164,18 @@ func (m *Manager) flowFor(ctx context.Context, s logical.Storage, name string, e
 	}
 	settings := f.settings
 	if settings.AuthorizeURL == "" {
-		return nil, &InputError{Msg: fmt.Sprintf("provider %s has no authorization flow; set authorize_url in the config of credential %q to use one", settings.Preset.Name, name)}
+		// A connection's authorize_url is its app's; a new one changes
+		// where the client sends users, which needs its secrets again.
+		where, secrets := "config/"+name, f.eff.SecretsSet()
+		if f.app != nil {
+			where, secrets = "apps/"+f.appName, f.app.Config.SecretsSet()
+		}
+		again := ""
+		for _, s := range secrets {
+			again += " " + s + "=..."
+		}
+		return nil, &InputError{Msg: fmt.Sprintf("%q has no authorize_url (provider %s has no authorization endpoint of its own); set it with vault write %s%s authorize_url=<the vendor's authorization endpoint>%s",
+			name, settings.Preset.Name, MountPlaceholder, where, again)}
 	}
 	if settings.Static() {
 		return nil, &InputError{Msg: fmt.Sprintf("credential %q has grant_type=static; set grant_type=refresh_token to connect an account", name)}
@@ -184,6 +210,13 @@ func (m *Manager) connectionFlow(ctx context.Context, s logical.Storage, name st
 	if err != nil {
 		return nil, err
 	}
+	if r.err != nil && r.app != nil && r.eff.RefreshToken == "" {
+		// The flow brings the refresh token: only what else is missing
+		// counts (an app's authorize_url above all).
+		if st, err := r.eff.ResolveAsConnection(); err == nil {
+			r.settings, r.err = st, nil
+		}
+	}
 	if r.err != nil {
 		var ae *AppError
 		if errors.As(r.err, &ae) {
@@ -192,6 +225,20 @@ func (m *Manager) connectionFlow(ctx context.Context, s logical.Storage, name st
 		return nil, &ConfigError{Name: name, Err: r.err}
 	}
 	return &flow{settings: r.settings, eff: r.eff, app: r.app, appName: e.Config.App}, nil
+}
+
+// noAuthorization is the error for an exchange whose state opens no
+// authorization (err): starting again needs the credential, or the
+// connection's app, so a missing one is the error.
+func (m *Manager) noAuthorization(ctx context.Context, s logical.Storage, name string, e *model.Entry, err error) error {
+	if e != nil {
+		return err
+	}
+	var nf *NotFoundError
+	if miss := m.notFound(ctx, s, name); !errors.As(miss, &nf) || nf.AppMissing {
+		return miss
+	}
+	return err
 }
 
 // Exchange trades an authorization code for tokens and stores them; for a
@@ -218,7 +265,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	}
 	a, err := m.openAuthorization(gctx, s, name, state, e)
 	if err != nil {
-		return nil, err
+		return nil, m.noAuthorization(gctx, s, name, e, err)
 	}
 	fl, err := m.flowFor(gctx, s, name, e, a.App)
 	if err != nil {

@@ -57,7 +57,7 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	da, err := m.gate.StartDevice(ctx, call, fl.settings.DeviceAuthorizationURL)
 	m.inflight.done()
 	if err != nil {
-		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantDeviceCode, Err: err}
+		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantDeviceCode, Endpoint: fieldDeviceAuthorizationURL, Err: err}
 	}
 	now := m.now()
 	// The device code may go only to the token endpoint of now: a write

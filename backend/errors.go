@@ -37,11 +37,28 @@ type GrantError struct {
 	// Preset and Grant say what was asked, for the advice.
 	Preset *providers.Preset
 	Grant  string
-	Err    error
+	// Endpoint is the field naming the URL the request went to, for the
+	// advice; "" is token_url.
+	Endpoint string
+	Err      error
 }
 
 func (e *GrantError) Error() string {
+	if e.Endpoint == fieldDeviceAuthorizationURL {
+		return fmt.Sprintf("credential %q: starting a device authorization failed: %v", e.Name, e.Err)
+	}
 	return fmt.Sprintf("credential %q: getting a token from %s failed: %v", e.Name, e.Vendor, e.Err)
+}
+
+// fieldDeviceAuthorizationURL names the device authorization endpoint.
+const fieldDeviceAuthorizationURL = "device_authorization_url"
+
+// URLField is the field naming the URL the failed request went to.
+func (e *GrantError) URLField() string {
+	if e.Endpoint == "" {
+		return "token_url"
+	}
+	return e.Endpoint
 }
 
 func (e *GrantError) Unwrap() error { return e.Err }
@@ -210,6 +227,18 @@ func (e *ConfigError) Error() string {
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
+
+// NotFoundError is a connection that does not exist: its app's name, and
+// whether the app is missing too, say what to do first. It is ErrNotFound.
+type NotFoundError struct {
+	Name, App  string
+	AppMissing bool
+}
+
+func (e *NotFoundError) Error() string { return ErrNotFound.Error() }
+
+// Is makes a NotFoundError ErrNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // IsNotFound reports whether err means the credential does not exist.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

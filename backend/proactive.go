@@ -37,11 +37,6 @@ const (
 	// proactiveMinLifetime: tokens shorter-lived than this are left to
 	// readers.
 	proactiveMinLifetime = 2 * time.Minute
-	// refreshConcurrency and refreshRate bound the background refreshes
-	// sent to one token endpoint (one host), so a restart of a mount
-	// with many credentials does not stampede a vendor.
-	refreshConcurrency = 4
-	refreshRate        = 10 // per second
 	// maxRefreshWorkers bounds the goroutines of background refreshes
 	// waiting for their endpoint's turn.
 	maxRefreshWorkers = 64
@@ -245,10 +240,9 @@ func (m *Manager) RefreshDue(ctx context.Context, s logical.Storage) error {
 	return m.refreshDue(ctx, s)
 }
 
-// refreshDue refreshes the names that are due, each endpoint's at most
-// refreshConcurrency at a time and refreshRate a second. A failed storage
-// write stops it (the node may have lost leadership): the names it did
-// not get to go back on the schedule.
+// refreshDue refreshes the names that are due, each endpoint's within its
+// limits (limitsFor). A failed storage write stops it (the node may have
+// lost leadership): the names it did not get to go back on the schedule.
 func (m *Manager) refreshDue(ctx context.Context, s logical.Storage) error {
 	due := m.sched.popDue(m.now())
 	if len(due) == 0 {
@@ -364,7 +358,10 @@ func (m *Manager) endpointTurn(ctx context.Context, s logical.Storage, name stri
 // limitsFor is the group name's background refreshes count against (its
 // app, else its token endpoint's host) and the group's limits.
 func (m *Manager) limitsFor(ctx context.Context, s logical.Storage, name string) (key string, conc int, rate float64) {
-	key, conc, rate = "?", refreshConcurrency, float64(refreshRate)
+	// The defaults bound the refreshes sent to one token endpoint (one
+	// host), so a restart of a mount with many credentials does not
+	// stampede a vendor.
+	key, conc, rate = "?", model.DefaultRefreshConcurrency, model.DefaultRefreshRate
 	c, err := m.get(ctx, s, name)
 	if err != nil || c == nil || c.settings == nil {
 		return key, conc, rate

@@ -70,7 +70,7 @@ func (m *Manager) Token(ctx context.Context, s logical.Storage, name string, wri
 		return nil, err
 	}
 	if c == nil {
-		return nil, ErrNotFound
+		return nil, m.notFound(ctx, s, name)
 	}
 	cnt := m.countersOf(name)
 	cnt.reads.Add(1)
@@ -184,7 +184,7 @@ func (m *Manager) Refresh(ctx context.Context, s logical.Storage, name string, w
 		return nil, err
 	}
 	if c == nil {
-		return nil, ErrNotFound
+		return nil, m.notFound(ctx, s, name)
 	}
 	if c.settings != nil && c.settings.Static() {
 		return nil, &StaticRefreshError{Name: name, Hint: c.settings.Preset.StaticHint}
@@ -536,4 +536,18 @@ func staticExpired(name string, e *model.Entry, s *model.Settings) error {
 		return &StaticExpiredError{Name: name, Hint: s.Preset.StaticHint}
 	}
 	return &StaticExpiredError{Name: name, ExpiredAt: e.Token.ExpiresAt, Hint: s.Preset.StaticHint}
+}
+
+// notFound is the error for name, which does not exist: for a connection
+// of an app, whether the app does.
+func (m *Manager) notFound(ctx context.Context, s logical.Storage, name string) error {
+	app := model.AppOf(name)
+	if app == "" {
+		return ErrNotFound
+	}
+	a, err := m.App(ctx, s, app)
+	if err != nil {
+		return err
+	}
+	return &NotFoundError{Name: name, App: app, AppMissing: a == nil}
 }

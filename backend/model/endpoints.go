@@ -54,11 +54,15 @@ func (e endpoint) discovered(d Discovered) string {
 }
 
 // resolveURLs picks every endpoint: explicit, else discovered, else the
-// preset's; and checks them.
+// preset's; and checks them. The environment is in effect only where it
+// picked the token URL: from several, or because the config named it.
 func (c *Config) resolveURLs(s *Settings) error {
 	p := s.Preset
 	if c.Environment != "" && len(p.TokenURLs) == 0 {
 		return fmt.Errorf("provider %s has no environments; drop environment and set token_url", p.Name)
+	}
+	if c.Environment == "" && len(p.TokenURLs) < 2 {
+		s.Environment = ""
 	}
 	d := c.discovered()
 	v := reflect.ValueOf(s).Elem()
@@ -69,6 +73,8 @@ func (c *Config) resolveURLs(s *Settings) error {
 			if u, err = e.preset(p, c.Environment); err != nil {
 				return err
 			}
+		} else if e.name == "token_url" {
+			s.Environment = "" // the token URL is not an environment's
 		}
 		v.FieldByIndex(settingsIndex[e.name]).SetString(u)
 		// The token URL is checked with what the grant needs.

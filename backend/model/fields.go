@@ -233,15 +233,24 @@ var fields = []*Field{
 	},
 	{
 		Name: "refresh_concurrency", Kind: Int, Holder: InApp, Scope: OnApp,
+		Default: DefaultRefreshConcurrency,
 		Display: "Refresh concurrency",
-		Help:    "At most this many background refreshes of the app's connections at a time (default 4).",
+		Help:    fmt.Sprintf("At most this many background refreshes of the app's connections at a time (default %d).", DefaultRefreshConcurrency),
 	},
 	{
 		Name: "refresh_rate", Kind: Float, Holder: InApp, Scope: OnApp,
+		Default: DefaultRefreshRate,
 		Display: "Refresh rate",
-		Help:    "At most this many background refreshes of the app's connections a second (default 10).",
+		Help:    fmt.Sprintf("At most this many background refreshes of the app's connections a second (default %g).", DefaultRefreshRate),
 	},
 }
+
+// How many background refreshes go to one vendor (an app, or a token
+// endpoint's host) at a time and a second, unless an app says otherwise.
+const (
+	DefaultRefreshConcurrency int     = 4
+	DefaultRefreshRate        float64 = 10
+)
 
 // Durations that are defaults of fields above.
 const (

@@ -138,6 +138,8 @@ func (e *MetadataError) Error() string {
 type DiscoveryError struct {
 	Issuer   string
 	Attempts []error
+	// URLs are where each attempt asked.
+	URLs []string
 }
 
 func (e *DiscoveryError) Error() string {
@@ -148,6 +150,9 @@ func (e *DiscoveryError) Error() string {
 			b.WriteString(": ")
 		} else {
 			b.WriteString("; then ")
+		}
+		if i < len(e.URLs) {
+			fmt.Fprintf(&b, "%s: ", displayURL(e.URLs[i]))
 		}
 		b.WriteString(err.Error())
 	}
@@ -255,6 +260,7 @@ func (c *Client) Discover(ctx context.Context, issuer string, t *TLSConfig) (*Me
 			return md, nil
 		}
 		de.Attempts = append(de.Attempts, err)
+		de.URLs = append(de.URLs, u)
 		if !tryNext(err) {
 			break
 		}

@@ -265,7 +265,7 @@ func TestDiscover(t *testing.T) {
 		{
 			name:      "neither document",
 			setup:     func(*metadataServer, string) {},
-			wantPaths: []string{oauthPath, oidcPath}, wantErr: "metadata endpoint answered HTTP 404 Not Found; then metadata endpoint answered HTTP 404 Not Found", wantClass: FailureRefused,
+			wantPaths: []string{oauthPath, oidcPath}, wantErr: oauthPath + ": metadata endpoint answered HTTP 404 Not Found; then http://", wantClass: FailureRefused,
 		},
 		{
 			name: "an endpoint over http on another host",
