@@ -197,7 +197,7 @@ func readFields(holder any, where model.Holder, keep func(*model.Field) bool) ma
 		}
 		switch {
 		case f.Secret && f.Kind == model.Pairs:
-			out[secretNamesKey(f)] = sortedKeys(f.Get(holder).(map[string]string))
+			out[f.NamesKey()] = sortedKeys(f.Get(holder).(map[string]string))
 		case f.Secret:
 			out[f.Name+"_set"] = f.IsSet(holder)
 		default:
@@ -205,12 +205,6 @@ func readFields(holder any, where model.Holder, keep func(*model.Field) bool) ma
 		}
 	}
 	return out
-}
-
-// secretNamesKey is what a read calls the names of secret pairs:
-// extra_headers shows as extra_header_names.
-func secretNamesKey(f *model.Field) string {
-	return strings.TrimSuffix(f.Name, "s") + "_names"
 }
 
 // shown is a value as the API shows it: durations in seconds, lists and

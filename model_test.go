@@ -64,7 +64,7 @@ func TestReadsShowEveryFieldInEffect(t *testing.T) {
 }
 
 func readShows(data map[string]interface{}, f *model.Field) bool {
-	for _, k := range []string{f.Name, f.Name + "_set", secretNamesKey(f)} {
+	for _, k := range []string{f.Name, f.Name + "_set", f.NamesKey()} {
 		if _, ok := data[k]; ok {
 			return true
 		}

@@ -7,14 +7,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 )
 
 // sameAsRead reports whether Vault already holds what body would write,
 // judged by what a read of the same path answers (data): each non-secret
 // field as the read shows it, each secret by whether the read says it is
 // set (the plugin never shows a secret, so a secret whose value changed
-// looks the same; it is written all the same, see Apply), the values of
-// extra_headers by their names. A field the read does not show, or shows
+// looks the same; it is written all the same, see Apply), secret pairs
+// (extra_headers) by their names. A field the read does not show, or shows
 // only as the setting in effect (a "" that returns a field to its
 // default), cannot be compared and counts as a change. It returns the
 // first field that differs, "" when none does.
@@ -32,9 +34,10 @@ func fieldSame(field string, want interface{}, data map[string]interface{}) bool
 		set, ok := data[field+"_set"].(bool)
 		return ok && set
 	}
-	if field == "extra_headers" {
+	if secretMaps[field] {
+		f, _ := model.Lookup(field)
 		m, _ := want.(map[string]interface{})
-		return sameStrings(sortedKeys(m), stringsOf(data["extra_header_names"]), true)
+		return sameStrings(sortedKeys(m), stringsOf(data[f.NamesKey()]), true)
 	}
 	got, ok := data[field]
 	if !ok {

@@ -389,6 +389,13 @@ func (f *Field) copyField(dst, src any) {
 	f.slot(dst).Set(deepCopy(f.slot(src)))
 }
 
+// NamesKey is what a read calls the names of secret pairs, which it
+// shows instead of their values: extra_headers shows as
+// extra_header_names.
+func (f *Field) NamesKey() string {
+	return strings.TrimSuffix(f.Name, "s") + "_names"
+}
+
 // InEffect is f's value in effect in holder: its own if set, else the
 // default the preset gives (nil when there is none).
 func (f *Field) InEffect(holder any, p *providers.Preset) any {
