@@ -425,6 +425,21 @@ func assertNoVendorTokens(t *testing.T, where, s string) {
 	}
 }
 
+// loadedMetrics scrapes once the load of every entry after the start has
+// finished (the first scrape starts it): the counts by state are there.
+func (e *testEnv) loadedMetrics(t *testing.T) string {
+	t.Helper()
+	e.metrics(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for loaded, _ := e.b.creds.ScheduleState(); !loaded; loaded, _ = e.b.creds.ScheduleState() {
+		if time.Now().After(deadline) {
+			t.Fatal("the load after the start did not finish in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return e.metrics(t)
+}
+
 func grepLines(body string, words ...string) string {
 	var out []string
 	for _, l := range strings.Split(body, "\n") {
@@ -454,7 +469,7 @@ func TestMetrics(t *testing.T) {
 	resp, err := env.request(t, logical.ReadOperation, "token/mx/secret-account", nil)
 	mustErr(t, resp, err)
 	env.readToken(t, "secret-name-o") // its token expired: a vendor call
-	body := env.metrics(t)
+	body := env.loadedMetrics(t)
 	for _, want := range []string{
 		`vendoroauth_token_reads_total{outcome="cache"} 1`,
 		`vendoroauth_token_reads_total{outcome="vendor_call"} 2`,

@@ -38,8 +38,8 @@ func pathMetrics(b *vendorBackend) []*framework.Path {
 	}
 }
 
-func (b *vendorBackend) handleMetrics(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
-	body, contentType, err := b.creds.MetricsText()
+func (b *vendorBackend) handleMetrics(_ context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	body, contentType, err := b.creds.MetricsText(req.Storage, b.writable())
 	if err != nil {
 		return nil, err
 	}

@@ -140,6 +140,10 @@ func (m *Manager) emit(ctx context.Context, s logical.Storage, ev *model.Event) 
 		return
 	}
 	m.metrics.event(ev.Type)
+	// Events are written only where writes happen, the active node: its
+	// deliveries start now rather than at the next tick (after a restart
+	// or a failover, the tick may be a minute away).
+	m.notifier.run(m, s)
 	m.notifier.wake()
 }
 

@@ -63,6 +63,7 @@ const (
 	MetricWebhookBacklog    = "vendoroauth_webhook_backlog_events"
 	MetricWebhookFailing    = "vendoroauth_webhook_failing_seconds"
 	MetricBuildInfo         = "vendoroauth_build_info"
+	MetricIndexLoaded       = "vendoroauth_index_loaded"
 )
 
 // Token read outcomes.
@@ -207,7 +208,7 @@ type stateCollector struct{ m *Manager }
 
 var (
 	descCredentials = prometheus.NewDesc(MetricCredentials,
-		"Credentials and connections by app (\"\" for self-contained credentials) and state: healthy, refreshing, backing_off, needs_reauthorization, stopped (after a lost answer, until an operator acts), static, static_expired. From the active node's index; complete once its load after a start has finished.", []string{"app", "state"}, nil)
+		"Credentials and connections by app (\"\" for self-contained credentials) and state: healthy, refreshing, backing_off, needs_reauthorization, stopped (after a lost answer, until an operator acts), static, static_expired. From the active node's index, and only once its load after a start has finished (vendoroauth_index_loaded).", []string{"app", "state"}, nil)
 	descHeld = prometheus.NewDesc(MetricHeld,
 		"Rotated refresh tokens held in memory because their storage write failed; they are lost if the plugin stops. Must be 0.", nil, nil)
 	descQueue = prometheus.NewDesc(MetricQueue,
@@ -220,12 +221,14 @@ var (
 		"Events whose write to the feed failed, kept in memory until it succeeds.", nil, nil)
 	descBacklog = prometheus.NewDesc(MetricWebhookBacklog,
 		"Events of the app's feed not yet delivered to its notify_url.", []string{"app"}, nil)
+	descLoaded = prometheus.NewDesc(MetricIndexLoaded,
+		"1 once this node's load of every credential after a start has finished: until then the state counts cover only what it has read (they climb after a start or a failover).", nil, nil)
 	descFailing = prometheus.NewDesc(MetricWebhookFailing,
 		"How long the app's webhook deliveries have been failing (0 while they succeed).", []string{"app"}, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCredentials, descHeld, descQueue, descLag, descRejected, descUnwritten, descBacklog, descFailing} {
+	for _, d := range []*prometheus.Desc{descCredentials, descLoaded, descHeld, descQueue, descLag, descRejected, descUnwritten, descBacklog, descFailing} {
 		ch <- d
 	}
 }
@@ -236,11 +239,19 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for app, states := range m.stateCounts(now) {
-		for state, n := range states {
-			gauge(descCredentials, float64(n), app, state)
+	// Until the load after a start has read every entry, the counts
+	// would climb from zero, which a rule comparing them with a while ago
+	// takes for a change: they are left out until then.
+	loaded, _ := m.ScheduleState() // before the counts: they are complete if it was
+	counts := m.stateCounts(now)
+	if loaded {
+		for app, states := range counts {
+			for state, n := range states {
+				gauge(descCredentials, float64(n), app, state)
+			}
 		}
 	}
+	gauge(descLoaded, map[bool]float64{false: 0, true: 1}[loaded])
 	m.pendingMu.Lock()
 	held := len(m.pending)
 	m.pendingMu.Unlock()
@@ -253,8 +264,12 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descLag, lag)
 	// A self-contained credential's name is never a label: they count
-	// together under app "".
+	// together under app "". Every app with credentials has the series,
+	// so that it drops to 0 rather than vanishes.
 	rejected := map[string]int{}
+	for app := range counts {
+		rejected[app] = 0
+	}
 	m.rejected.Range(func(k, _ any) bool {
 		app := k.(string)
 		if strings.HasPrefix(app, "/") {
@@ -320,8 +335,14 @@ func (m *Manager) stateCounts(now time.Time) map[string]map[string]int {
 			}
 		}
 	}
+	// The self-contained credentials always have their series, so a
+	// dashboard of an empty mount shows zeros rather than nothing.
+	apps := map[string]int{"": 0}
 	for app, names := range x.names {
-		counts := map[string]int{StateHealthy: len(names)}
+		apps[app] = len(names)
+	}
+	for app, n := range apps {
+		counts := map[string]int{StateHealthy: n}
 		for _, st := range []string{StateRefreshing, StateBackingOff, StateReauth, StateStopped, StateStatic, StateStaticGone} {
 			counts[st] = 0
 		}
@@ -349,8 +370,13 @@ func (s *schedule) size() (int, time.Time) {
 }
 
 // MetricsText is the mount's metrics in Prometheus's text exposition
-// format, and its content type.
-func (m *Manager) MetricsText() ([]byte, string, error) {
+// format, and its content type. On the node that can write, a scrape
+// starts the load of every credential after a start if no tick has yet:
+// until it finishes, the counts by state are left out.
+func (m *Manager) MetricsText(s logical.Storage, writable bool) ([]byte, string, error) {
+	if writable {
+		m.loader.resume(m, s)
+	}
 	families, err := m.metrics.reg.Gather()
 	if err != nil {
 		return nil, "", err
@@ -377,4 +403,13 @@ func (x *index) noteStopped(name string, e *model.Entry) {
 		return
 	}
 	delete(x.stopped, name)
+}
+
+// MetricNames lists every metric family the plugin exports, for the tests
+// of what refers to them (the shipped rules and dashboard).
+func MetricNames() []string {
+	return []string{MetricTokenReads, MetricVendorRequests, MetricVendorDuration, MetricCredentials, MetricHeld,
+		MetricQueue, MetricLag, MetricLifeUsed, MetricBackground, MetricBackgroundSuccess, MetricClientRejected,
+		MetricEvents, MetricEventsUnwritten, MetricWebhooks, MetricWebhookBacklog, MetricWebhookFailing,
+		MetricBuildInfo, MetricIndexLoaded}
 }
