@@ -495,3 +495,57 @@ func TestMetrics(t *testing.T) {
 	assertNoSecrets(t, "metrics", body, "pb-secret")
 	assertNoVendorTokens(t, "metrics", body)
 }
+
+// A receiver that hangs delays no token read: deliveries hold no lock a
+// read takes.
+func TestHangingReceiverDelaysNoRead(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.b.creds.SetNotifyManual()
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
+	t.Cleanup(func() { close(hang); srv.Close() })
+	env.penboxApp(t, "hg", map[string]interface{}{"notify_url": srv.URL, "notify_secret": testWebhookSecret})
+	env.connect(t, "hg/a", nil)
+	env.officernd(t, "o", nil)
+	env.readToken(t, "o")
+	done := make(chan error, 1)
+	go func() { done <- env.b.creds.DeliverNow(context.Background(), env.storage) }()
+	time.Sleep(50 * time.Millisecond) // the delivery is in flight, waiting on the receiver
+	for i := range 50 {
+		start := time.Now()
+		env.readToken(t, "o")
+		env.readToken(t, "hg/a")
+		if took := time.Since(start); took > 500*time.Millisecond {
+			t.Fatalf("read %d took %s while a delivery hung", i, took)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the delivery did not wait for the hanging receiver: %v", err)
+	default:
+	}
+}
+
+// The first event on the node that writes starts its deliveries, without
+// waiting for a tick.
+func TestDeliveriesStartWithTheFirstEvent(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	rcv, srv := newReceiver(t)
+	env.penboxApp(t, "rw", map[string]interface{}{"notify_url": srv.URL, "notify_secret": testWebhookSecret})
+	env.b.creds.TickNotify(env.storage, false)
+	env.connect(t, "rw/a", nil) // an event starts the loop: this is the node that writes
+	waitForCond(t, "the first delivery", func() bool { return len(rcv.types()) == 1 })
+}
+
+func waitForCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

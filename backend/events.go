@@ -78,6 +78,11 @@ func (m *Manager) onConnected(ctx context.Context, s logical.Storage, name strin
 // onDeleted records that name, which was e, was deleted.
 func (m *Manager) onDeleted(ctx context.Context, s logical.Storage, name string, e *model.Entry) {
 	m.emit(ctx, s, model.NewEvent(model.EventDeleted, name, e.Config.App, e.Config.Metadata, m.now()))
+	if e.Config.App == "" {
+		// Its own client is gone with it; an app's is still used by
+		// the other connections.
+		m.rejected.Delete(rejectedKey(name, ""))
+	}
 }
 
 // onHeld records that a refresh token the vendor issued for name is held

@@ -102,9 +102,14 @@ func (n *notifier) wake() {
 
 // run starts the loop unless it runs.
 func (n *notifier) run(m *Manager, s logical.Storage) {
+	// A manager on a test's clock drives its deliveries by hand, as its
+	// refreshes (SetClock).
+	m.refresher.mu.Lock()
+	manual := m.refresher.manual
+	m.refresher.mu.Unlock()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.stop != nil || n.manual || m.life.Err() != nil {
+	if n.stop != nil || n.manual || manual || m.life.Err() != nil {
 		return
 	}
 	ctx, stop := context.WithCancel(m.life)
