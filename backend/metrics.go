@@ -3,6 +3,7 @@ package backend
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -163,7 +164,9 @@ func outcomeOf(err error) string {
 	switch {
 	case err == nil:
 		return OutcomeOK
-	case errors.As(err, &ve) && (ve.StatusCode == 429 || ve.RetryAfter > 0 && ve.Code == ""):
+	case errors.As(err, &ve) && ve.StatusCode == http.StatusTooManyRequests:
+		// As GrantError.IsRateLimited says; a device poll's slow_down is
+		// its own code.
 		return OutcomeRateLimited
 	case errors.As(err, &ve) && oauthCodes[ve.Code]:
 		return ve.Code
