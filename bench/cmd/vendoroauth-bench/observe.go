@@ -19,21 +19,24 @@ import (
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/vaulttest"
 )
 
-// The cost of observability on cached reads, in four pairs of cells of
-// token/<name> beside the leased null plugin at 16 readers:
+// The cost of observability on cached reads: token/<name> beside the
+// leased null plugin at 16 readers, in four cases:
 //
-//   - quiet: nothing else happens (what the throughput phase measures);
+//   - quiet: nothing else happens;
 //   - scraping: a Prometheus-like scraper GETs vendoroauth/metrics every
 //     second with a token of the shipped metrics policy;
-//   - receiver up: an app of the mount with a notify_url whose receiver
-//     answers at once, and a connection created and deleted every 200 ms
-//     (two events, two deliveries a cycle);
-//   - receiver hanging: the same, with a receiver that accepts
-//     connections and never answers, so every delivery waits out its
-//     10 s timeout and the backlog grows.
+//   - receiver up: an app of the mount has a notify_url whose receiver
+//     answers at once, and a connection of it is written and deleted
+//     every 100 ms (an event, and a delivery, each time);
+//   - receiver hanging: the same with another app, whose receiver accepts
+//     connections and never answers, so every delivery waits out its 10 s
+//     timeout and the backlog grows.
 //
-// The plugin's ratio to the null plugin in each pair is what observability
-// costs a reader: a scrape must cost no read, and a dead receiver nothing.
+// The cases take turns slice by slice in a rotating order, each slice
+// measuring the plugin and the null plugin one after the other, as the
+// throughput cells do: on a shared machine only ratios taken side by side
+// mean something. What a case costs a reader is its token/null ratio over
+// the quiet case's (for the hanging receiver, over the answering one's).
 
 type observeRow struct {
 	Case    string  `json:"case"`
@@ -44,8 +47,10 @@ type observeRow struct {
 	// ScrapeP50ms and ScrapeBytes describe the scrapes made meanwhile.
 	ScrapeP50ms float64 `json:"scrape_p50_ms,omitempty"`
 	ScrapeBytes int     `json:"scrape_bytes,omitempty"`
-	Events      int     `json:"events,omitempty"`
+	Events      int64   `json:"events,omitempty"`
 	Delivered   int64   `json:"delivered,omitempty"`
+	// VsNullSlices is the ratio in each round, for its spread.
+	VsNullSlices []float64 `json:"vs_null_lease_per_round,omitempty"`
 }
 
 type observeResult struct {
@@ -54,6 +59,30 @@ type observeResult struct {
 }
 
 const observeConcurrency = 16
+
+// The cases, in the order of the rows.
+const (
+	caseQuiet = iota
+	caseScraping
+	caseHookUp
+	caseHookHang
+	nCases
+)
+
+var caseNames = [nCases]string{"quiet", "scraping every 1s", "receiver up, an event every 100ms", "receiver hanging, an event every 100ms"}
+
+// observeBackground is what runs behind the readers, switched by case.
+type observeBackground struct {
+	mode atomic.Int32
+
+	mu       sync.Mutex
+	scrapes  []float64 // ms
+	size     int
+	firstErr error
+
+	events    [nCases]atomic.Int64
+	delivered atomic.Int64
+}
 
 func (e *env) observe(ctx context.Context, o *options) (*observeResult, error) {
 	// A token of the shipped metrics policy, as Prometheus would hold.
@@ -68,202 +97,213 @@ func (e *env) observe(ctx context.Context, o *options) (*observeResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	bg := &observeBackground{}
+	bg.mode.Store(caseQuiet)
+	hooks, err := e.startReceivers(ctx, bg)
+	if err != nil {
+		return nil, err
+	}
+	defer hooks.close()
+	bctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); e.scrapeLoop(bctx, bg, tok) }()
+	go func() { defer wg.Done(); e.eventLoop(bctx, bg, hooks) }()
+	defer func() { stop(); wg.Wait() }()
+
 	targets := []target{
 		{Name: tokenTarget, Path: "vendoroauth/token/bench", Plugin: "plugin"},
 		{Name: nullLeaseTarget, Path: "null/token/bench", Plugin: "null"},
 	}
-	res := &observeResult{Concurrency: observeConcurrency}
-	cell := func(name string) (observeRow, error) {
-		row := observeRow{Case: name}
-		var ts, ns sample
-		for r := 0; r < o.rounds; r++ {
-			for k := range targets {
-				t := targets[(k+r)%len(targets)]
-				s := run(ctx, e.get(fixed(t.Path)), observeConcurrency, o.warmup, o.duration/time.Duration(o.rounds), e.procs(t.Plugin))
+	var tokS, nullS [nCases]sample
+	var perRound [nCases][]float64
+	slice := o.duration / time.Duration(o.rounds)
+	for r := 0; r < o.rounds; r++ {
+		for k := 0; k < nCases; k++ {
+			c := (k + r) % nCases
+			bg.mode.Store(int32(c))
+			var rps [2]float64
+			for j := range targets {
+				t := targets[(j+r)%len(targets)]
+				s := run(ctx, e.get(fixed(t.Path)), observeConcurrency, o.warmup, slice, e.procs(t.Plugin))
 				if s.errors > 0 {
-					return row, fmt.Errorf("%s, %s: %d errors, first: %w", name, t.Name, s.errors, s.firstErr)
+					return nil, fmt.Errorf("%s, %s: %d errors, first: %w", caseNames[c], t.Name, s.errors, s.firstErr)
 				}
+				i := 0
 				if t.Name == tokenTarget {
-					ts.merge(s)
+					tokS[c].merge(s)
 				} else {
-					ns.merge(s)
+					nullS[c].merge(s)
+					i = 1
+				}
+				if s.seconds > 0 {
+					rps[i] = float64(len(s.latencies)) / s.seconds
 				}
 			}
+			if rps[1] > 0 {
+				perRound[c] = append(perRound[c], rps[0]/rps[1])
+			}
 		}
-		row.TokenP, row.NullP = ts.stats(), ns.stats()
+	}
+	return bg.rows(tokS, nullS, perRound)
+}
+
+// rows makes the result of the cases' samples.
+func (bg *observeBackground) rows(tokS, nullS [nCases]sample, perRound [nCases][]float64) (*observeResult, error) {
+	bg.mode.Store(caseQuiet)
+	bg.mu.Lock()
+	firstErr := bg.firstErr
+	scr := append([]float64(nil), bg.scrapes...)
+	size := bg.size
+	bg.mu.Unlock()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	res := &observeResult{Concurrency: observeConcurrency}
+	for c := 0; c < nCases; c++ {
+		row := observeRow{Case: caseNames[c], TokenP: tokS[c].stats(), NullP: nullS[c].stats(), VsNullSlices: perRound[c]}
 		if row.NullP.RPS > 0 {
 			row.VsNull = row.TokenP.RPS / row.NullP.RPS
 		}
-		logf("observability, %s: token %.0f/s, null %.0f/s (token/null %.2f)", name, row.TokenP.RPS, row.NullP.RPS, row.VsNull)
-		return row, nil
-	}
-
-	quiet, err := cell("quiet")
-	if err != nil {
-		return nil, err
-	}
-	res.Rows = append(res.Rows, quiet)
-
-	// Scraping every second.
-	scraping, err := e.whileScraping(ctx, tok, func() (observeRow, error) { return cell("scraping every 1s") })
-	if err != nil {
-		return nil, err
-	}
-	res.Rows = append(res.Rows, scraping)
-
-	for _, hang := range []bool{false, true} {
-		row, err := e.observeWebhooks(ctx, hang, cell)
-		if err != nil {
-			return nil, err
+		switch c {
+		case caseScraping:
+			sort.Float64s(scr)
+			row.Scrapes, row.ScrapeBytes = len(scr), size
+			if len(scr) > 0 {
+				row.ScrapeP50ms = scr[len(scr)/2]
+			}
+		case caseHookUp:
+			row.Events, row.Delivered = bg.events[c].Load(), bg.delivered.Load()
+		case caseHookHang:
+			row.Events = bg.events[c].Load()
 		}
+		logf("observability, %s: token %.0f/s, null %.0f/s (token/null %.2f)", row.Case, row.TokenP.RPS, row.NullP.RPS, row.VsNull)
 		res.Rows = append(res.Rows, row)
 	}
 	return res, nil
 }
 
-// whileScraping runs measure while a scraper GETs vendoroauth/metrics
-// every second with tok, as Prometheus would, and records the scrapes in
-// its row.
-func (e *env) whileScraping(ctx context.Context, tok string, measure func() (observeRow, error)) (observeRow, error) {
-	sctx, stop := context.WithCancel(ctx)
-	var (
-		mu     sync.Mutex
-		lat    []float64
-		size   int
-		scrErr error
-		done   sync.WaitGroup
-	)
-	done.Add(1)
-	go func() {
-		defer done.Done()
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
+// scrapeLoop scrapes vendoroauth/metrics every second while the case is
+// scraping.
+func (e *env) scrapeLoop(ctx context.Context, bg *observeBackground, tok string) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if bg.mode.Load() == caseScraping {
 			start := time.Now()
-			n, err := e.rawGET(sctx, "vendoroauth/metrics", tok)
-			mu.Lock()
+			n, err := e.rawGET(ctx, "vendoroauth/metrics", tok)
+			bg.mu.Lock()
 			switch {
-			case err != nil && sctx.Err() == nil && scrErr == nil:
-				scrErr = err
+			case err != nil && ctx.Err() == nil && bg.firstErr == nil:
+				bg.firstErr = fmt.Errorf("scraping vendoroauth/metrics: %w", err)
 			case err == nil:
-				lat = append(lat, float64(time.Since(start).Microseconds())/1000)
-				size = n
+				bg.scrapes = append(bg.scrapes, float64(time.Since(start).Microseconds())/1000)
+				bg.size = n
 			}
-			mu.Unlock()
-			select {
-			case <-sctx.Done():
-				return
-			case <-tick.C:
-			}
+			bg.mu.Unlock()
 		}
-	}()
-	row, err := measure()
-	stop()
-	done.Wait()
-	if err != nil {
-		return row, err
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
-	if scrErr != nil {
-		return row, fmt.Errorf("scraping vendoroauth/metrics: %w", scrErr)
-	}
-	sort.Float64s(lat)
-	row.Scrapes, row.ScrapeBytes = len(lat), size
-	if len(lat) > 0 {
-		row.ScrapeP50ms = lat[len(lat)/2]
-	}
-	return row, nil
 }
 
-// observeWebhooks measures cached reads while an app's events are being
-// delivered to a receiver that answers at once, or hangs.
-func (e *env) observeWebhooks(ctx context.Context, hang bool, cell func(string) (observeRow, error)) (observeRow, error) {
-	name, app := "receiver up, an event every 100ms", "hooks-up"
-	if hang {
-		name, app = "receiver hanging, an event every 100ms", "hooks-hang"
+// receivers are the two apps' webhook receivers and the stand-in their
+// connections' refresh tokens come from.
+type receivers struct {
+	srv     *http.Server
+	up      net.Listener
+	hang    net.Listener
+	vendor  *standin.Vendor
+	vsrv    *standin.Server
+	mu      sync.Mutex
+	hung    []net.Conn
+	accepts sync.WaitGroup
+}
+
+func (h *receivers) close() {
+	_ = h.srv.Close()
+	_ = h.hang.Close()
+	h.accepts.Wait()
+	h.mu.Lock()
+	for _, c := range h.hung {
+		_ = c.Close()
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return observeRow{}, err
-	}
-	var delivered atomic.Int64
-	var conns sync.WaitGroup
-	var hung []net.Conn
-	var hungMu sync.Mutex
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		delivered.Add(1)
-		w.WriteHeader(http.StatusNoContent)
-	})}
-	if hang {
-		// Accept and never answer: every delivery waits for its timeout.
-		conns.Add(1)
-		go func() {
-			defer conns.Done()
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				hungMu.Lock()
-				hung = append(hung, c)
-				hungMu.Unlock()
-			}
-		}()
-	} else {
-		go func() { _ = srv.Serve(l) }()
-	}
-	defer func() {
-		_ = srv.Close()
-		_ = l.Close()
-		conns.Wait()
-		hungMu.Lock()
-		for _, c := range hung {
-			_ = c.Close()
-		}
-		hungMu.Unlock()
-	}()
+	h.mu.Unlock()
+	stopVendor(h.vsrv)
+}
+
+// startReceivers starts a receiver that answers at once and one that
+// accepts and never answers, and an app of the mount for each.
+func (e *env) startReceivers(ctx context.Context, bg *observeBackground) (*receivers, error) {
 	vsrv, v, tokenURL, err := startVendor(standin.Behavior{})
 	if err != nil {
-		return observeRow{}, err
+		return nil, err
 	}
-	defer stopVendor(vsrv)
-	if _, err := e.call(ctx, http.MethodPost, "vendoroauth/apps/"+app, map[string]any{
-		"token_url": tokenURL, "grant_type": "refresh_token", "client_id": clientID, "client_secret": clientSecret,
-		"notify_url": "http://" + l.Addr().String() + "/hook", "notify_secret": benchWebhookSecret,
-	}); err != nil {
-		return observeRow{}, err
+	h := &receivers{vendor: v, vsrv: vsrv}
+	if h.up, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		stopVendor(vsrv)
+		return nil, err
 	}
-	// The event stream: a connection written and deleted every 100 ms
-	// (a deleted event each), in the background of the cells.
-	sctx, stop := context.WithCancel(ctx)
-	var events atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
+	if h.hang, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		_ = h.up.Close()
+		stopVendor(vsrv)
+		return nil, err
+	}
+	h.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		bg.delivered.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = h.srv.Serve(h.up) }()
+	h.accepts.Add(1)
 	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			p := fmt.Sprintf("vendoroauth/config/%s/c%d", app, i)
-			if _, err := e.call(sctx, http.MethodPost, p, map[string]any{"refresh_token": v.IssueRefreshToken(clientID)}); err == nil {
-				if _, err := e.call(sctx, http.MethodDelete, p, nil); err == nil {
-					events.Add(1)
-				}
-			}
-			select {
-			case <-sctx.Done():
+		defer h.accepts.Done()
+		for {
+			c, err := h.hang.Accept()
+			if err != nil {
 				return
-			case <-tick.C:
 			}
+			h.mu.Lock()
+			h.hung = append(h.hung, c)
+			h.mu.Unlock()
 		}
 	}()
-	row, err := cell(name)
-	stop()
-	wg.Wait()
-	row.Events, row.Delivered = int(events.Load()), delivered.Load()
-	if _, derr := e.call(ctx, http.MethodDelete, "vendoroauth/apps/"+app, nil); derr != nil && err == nil {
-		err = derr
+	for app, l := range map[string]net.Listener{"hooks-up": h.up, "hooks-hang": h.hang} {
+		if _, err := e.call(ctx, http.MethodPost, "vendoroauth/apps/"+app, map[string]any{
+			"token_url": tokenURL, "grant_type": "refresh_token", "client_id": clientID, "client_secret": clientSecret,
+			"notify_url": "http://" + l.Addr().String() + "/hook", "notify_secret": benchWebhookSecret,
+		}); err != nil {
+			h.close()
+			return nil, err
+		}
 	}
-	return row, err
+	return h, nil
+}
+
+// eventLoop writes and deletes a connection of the case's app every
+// 100 ms (a connection.deleted event each), while the case has one.
+func (e *env) eventLoop(ctx context.Context, bg *observeBackground, h *receivers) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		c := bg.mode.Load()
+		app := map[int32]string{caseHookUp: "hooks-up", caseHookHang: "hooks-hang"}[c]
+		if app != "" {
+			p := fmt.Sprintf("vendoroauth/config/%s/c%d", app, i)
+			if _, err := e.call(ctx, http.MethodPost, p, map[string]any{"refresh_token": h.vendor.IssueRefreshToken(clientID)}); err == nil {
+				if _, err := e.call(ctx, http.MethodDelete, p, nil); err == nil {
+					bg.events[c].Add(1)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // benchWebhookSecret signs the benchmark's deliveries.

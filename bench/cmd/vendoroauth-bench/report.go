@@ -277,7 +277,7 @@ func (r *report) writeTable(w *strings.Builder) {
 	}
 	if ob := r.Observe; ob != nil {
 		for _, row := range ob.Rows {
-			note := fmt.Sprintf("x%.2f null (null %.0f/s); CPU us/req %s", row.VsNull, row.NullP.RPS, cpuNote(row.TokenP.CPUusPer))
+			note := fmt.Sprintf("x%.2f null%s (null %.0f/s); CPU us/req %s", row.VsNull, spread(row.VsNullSlices), row.NullP.RPS, cpuNote(row.TokenP.CPUusPer))
 			if row.Scrapes > 0 {
 				note += fmt.Sprintf("; %d scrapes, p50 %.2f ms, %d B", row.Scrapes, row.ScrapeP50ms, row.ScrapeBytes)
 			}
