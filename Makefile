@@ -14,7 +14,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 GO_TEST  ?= go test
 
-.PHONY: all build dev dev-stop test unit fuzz e2e e2e-cluster bench release fmt lint vet tidy-check clean vault bao tofu
+.PHONY: all build dev dev-stop test unit fuzz e2e e2e-cluster bench release fmt lint vet tidy-check clean vault bao tofu prometheus
 
 all: build
 
@@ -71,6 +71,12 @@ bao:
 # with, unpacked from ../shared/terraform/ (tofurc beside the binary).
 tofu:
 	@scripts/tofu.sh
+
+# Prometheus and promtool for the metrics' end-to-end test and the
+# alerting rules' tests: Debian's package, else a build from the Go module
+# proxy (scripts/prometheus.sh).
+prometheus:
+	@scripts/prometheus.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

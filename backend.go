@@ -69,6 +69,8 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 			pathApps(b),
 			pathKeys(b),
 			pathDevice(b),
+			pathEvents(b),
+			pathMetrics(b),
 		),
 		PeriodicFunc:   b.periodic,
 		Secrets:        []*framework.Secret{secretToken(b)},
@@ -78,6 +80,8 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 	}
 	ua := "vault-plugin-secrets-vendoroauth/" + version
 	b.creds = backend.NewManager(conf.Logger, tokenclient.New(tokenclient.WithUserAgent(ua)))
+	b.creds.SetVersion(version)
+	b.creds.SetUserAgent(ua)
 	return b
 }
 
@@ -90,7 +94,10 @@ func (b *vendorBackend) invalidate(_ context.Context, key string) {
 
 // periodic refreshes tokens ahead of need on the node that can write.
 func (b *vendorBackend) periodic(ctx context.Context, req *logical.Request) error {
-	return b.creds.Tick(ctx, req.Storage, b.writable())
+	writable := b.writable()
+	err := b.creds.Tick(ctx, req.Storage, writable)
+	b.creds.TickNotify(req.Storage, writable)
+	return err
 }
 
 // clean ends the backend's lifetime (unmount, seal, step-down): vendor

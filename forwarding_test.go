@@ -23,6 +23,8 @@ var localOperations = map[string]bool{
 	"apps/?$ list":                       true,
 	"jwks/" + credentialName + " read":   true,
 	"apps/" + appName + "/jwks read":     true,
+	"events/?$ read":                     true,
+	"events/" + appName + " read":        true,
 }
 
 // TestEveryOperationThatNeedsTheActiveNodeIsForwarded checks every path

@@ -145,8 +145,10 @@ type appWrite struct {
 
 func (w *appWrite) update(cur *model.App) (*model.App, error) {
 	next := &model.App{Config: model.Config{Provider: "generic"}}
+	var beforeApp *model.App
 	if cur != nil {
 		next = cur
+		beforeApp = cur.Clone()
 	}
 	before := next.Config.Clone()
 	if err := applyConfig(&next.Config, model.OnApp, w.req, w.d); err != nil {
@@ -164,6 +166,9 @@ func (w *appWrite) update(cur *model.App) (*model.App, error) {
 		return nil, &userError{msg: err.Error()}
 	}
 	bindSecrets(&next.Config, &before, settings, w.req)
+	if err := w.notify(beforeApp, next); err != nil {
+		return nil, err
+	}
 	app := next.Config
 	w.keyCheck = func() string {
 		return w.b.keysSignHere(w.ctx, w.req, store.AppKeyOwner(w.name), &app, settings, "apps/"+w.name+"/rotate-key", "apps/"+w.name+"/import-key")

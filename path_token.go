@@ -135,6 +135,7 @@ func (b *vendorBackend) handleTokenRevoke(context.Context, *logical.Request, *fr
 func (b *vendorBackend) handleTokenRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get(fieldName).(string)
 	res, err := b.creds.Token(ctx, req.Storage, name, b.writable)
+	b.creds.CountRead(res, err)
 	if err != nil {
 		return tokenError(mountOf(req), name, err)
 	}

@@ -309,6 +309,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	// write holds it like a rotated one instead of dropping it.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(gctx), storeTimeout)
 	defer wcancel()
+	m.onConnected(wctx, s, name, next, "authorization_code")
 	if err := m.persist(wctx, s, name, next, log); err != nil {
 		return nil, err
 	}

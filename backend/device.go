@@ -363,6 +363,7 @@ func (m *Manager) storeDeviceTokens(ctx context.Context, s logical.Storage, name
 	}
 	next, settings := connectedEntry(e, fl, tok, sentAt, d.Metadata, *d.Bound)
 	log := m.logger.With("name", name, "vendor", settings.Preset.Name)
+	m.onConnected(ctx, s, name, next, "device_code")
 	if err := m.persist(ctx, s, name, next, log); err != nil {
 		return err
 	}

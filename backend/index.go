@@ -26,6 +26,8 @@ type index struct {
 	// stored (backing off and refreshing live in memory).
 	reauth map[string]struct{}
 	static map[string]time.Time
+	// stopped holds the names stopped after a lost answer (metrics.go).
+	stopped map[string]struct{}
 	// complete is set once the load after a start has read every entry.
 	complete bool
 }
@@ -59,6 +61,7 @@ func (x *index) put(name string, e *model.Entry, s *model.Settings) {
 	} else {
 		delete(x.static, name)
 	}
+	x.noteStopped(name, e)
 }
 
 func (x *index) remove(name string) {
@@ -69,6 +72,7 @@ func (x *index) remove(name string) {
 	}
 	delete(x.reauth, name)
 	delete(x.static, name)
+	delete(x.stopped, name)
 }
 
 func (x *index) removeLocked(name, app string) {
@@ -93,6 +97,7 @@ func (x *index) reset() {
 	defer x.mu.Unlock()
 	x.names, x.app = map[string][]string{}, map[string]string{}
 	x.reauth, x.static = map[string]struct{}{}, map[string]time.Time{}
+	x.stopped = nil
 	x.complete = false
 }
 

@@ -71,6 +71,14 @@ type Manager struct {
 	// stored is left without its binding (upgrade.go).
 	allBound atomic.Bool
 
+	// The event feeds, their webhooks and the metrics (feed.go,
+	// notify.go, metrics.go); rejected holds the clients the vendor
+	// refused, announced once (events.go).
+	feeds    feeds
+	notifier *notifier
+	metrics  *Metrics
+	rejected sync.Map
+
 	hooks TestHooks
 }
 
@@ -95,7 +103,7 @@ func (m *Manager) SetTestHooks(h TestHooks) { m.hooks = h }
 // client.
 func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
 	life, stop := context.WithCancel(context.Background())
-	return &Manager{
+	m := &Manager{
 		logger:    logger,
 		gate:      outbound.New(client),
 		now:       time.Now,
@@ -109,7 +117,12 @@ func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
 		sched:     newSchedule(),
 		loader:    &loader{retryDelay: time.Second},
 		refresher: newRefresher(),
+		notifier:  newNotifier(),
+		metrics:   newMetrics(),
 	}
+	m.gate.Observe(m.metrics)
+	m.metrics.reg.MustRegister(stateCollector{m})
+	return m
 }
 
 // SetClock replaces the clock, for tests. The timer-driven refresher runs
@@ -149,6 +162,7 @@ func (m *Manager) Close(s logical.Storage) {
 	// Background loops start nothing more while Close waits.
 	m.refresher.halt()
 	m.devices.halt()
+	m.notifier.halt()
 	select {
 	case <-m.inflight.close():
 	case <-time.After(closeWait):
@@ -169,6 +183,8 @@ func (m *Manager) Close(s logical.Storage) {
 	m.cache.clear()
 	m.sched.reset()
 	m.index.reset()
+	m.feeds.reset()
+	m.notifier.reset()
 	m.gate.CloseIdleConnections()
 }
 
@@ -388,6 +404,7 @@ func (m *Manager) current(ctx context.Context, s logical.Storage, name string) (
 	}
 	m.pendingMu.Unlock()
 	m.logger.Info("stored the rotated refresh token held since a failed write", "name", name)
+	m.onStored(ctx, s, name, p)
 	return p.Clone(), nil
 }
 
@@ -414,6 +431,7 @@ func (m *Manager) persist(ctx context.Context, s logical.Storage, name string, e
 	m.pending[name] = e
 	m.pendingMu.Unlock()
 	log.Error("storing a refresh token the vendor just issued failed; holding it in memory and retrying on every tick and the next operation", "error", err)
+	m.onHeld(ctx, s, name, e)
 	return &HeldError{Name: name, Err: err}
 }
 
@@ -474,11 +492,15 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	}
 	defer unlock()
 	var revoked RevokeResult
-	if e, err := m.current(ctx, s, name); err == nil && e != nil {
+	e, cerr := m.current(ctx, s, name)
+	if cerr == nil && e != nil {
 		revoked = m.revokeAtVendor(ctx, s, name, e)
 	}
 	if err := store.Of(s).DeleteEntry(ctx, name); err != nil {
 		return revoked, err
+	}
+	if cerr == nil && e != nil {
+		m.onDeleted(ctx, s, name, e)
 	}
 	// The keys go after the entry, so a failed entry delete keeps a
 	// working credential; they go even when the entry could not be read,
@@ -550,7 +572,10 @@ func (m *Manager) ListPage(ctx context.Context, s logical.Storage, app, after st
 func (m *Manager) NextRefresh(name string) time.Time { return m.sched.next(name) }
 
 // SetClient replaces the token client, for tests that need short timeouts.
-func (m *Manager) SetClient(c *tokenclient.Client) { m.gate = outbound.New(c) }
+func (m *Manager) SetClient(c *tokenclient.Client) {
+	m.gate = outbound.New(c)
+	m.gate.Observe(m.metrics)
+}
 
 // Now is the manager's clock.
 func (m *Manager) Now() time.Time { return m.now() }

@@ -339,6 +339,7 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 		} else if kept != nil {
 			e = kept
 		}
+		m.onGrantFailed(name, l, md)
 		return m.failed(wctx, s, name, e, settings, err, log)
 	}
 	log.Debug("token request succeeded", "grant_type", settings.GrantType, "duration", m.now().Sub(sentAt).String())
@@ -349,6 +350,7 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 	next := e.Clone()
 	rotated := next.ApplyToken(tok, settings, sentAt)
 	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &l.eff)
+	m.onGranted(wctx, s, name, l, next, md, sentAt)
 	// Persist before handing out: if the vendor rotated the refresh token,
 	// the old one is dead and this write is the only thing keeping the
 	// credential alive.
@@ -496,6 +498,7 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 		next.Status.OutcomeUnknownAt = m.now()
 		log.Error("a refresh was sent but no answer came back; the vendor may have rotated the refresh token, so it is not retried automatically again")
 	}
+	m.onRefused(ctx, s, name, e, next, gerr)
 	// The entry (with the secrets) is rewritten only when what the plugin
 	// may do changed; the error itself went to status/<name>.
 	if next.Status != e.Status || next.Token != e.Token {

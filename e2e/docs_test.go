@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"net"
 	"os"
 	"os/exec"
@@ -100,6 +102,11 @@ func TestDocsRun(t *testing.T) {
 			"jsonvalid": func(ts *testscript.TestScript, neg bool, args []string) {
 				if !json.Valid([]byte(ts.ReadFile(args[0]))) {
 					ts.Fatalf("%s is not valid JSON", args[0])
+				}
+			},
+			"govalid": func(ts *testscript.TestScript, neg bool, args []string) {
+				if _, err := parser.ParseFile(token.NewFileSet(), args[0], ts.ReadFile(args[0]), parser.AllErrors); err != nil {
+					ts.Fatalf("%s is not a Go file: %v", args[0], err)
 				}
 			},
 			"tmplvalid": func(ts *testscript.TestScript, neg bool, args []string) {

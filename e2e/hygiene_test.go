@@ -94,7 +94,7 @@ func (h *hygiene) expect(want int, method, path string, body map[string]interfac
 // TestSecretHygiene runs a Vault with a file audit device and trace
 // logging, exercises every path of the plugin (config write, read, list and
 // delete, token reads with rotation, refresh, status, authorize, exchange,
-// static tokens) and its error paths (wrong secret, dead refresh token,
+// static tokens, event feeds, webhooks, metrics) and its error paths (wrong secret, dead refresh token,
 // vendor outage, a vendor that echoes secrets, bad input), then searches
 // the Vault log, the audit log and every API answer for every secret it
 // wrote and every token the vendor issued. Access tokens may appear only
@@ -294,6 +294,9 @@ func TestSecretHygiene(t *testing.T) {
 	// device codes.
 	collectAnyVendor := h.anyVendor()
 
+	// Feeds, webhooks and metrics.
+	collectWebhooks := h.eventsAndWebhooks()
+
 	// Refused writes that carry secrets: an unknown field, a token_url
 	// with credentials in it, a bad value next to a secret.
 	urlPassword := h.secret("token_url password")
@@ -318,6 +321,7 @@ func TestSecretHygiene(t *testing.T) {
 	h.expect(200, "GET", "status", nil)
 
 	collectAnyVendor()
+	collectWebhooks()
 	// Let the plugin's and the audit device's last lines reach the files.
 	hv.Stop()
 	vaultLog := hv.Log()

@@ -238,7 +238,7 @@ func partnerPolicy(t *testing.T, app string) string {
 // vendoroauth-partner.hcl.tmpl for one app and proves what a token holding
 // only it can do: connect accounts of its app (authorize, the user's
 // consent, exchange), read their tokens, their config and the app's
-// status, list them; and nothing of another app (not one whose name starts
+// status and feed, list them; and nothing of another app (not one whose name starts
 // the same), no app at all (apps/* holds the client secret), no config
 // write or delete, not even of its own connections, no forced refresh.
 func TestShippedPartnerPolicy(t *testing.T) {
@@ -310,6 +310,11 @@ func TestShippedPartnerPolicy(t *testing.T) {
 	if status, r, body := callAs(t, tok, "GET", mount+"/status/"+app, nil); status != 200 || r.Data["counts"].(map[string]interface{})["total"] != float64(2) {
 		t.Errorf("status/%s as the partner: HTTP %d %s", app, status, body)
 	}
+	// Its app's feed: the connections it made, in order, no secret.
+	if status, r, body := callAs(t, tok, "GET", mount+"/events/"+app, nil); status != 200 || len(r.Data["events"].([]interface{})) < 3 ||
+		strings.Contains(body, secret) || strings.Contains(body, "penbox-rt-") {
+		t.Errorf("events/%s as the partner: HTTP %d %s", app, status, body)
+	}
 	// The name decides the app: the policy's confinement is not undone by
 	// a field.
 	if status, _, body := callAs(t, tok, "POST", mount+"/authorize/"+app+"/acct-3", map[string]interface{}{
@@ -330,6 +335,10 @@ func TestShippedPartnerPolicy(t *testing.T) {
 		{"LIST", mount + "/config/" + twin},
 		{"GET", mount + "/status/" + other},
 		{"GET", mount + "/status/" + twin},
+		{"GET", mount + "/events/" + other},
+		{"GET", mount + "/events/" + twin},
+		{"GET", mount + "/events"},
+		{"GET", mount + "/metrics"},
 		// A self-contained credential named like the app.
 		{"GET", mount + "/token/" + app},
 		{"GET", mount + "/config/" + app},
@@ -385,6 +394,9 @@ func TestShippedPartnerPolicy(t *testing.T) {
 		{mount + "/config/" + app + "/x", []string{"read"}},
 		{mount + "/config/" + app + "/", []string{"list"}},
 		{mount + "/status/" + app, []string{"read"}},
+		{mount + "/events/" + app, []string{"read"}},
+		{mount + "/events/" + twin, []string{"deny"}},
+		{mount + "/events", []string{"deny"}},
 		{mount + "/token/" + app + "/x/y", []string{"deny"}},
 		{mount + "/token/" + twin + "/x", []string{"deny"}},
 		{mount + "/token/" + app, []string{"deny"}},

@@ -33,6 +33,12 @@ type App struct {
 	// stampede the vendor.
 	RefreshConcurrency int     `json:"refresh_concurrency,omitempty"`
 	RefreshRate        float64 `json:"refresh_rate,omitempty"`
+	// NotifyURL and NotifySecret are where the app's events are delivered
+	// as signed webhooks, and the secret that signs them (notify.go).
+	NotifyURL    string       `json:"notify_url,omitempty"`
+	NotifySecret string       `json:"notify_secret,omitempty"`
+	NotifyBound  *Destination `json:"notify_bound,omitempty"`
+	NotifyFrom   uint64       `json:"notify_from,omitempty"`
 
 	// Upgrade holds what an app written by an older release recorded
 	// differently (backend/store reads it).
@@ -71,6 +77,9 @@ func (a *App) Validate() error {
 		return fmt.Errorf("refresh_concurrency and refresh_rate cannot be negative")
 	}
 	if err := ValidateRedirectURIs(a.AllowedRedirectURIs); err != nil {
+		return err
+	}
+	if err := a.validateNotify(); err != nil {
 		return err
 	}
 	_, err := a.Config.ResolveAsConnection()
@@ -131,12 +140,16 @@ func (a *App) Clone() *App {
 		d := a.PreviousBound.Clone()
 		out.PreviousBound = &d
 	}
+	if a.NotifyBound != nil {
+		d := a.NotifyBound.Clone()
+		out.NotifyBound = &d
+	}
 	return &out
 }
 
 // Secrets lists the app's secret values, for redaction.
 func (a *App) Secrets() []string {
-	return append(a.Config.Secrets(), a.PreviousClientSecret)
+	return append(a.Config.Secrets(), a.PreviousClientSecret, a.NotifySecret)
 }
 
 // ValidateRedirectURIs checks an app's allow-list: absolute https URLs

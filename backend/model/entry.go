@@ -89,6 +89,11 @@ type Entry struct {
 	Config  Config `json:"config"`
 	Token   *Token `json:"token,omitempty"`
 	Status  Status `json:"status"`
+	// Announced is the state the credential's feed last announced that a
+	// later event must end (EventReauthNeeded, until a token is got
+	// again: EventRecovered). Kept outside Status, which a write of new
+	// credentials clears.
+	Announced string `json:"announced,omitempty"`
 
 	// Upgrade holds what an entry written by an older release keeps
 	// differently, until its next write (backend/store reads and moves

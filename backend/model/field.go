@@ -124,6 +124,7 @@ type Field struct {
 var internalFields = map[string]bool{
 	"bound": true, "discovered": true, "version": true,
 	"previous_client_secret": true, "previous_until": true, "previous_bound": true,
+	"notify_bound": true, "notify_from": true,
 }
 
 // Fields lists every field, in the order help and reads show them.

@@ -238,6 +238,16 @@ var fields = []*Field{
 		Help:    fmt.Sprintf("At most this many background refreshes of the app's connections at a time (default %d).", DefaultRefreshConcurrency),
 	},
 	{
+		Name: "notify_url", Kind: String, Holder: InApp, Scope: OnApp, Role: Endpoint,
+		Display: "Notify URL",
+		Help:    "Where the active node delivers every event of the app's feed (events/<app>) as a signed webhook (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature): https, or http on a loopback host; redirects are not followed. A change of notify_url must give notify_secret again. \"\" stops the deliveries.",
+	},
+	{
+		Name: "notify_secret", Kind: String, Holder: InApp, Scope: OnApp, Secret: true,
+		Display: "Notify secret",
+		Help:    "The Standard Webhooks signing secret the receiver verifies with: whsec_ followed by 24 to 64 random bytes in base64 (for example whsec_$(openssl rand -base64 32)). Write-only: reads show notify_secret_set. It signs only deliveries to the notify_url it was written with.",
+	},
+	{
 		Name: "refresh_rate", Kind: Float, Holder: InApp, Scope: OnApp,
 		Default: DefaultRefreshRate,
 		Display: "Refresh rate",

@@ -21,9 +21,13 @@ import (
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
 
-// Gate sends vendor requests through a token client it alone holds.
+// Gate sends vendor requests through a token client it alone holds, and
+// webhook deliveries through a client of its own (webhook.go).
 type Gate struct {
-	client *tokenclient.Client
+	client   *tokenclient.Client
+	webhooks webhookClient
+	// observe, if set, is told of every vendor request sent (observe.go).
+	observe Observer
 }
 
 // New is a gate in front of client.
@@ -58,39 +62,43 @@ func Refused(err error) bool {
 }
 
 // Token sends a grant to the token endpoint.
-func (g *Gate) Token(ctx context.Context, c Call) (*tokenclient.Token, error) {
+func (g *Gate) Token(ctx context.Context, c Call) (_ *tokenclient.Token, err error) {
 	if err := check(c.Req.TokenURL, c); err != nil {
 		return nil, err
 	}
+	defer g.record(c.Req.TokenURL, c.Req.GrantType, time.Now())(&err)
 	return g.client.Exchange(ctx, c.Req)
 }
 
 // Revoke asks the revocation endpoint to revoke rv.Token, which is bound
 // as tokenclient.RevokedTokenRef.
-func (g *Gate) Revoke(ctx context.Context, c Call, rv tokenclient.Revocation) error {
+func (g *Gate) Revoke(ctx context.Context, c Call, rv tokenclient.Revocation) (err error) {
 	c.Req.Params = nil // a revocation sends the token, not the grant's parameters
 	if err := check(rv.Endpoint, c, tokenclient.RevokedTokenRef); err != nil {
 		return err
 	}
+	defer g.record(rv.Endpoint, KindRevocation, time.Now())(&err)
 	return g.client.Revoke(ctx, c.Req, rv)
 }
 
 // StartDevice asks the device authorization endpoint for a user code.
-func (g *Gate) StartDevice(ctx context.Context, c Call, endpoint string) (*tokenclient.DeviceAuthorization, error) {
+func (g *Gate) StartDevice(ctx context.Context, c Call, endpoint string) (_ *tokenclient.DeviceAuthorization, err error) {
 	c.Req.Params = nil // the start sends no grant parameters
 	if err := check(endpoint, c); err != nil {
 		return nil, err
 	}
+	defer g.record(endpoint, KindDeviceAuthorization, time.Now())(&err)
 	return g.client.StartDeviceAuthorization(ctx, c.Req, endpoint)
 }
 
 // PollDevice asks the token endpoint whether the user approved the device
 // flow of deviceCode, which is bound as tokenclient.ParamRef("device_code").
-func (g *Gate) PollDevice(ctx context.Context, c Call, deviceCode string, interval time.Duration) (*tokenclient.DevicePoll, error) {
+func (g *Gate) PollDevice(ctx context.Context, c Call, deviceCode string, interval time.Duration) (_ *tokenclient.DevicePoll, err error) {
 	c.Req.Params = map[string]string{"device_code": deviceCode}
 	if err := check(c.Req.TokenURL, c); err != nil {
 		return nil, err
 	}
+	defer g.record(c.Req.TokenURL, KindDevicePoll, time.Now())(&err)
 	return g.client.PollDeviceToken(ctx, c.Req, deviceCode, interval)
 }
 

@@ -187,6 +187,10 @@ func Script(root string, docs []string) (string, error) {
 						fmt.Fprintf(&script, "stdout %s\n", quoteArg(OutputPattern(l)))
 					}
 				}
+			case b.lang == "go":
+				// A whole Go file (a webhook receiver, say): it must parse.
+				fmt.Fprintf(&files, "-- %s.go.txt --\n%s", name, b.text)
+				fmt.Fprintf(&script, "# %s\ngovalid %s.go.txt\n", where, name)
 			case b.lang == "json":
 				fmt.Fprintf(&files, "-- %s.json --\n%s", name, b.text)
 				fmt.Fprintf(&script, "# %s\njsonvalid %s.json\n", where, name)

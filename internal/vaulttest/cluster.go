@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -699,6 +700,12 @@ func (c *Cluster) LogTails(n int) string {
 // means no HTTP answer (the node is down, or hung up).
 func RawWith(ctx context.Context, client *api.Client, method, path string, body []byte) (int, []byte, error) {
 	r := client.NewRequest(method, "/v1/"+strings.TrimPrefix(path, "/"))
+	// A query string (?after=…&limit=…) goes as parameters: in the path
+	// it would be escaped into the path itself.
+	if p, q, ok := strings.Cut(r.URL.Path, "?"); ok {
+		r.URL.Path = p
+		r.Params, _ = url.ParseQuery(q)
+	}
 	if body != nil {
 		r.BodyBytes = body
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -312,6 +313,12 @@ func (v *Vault) Stop() {
 // for tests that assert on exactly what a client sees.
 func (v *Vault) Raw(method, path string, body []byte) (int, []byte, error) {
 	r := v.Client.NewRequest(method, "/v1/"+strings.TrimPrefix(path, "/"))
+	// A query string (?after=…&limit=…) goes as parameters: in the path
+	// it would be escaped into the path itself.
+	if p, q, ok := strings.Cut(r.URL.Path, "?"); ok {
+		r.URL.Path = p
+		r.Params, _ = url.ParseQuery(q)
+	}
 	if body != nil {
 		r.BodyBytes = body
 	}

@@ -16,6 +16,9 @@
 //     re-reads at 85-95% of the lease it got) with the life left on each
 //     token when a reader replaced it; and 1,000 credentials read once
 //     and then left alone (the last two in the background of the rest);
+//   - what metrics and webhooks cost cached reads: beside the null plugin
+//     with and without a scraper of <mount>/metrics, and while an app's
+//     events go to a receiver that answers or hangs;
 //   - cached reads through a local `vault proxy` with `cache {}` (the
 //     shipped bootstrap/proxy/vault-proxy.hcl) beside direct reads;
 //   - the plugin's resident memory and cached-read latency with 10, 1,000
@@ -105,7 +108,7 @@ func main() {
 	flag.IntVar(&o.profileConcurrency, "profile-concurrency", 16, "concurrent readers while profiling")
 	flag.StringVar(&o.out, "out", os.Getenv("BENCH_OUT"), "JSON file to write (default bench/results/<date>-<commit>.json; env BENCH_OUT)")
 	flag.StringVar(&o.goBench, "gobench", "", "output of `go test -bench` to include in the table and JSON")
-	flag.StringVar(&o.only, "only", "", "comma-separated phases to run: throughput,scale,cold,lifetime,agent,idle,connections,profile (default all)")
+	flag.StringVar(&o.only, "only", "", "comma-separated phases to run: throughput,observe,scale,cold,lifetime,agent,idle,connections,profile (default all)")
 	flag.BoolVar(&o.noFail, "no-fail", false, "exit 0 even when an acceptance check fails")
 	flag.Parse()
 	var err error
@@ -223,6 +226,11 @@ func benchmark(ctx context.Context, o *options) int { //nolint:cyclop,funlen // 
 	if want("throughput") {
 		if rep.Throughput, err = e.throughput(ctx, o, targets); err != nil {
 			return fail("throughput", err)
+		}
+	}
+	if want("observe") {
+		if rep.Observe, err = e.observe(ctx, o); err != nil {
+			return fail("observability", err)
 		}
 	}
 	if want("scale") {

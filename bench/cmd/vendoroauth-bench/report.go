@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -25,6 +26,7 @@ type report struct {
 	Settings         map[string]string  `json:"settings"`
 	Seconds          float64            `json:"seconds"`
 	Throughput       []throughputRow    `json:"throughput,omitempty"`
+	Observe          *observeResult     `json:"observability,omitempty"`
 	Cold             *coldResult        `json:"cold,omitempty"`
 	Lifetime         *lifetimeResult    `json:"upstream,omitempty"`
 	AgentLike        *agentLikeResult   `json:"agent_like,omitempty"`
@@ -80,6 +82,7 @@ const (
 // they are printed.
 func (r *report) check() {
 	r.checkTokenThroughput()
+	r.checkObserve()
 	r.checkVendorCalls()
 	r.checkProxyThroughput()
 	r.checkConnections()
@@ -95,6 +98,31 @@ func (r *report) checkTokenThroughput() {
 				Value: t.VsNull, Goal: fmt.Sprintf(">= %.2f", minTokenVsNull), Pass: t.VsNull >= minTokenVsNull,
 			})
 		}
+	}
+}
+
+// Observability may cost a cached read at most this much of its ratio to
+// the null plugin: a scrape every second, a receiver that hangs.
+const minObserveRatio = 0.9
+
+// checkObserve judges what metrics and webhooks cost cached reads: the
+// token/null ratio while scraping over the quiet one, with a hanging
+// receiver over one that answers.
+func (r *report) checkObserve() {
+	if r.Observe == nil || len(r.Observe.Rows) < 4 {
+		return
+	}
+	rows := r.Observe.Rows
+	for _, p := range [][2]int{{1, 0}, {3, 2}} {
+		a, b := rows[p[0]], rows[p[1]]
+		if b.VsNull <= 0 {
+			continue
+		}
+		v := a.VsNull / b.VsNull
+		r.Checks = append(r.Checks, check{
+			Name:  fmt.Sprintf("cached reads at %d readers, token/null %s / %s", r.Observe.Concurrency, a.Case, b.Case),
+			Value: v, Goal: fmt.Sprintf(">= %.2f", minObserveRatio), Pass: v >= minObserveRatio,
+		})
 	}
 }
 
@@ -247,6 +275,18 @@ func (r *report) writeTable(w *strings.Builder) {
 		note := fmt.Sprintf("x%.2f null%s, x%.2f KV2; CPU us/req %s (x%.2f null); %d B", t.VsNull, spread(t.VsNullSlices), t.VsKV2, cpuNote(t.CPUusPer), t.CPUVsNull, t.RespBytes)
 		fmt.Fprintf(w, "%s\t%d\t%.0f\t%.2f\t%.2f\t\t%s\n", t.Target, t.Concurrency, t.RPS, t.P50ms, t.P99ms, note)
 	}
+	if ob := r.Observe; ob != nil {
+		for _, row := range ob.Rows {
+			note := fmt.Sprintf("x%.2f null%s (null %.0f/s); CPU us/req %s", row.VsNull, spread(row.VsNullSlices), row.NullP.RPS, cpuNote(row.TokenP.CPUusPer))
+			if row.Scrapes > 0 {
+				note += fmt.Sprintf("; %d scrapes, p50 %.2f ms, %d B", row.Scrapes, row.ScrapeP50ms, row.ScrapeBytes)
+			}
+			if row.Events > 0 {
+				note += fmt.Sprintf("; %d events, %d delivered meanwhile", row.Events, row.Delivered)
+			}
+			fmt.Fprintf(w, "token, %s\t%d\t%.0f\t%.2f\t%.2f\t\t%s\n", row.Case, ob.Concurrency, row.TokenP.RPS, row.TokenP.P50ms, row.TokenP.P99ms, note)
+		}
+	}
 	if c := r.Cold; c != nil {
 		p, d := c.Plugin, c.Direct
 		fmt.Fprintf(w, "cold read (every read grants)\t1\t%.0f\t%.2f\t%.2f\t\t%d reads; CPU us/req %s\n", p.RPS, p.P50ms, p.P99ms, p.Requests, cpuNote(p.CPUusPer))
@@ -304,7 +344,11 @@ func (r *report) writeTable(w *strings.Builder) {
 			i.Credentials, i.LifetimeSeconds, i.CallsAfter, i.WindowSeconds, i.OldRuleCalls, i.Scheduled)
 	}
 	for _, g := range r.GoBench {
-		fmt.Fprintf(w, "go %s\t\t\t\t\t\t%.0f ns/op, %.0f B/op, %.0f allocs/op\n", g.Name, g.NsPerOp, g.BytesPerOp, g.AllocsPerOp)
+		extra := ""
+		for _, unit := range sortedKeysF(g.Extra) {
+			extra += fmt.Sprintf(", %.1f %s", g.Extra[unit], unit)
+		}
+		fmt.Fprintf(w, "go %s\t\t\t\t\t\t%.0f ns/op, %.0f B/op, %.0f allocs/op%s\n", g.Name, g.NsPerOp, g.BytesPerOp, g.AllocsPerOp, extra)
 	}
 }
 
@@ -339,9 +383,12 @@ type goBench struct {
 	NsPerOp     float64 `json:"ns_per_op"`
 	BytesPerOp  float64 `json:"bytes_per_op"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
+	// Extra holds the metrics a benchmark reports itself (B/event,
+	// puts/event), by unit.
+	Extra map[string]float64 `json:"extra,omitempty"`
 }
 
-var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+([\d.]+) ns/op(?:\s+([\d.]+) B/op)?(?:\s+([\d.]+) allocs/op)?`)
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+([\d.]+) ns/op((?:\s+[\d.]+ \S+)*)`)
 
 func parseGoBench(path string) ([]goBench, error) {
 	f, err := os.Open(path)
@@ -359,9 +406,31 @@ func parseGoBench(path string) ([]goBench, error) {
 		g := goBench{Name: strings.TrimPrefix(m[1], "Benchmark")}
 		g.Iterations, _ = strconv.ParseInt(m[2], 10, 64)
 		g.NsPerOp, _ = strconv.ParseFloat(m[3], 64)
-		g.BytesPerOp, _ = strconv.ParseFloat(m[4], 64)
-		g.AllocsPerOp, _ = strconv.ParseFloat(m[5], 64)
+		f := strings.Fields(m[4])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			switch f[i+1] {
+			case "B/op":
+				g.BytesPerOp = v
+			case "allocs/op":
+				g.AllocsPerOp = v
+			default:
+				if g.Extra == nil {
+					g.Extra = map[string]float64{}
+				}
+				g.Extra[f[i+1]] = v
+			}
+		}
 		out = append(out, g)
 	}
 	return out, sc.Err()
+}
+
+func sortedKeysF(m map[string]float64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
