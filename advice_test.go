@@ -187,6 +187,9 @@ func TestReadsShowWhatIsInEffect(t *testing.T) {
 		{map[string]interface{}{"provider": "boldpenguin", "client_id": "i", "client_secret": "s", "api_key": "k"}, "production"},
 		{map[string]interface{}{"provider": "boldpenguin", "client_id": "i", "client_secret": "s", "api_key": "k", "environment": "staging"}, "staging"},
 		{map[string]interface{}{"provider": "boldpenguin", "client_id": "i", "client_secret": "s", "api_key": "k", "token_url": env.url + "/boldpenguin/auth/token"}, ""},
+		// What was written reads back as written, so that a declarative
+		// tool (bootstrap) sees no change on an identical re-run.
+		{map[string]interface{}{"provider": "boldpenguin", "client_id": "i", "client_secret": "s", "api_key": "k", "environment": "staging", "token_url": env.url + "/boldpenguin/auth/token"}, "staging"},
 	} {
 		name := fmt.Sprintf("c%d", len(tc.data)+len(tc.want))
 		ok(t, env, logical.CreateOperation, "config/"+name, tc.data)

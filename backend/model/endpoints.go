@@ -54,8 +54,9 @@ func (e endpoint) discovered(d Discovered) string {
 }
 
 // resolveURLs picks every endpoint: explicit, else discovered, else the
-// preset's; and checks them. The environment is in effect only where it
-// picked the token URL: from several, or because the config named it.
+// preset's; and checks them. The environment is shown where it picked the
+// token URL (from several) and wherever the config named it: a read gives
+// back what was written, so a declarative tool sees no change on a re-run.
 func (c *Config) resolveURLs(s *Settings) error {
 	p := s.Preset
 	if c.Environment != "" && len(p.TokenURLs) == 0 {
@@ -73,7 +74,7 @@ func (c *Config) resolveURLs(s *Settings) error {
 			if u, err = e.preset(p, c.Environment); err != nil {
 				return err
 			}
-		} else if e.name == "token_url" {
+		} else if e.name == "token_url" && c.Environment == "" {
 			s.Environment = "" // the token URL is not an environment's
 		}
 		v.FieldByIndex(settingsIndex[e.name]).SetString(u)
