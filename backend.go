@@ -105,7 +105,36 @@ func (b *vendorBackend) clean(context.Context) {
 // request alone. Locks are released by defers as the panic unwinds.
 func (b *vendorBackend) HandleRequest(ctx context.Context, req *logical.Request) (resp *logical.Response, err error) {
 	defer b.recoverPanic("request", req, &err)
+	if req != nil && nameTooLong(req.Path) != "" {
+		return b.nameTooLongResponse(req), nil
+	}
 	return b.Backend.HandleRequest(ctx, req)
+}
+
+// nameTooLongResponse answers a request whose path holds a name longer
+// than maxNameLen before anything looks it up: no such name can exist. An
+// unauthenticated JWKS read gets the 404 of any name that publishes no
+// keys (the path tells nobody anything), the rest a 400 that says why.
+func (b *vendorBackend) nameTooLongResponse(req *logical.Request) *logical.Response {
+	if req.Operation == logical.ReadOperation && isJWKSPath(req.Path) {
+		return nil
+	}
+	return logical.ErrorResponse(fmt.Sprintf("%s%s: a name (a credential's, an app's or an account's) is at most %d characters", mountOf(req), truncateForMessage(req.Path), maxNameLen))
+}
+
+// isJWKSPath reports whether path is one of the unauthenticated JWKS
+// paths (jwksPaths).
+func isJWKSPath(path string) bool {
+	parts := strings.Split(path, "/")
+	return parts[0] == "jwks" || (len(parts) == 3 && parts[0] == "apps" && parts[2] == "jwks")
+}
+
+// truncateForMessage keeps a caller's path short enough to quote.
+func truncateForMessage(path string) string {
+	if len(path) > 2*maxNameLen {
+		return strings.ToValidUTF8(path[:2*maxNameLen], "") + "…"
+	}
+	return path
 }
 
 // HandleExistenceCheck is guarded like HandleRequest.

@@ -58,6 +58,23 @@ var credentialName = `(?P<` + fieldName + `>` + nameSegment + `(?:/` + nameSegme
 // appName matches an app's name.
 var appName = `(?P<` + fieldApp + `>` + nameSegment + `)`
 
+// maxNameLen bounds each segment of a name (a credential's, an app's, an
+// account's). Names come from callers, one of the paths that take them
+// (jwks/) needs no token, and a name ends up in storage keys, the index
+// and log lines: a bound keeps each of those small. 128 is far above any
+// name seen in use (an account id, a UUID, an email address).
+const maxNameLen = 128
+
+// nameTooLong is the segment of path longer than maxNameLen, or "".
+func nameTooLong(path string) string {
+	for _, seg := range strings.Split(path, "/") {
+		if len(seg) > maxNameLen {
+			return seg
+		}
+	}
+	return ""
+}
+
 // rejectUnknownFields refuses a request that carries a field the path does
 // not know: Vault would only warn, and a mistyped field name silently
 // ignored is a config that does not do what its author thinks.

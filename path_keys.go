@@ -276,22 +276,19 @@ func (b *vendorBackend) keyResponse(req *logical.Request, c *keyClient, k *keys.
 // handleJWKS serves the published keys to anyone: a vendor fetches them
 // without a Vault token. Whatever publishes none (no such name, a
 // connection, a credential or app without keys) gets the same 404, so the
-// path does not tell anyone which accounts and apps exist.
+// path does not tell anyone which accounts and apps exist. The lookup
+// caches nothing and decodes no private key: anyone may call it, as often
+// and with as many names as they like.
 func (b *vendorBackend) handleJWKS(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	owner, err := b.publishingOwner(ctx, req, d)
-	if err != nil || owner == "" {
-		return nil, err
+	var name string
+	v, isApp := d.GetOk(fieldApp)
+	if isApp {
+		name = v.(string)
+	} else {
+		name = d.Get(fieldName).(string)
 	}
-	set, err := b.creds.Keys(ctx, req.Storage, owner)
-	if err != nil {
-		return nil, err
-	}
-	now := b.now()
-	if len(set.Published(now)) == 0 {
-		return nil, nil
-	}
-	raw, err := set.JWKS(now)
-	if err != nil {
+	raw, err := b.creds.PublishedJWKS(ctx, req.Storage, name, isApp)
+	if err != nil || raw == nil {
 		return nil, err
 	}
 	// Served as the document itself, as a vendor fetching jwks_uri
@@ -301,25 +298,6 @@ func (b *vendorBackend) handleJWKS(ctx context.Context, req *logical.Request, d 
 		logical.HTTPRawBody:     raw,
 		logical.HTTPStatusCode:  200,
 	}}, nil
-}
-
-// publishingOwner is whose keys a JWKS path may publish: an app that
-// exists, or a self-contained credential that exists; "" for anything
-// else. Unlike keyOwner, it says nothing about why.
-func (b *vendorBackend) publishingOwner(ctx context.Context, req *logical.Request, d *framework.FieldData) (string, error) {
-	if v, ok := d.GetOk(fieldApp); ok {
-		a, err := b.creds.App(ctx, req.Storage, v.(string))
-		if err != nil || a == nil {
-			return "", err
-		}
-		return "app/" + v.(string), nil
-	}
-	name := d.Get(fieldName).(string)
-	e, err := b.creds.Get(ctx, req.Storage, name)
-	if err != nil || e == nil || e.Config.App != "" {
-		return "", err
-	}
-	return backend.KeyOwner(name, &e.Config), nil
 }
 
 // jwksPathOf is the URL path a vendor fetches owner's JWKS from.

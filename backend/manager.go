@@ -208,6 +208,15 @@ func (m *Manager) get(ctx context.Context, s logical.Storage, name string) (*cac
 	return c, nil
 }
 
+// peek returns the entry called name as cached or stored, without
+// caching it: for paths anyone may call.
+func (m *Manager) peek(ctx context.Context, s logical.Storage, name string) (*model.Entry, error) {
+	if c, ok := m.cache.load(name); ok {
+		return c.entry, nil
+	}
+	return store.Of(s).Entry(ctx, name)
+}
+
 // newCached resolves e (with its app's settings, for a connection) for the
 // cache. A config that no longer resolves (a preset changed, its app was
 // deleted) is still cached so it can be read and fixed; token reads report

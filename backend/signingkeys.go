@@ -121,14 +121,37 @@ func (m *Manager) ActivateStaged(ctx context.Context, s logical.Storage, owner s
 	return promoted, err
 }
 
-// JWKS is owner's published public keys (current, staged and those in
-// their overlap), as a JSON Web Key Set.
-func (m *Manager) JWKS(ctx context.Context, s logical.Storage, owner string) ([]byte, error) {
-	set, err := m.Keys(ctx, s, owner)
+// PublishedJWKS is the JSON Web Key Set a vendor fetches, without a Vault
+// token, for the self-contained credential called name or, with isApp,
+// the app: the public keys published now (current, staged and those in
+// their overlap); nil when nothing is published there (no such name, a
+// connection, which signs with its app's keys, no key). Anyone may ask
+// for any name, so it caches nothing it did not hold (a name asked for
+// costs no memory after the answer) and decodes no private key.
+func (m *Manager) PublishedJWKS(ctx context.Context, s logical.Storage, name string, isApp bool) ([]byte, error) {
+	var owner string
+	if isApp {
+		ok, err := m.appExists(ctx, s, name)
+		if err != nil || !ok {
+			return nil, err
+		}
+		owner = store.AppKeyOwner(name)
+	} else {
+		e, err := m.peek(ctx, s, name)
+		if err != nil || e == nil || e.Config.App != "" {
+			return nil, err
+		}
+		owner = KeyOwner(name, &e.Config)
+	}
+	set, err := store.Of(s).PublicKeys(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	return set.JWKS(m.now())
+	now := m.now()
+	if len(set.Published(now)) == 0 {
+		return nil, nil
+	}
+	return set.JWKS(now)
 }
 
 // signingKey is the key that signs owner's assertions now, with where it
