@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
@@ -114,5 +116,92 @@ func TestJWKSDecodesNoPrivateKey(t *testing.T) {
 	}
 	if body, _ := resp.Data[logical.HTTPRawBody].([]byte); !strings.Contains(string(body), kid) {
 		t.Errorf("the JWKS does not publish %s: %s", kid, body)
+	}
+}
+
+// Item 7: rotate-key took the keys' lock but not the credential's: a
+// delete between reading the credential and storing the new key left
+// keys/cred/<name> behind, for a credential written later under the same
+// name to sign with. Now the key operation holds the credential's lock,
+// so the delete comes after it and takes the new key with it.
+func TestKeyRotationRacingADeleteLeavesNoKeys(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, path, base, del, keys string }{
+		{"credential rotate-key", "rotate-key/svc", "config/svc", "config/svc", "cred/svc"},
+		{"credential import-key", "import-key/svc", "config/svc", "config/svc", "cred/svc"},
+		{"app rotate-key", "apps/svc/rotate-key", "apps/svc", "apps/svc", "app/svc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(t)
+			pkjwtClient(t, env, tc.base, false)
+			data := map[string]interface{}{}
+			if strings.HasPrefix(tc.path, "import-key") {
+				data["signing_key"] = writersKey(t)
+			}
+			deleted := make(chan struct{})
+			var first atomic.Bool
+			env.b.creds.SetTestHooks(backend.TestHooks{BeforeLock: func(op, name string) {
+				if op != "keys" {
+					return
+				}
+				if !first.CompareAndSwap(false, true) {
+					return // the delete's own
+				}
+				// The delete runs now; if it can, it finishes before the
+				// key is stored.
+				go func() {
+					defer close(deleted)
+					if resp, err := env.request(t, logical.DeleteOperation, tc.del, nil); err != nil || resp.IsError() {
+						t.Errorf("delete: %v %v", err, resp)
+					}
+				}()
+				select {
+				case <-deleted:
+				case <-time.After(300 * time.Millisecond):
+				}
+			}})
+			resp, err := env.request(t, logical.UpdateOperation, tc.path, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp // made before the delete, or refused after it
+			<-deleted
+			if raw, err := env.storage.InmemStorage.Get(context.Background(), store.KeysPrefix+tc.keys); err != nil || raw != nil {
+				t.Errorf("keys/%s outlived its owner's delete (%v)", tc.keys, err)
+			}
+		})
+	}
+}
+
+// Item 7: keys a deleted credential left behind (by the race above, on an
+// earlier release) are not a new credential's: creating config/<name>
+// deletes them.
+func TestNewCredentialDoesNotInheritLeftoverKeys(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	pkjwtClient(t, env, "config/svc", false)
+	cfg, err := env.request(t, logical.ReadOperation, "config/svc", nil)
+	if err != nil || cfg.IsError() {
+		t.Fatal(err, cfg)
+	}
+	raw, _ := env.storage.InmemStorage.Get(context.Background(), store.KeysPrefix+"cred/svc")
+	if resp, err := env.request(t, logical.DeleteOperation, "config/svc", nil); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if err := env.storage.InmemStorage.Put(context.Background(), raw); err != nil { // left behind
+		t.Fatal(err)
+	}
+	// The same client, written again.
+	resp, err := env.request(t, logical.CreateOperation, "config/svc", map[string]interface{}{
+		"token_url": cfg.Data["token_url"], "client_id": "svc", "auth_style": "private_key_jwt", "grant_type": "client_credentials"})
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if raw, _ := env.storage.InmemStorage.Get(context.Background(), store.KeysPrefix+"cred/svc"); raw != nil {
+		t.Error("the new credential kept the deleted one's keys")
+	}
+	if resp, err := env.jwksRead(t, "jwks/svc"); err != nil || resp != nil {
+		t.Errorf("the new credential publishes the deleted one's keys: %v %v", resp, err)
 	}
 }

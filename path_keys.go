@@ -202,10 +202,25 @@ func keyChange(d *framework.FieldData, bound model.Destination) backend.KeyChang
 	}
 }
 
+// lockKeyOwner takes the lock of the credential or app a key request's
+// path names (Manager.LockKeyOwner): the key operation, from reading the
+// owner to storing the key, is serialised with the owner's delete.
+func (b *vendorBackend) lockKeyOwner(ctx context.Context, d *framework.FieldData) (func(), error) {
+	if v, ok := d.GetOk(fieldApp); ok {
+		return b.creds.LockKeyOwner(ctx, v.(string), true)
+	}
+	return b.creds.LockKeyOwner(ctx, d.Get(fieldName).(string), false)
+}
+
 func (b *vendorBackend) handleRotateKey(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
+	unlock, err := b.lockKeyOwner(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	c, resp, err := b.keyClientOf(ctx, req, d)
 	if err != nil || resp != nil {
 		return resp, err
@@ -236,6 +251,11 @@ func (b *vendorBackend) handleImportKey(ctx context.Context, req *logical.Reques
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
+	unlock, err := b.lockKeyOwner(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	c, resp, err := b.keyClientOf(ctx, req, d)
 	if err != nil || resp != nil {
 		return resp, err

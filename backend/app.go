@@ -160,7 +160,7 @@ func (m *Manager) DeleteApp(ctx context.Context, s logical.Storage, name string)
 		return err
 	}
 	m.dropApp(name)
-	return store.Of(s).DeleteKeys(ctx, store.AppKeyOwner(name))
+	return m.DeleteKeys(ctx, s, store.AppKeyOwner(name))
 }
 
 // ListApps returns the names of all apps.
@@ -192,6 +192,7 @@ func (m *Manager) CountAuthorizations(ctx context.Context, s logical.Storage, na
 	return store.Of(s).OpenAuthorizations(ctx, name, e, m.now(), false)
 }
 
-// appLockName is the lock an app's changes take; a credential's name
-// cannot collide with it.
-func appLockName(name string) string { return "apps/" + name }
+// appLockName is the lock an app's changes take. A credential's name
+// cannot collide with it: names never hold a NUL ("apps/x" is the
+// connection x of an app called apps).
+func appLockName(name string) string { return "app\x00" + name }

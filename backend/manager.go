@@ -459,6 +459,12 @@ func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn
 	if err != nil {
 		return nil, err
 	}
+	if cur == nil {
+		// Keys without a credential are a deleted one's (a key is only
+		// made for a credential that exists): the new credential must not
+		// sign with them.
+		m.deleteOwnKeys(ctx, s, name)
+	}
 	if err := m.writeEntry(ctx, s, name, next); err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func (m *Manager) Keys(ctx context.Context, s logical.Storage, owner string) (*k
 
 // UpdateKeys changes owner's signing keys under its lock.
 func (m *Manager) UpdateKeys(ctx context.Context, s logical.Storage, owner string, fn func(*keys.Set) error) (*keys.Set, error) {
-	unlock, err := m.lockName(ctx, "keys", "keys/"+owner)
+	unlock, err := m.lockName(ctx, "keys", keysLockName(owner))
 	if err != nil {
 		return nil, err
 	}
@@ -42,9 +42,34 @@ func (m *Manager) UpdateKeys(ctx context.Context, s logical.Storage, owner strin
 	return set, nil
 }
 
-// DeleteKeys removes owner's signing keys.
+// DeleteKeys removes owner's signing keys, under the keys' lock: a
+// signing that promotes a staged key (UpdateKeys) must not write them back
+// after the delete. The caller holds the owner's lock (LockKeyOwner).
 func (m *Manager) DeleteKeys(ctx context.Context, s logical.Storage, owner string) error {
+	unlock, err := m.lockName(ctx, "keys", keysLockName(owner))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return store.Of(s).DeleteKeys(ctx, owner)
+}
+
+// keysLockName is the lock owner's keys are changed under; it holds two
+// slashes, so no credential's name is one.
+func keysLockName(owner string) string { return "keys/" + owner }
+
+// LockKeyOwner takes the lock of the credential called name, or with
+// isApp of the app: what making, importing or activating a key holds
+// from reading its owner to storing the key, so that a delete of the
+// owner comes wholly before (the key operation finds no owner) or wholly
+// after (the delete takes the new key with it), and a credential written
+// later under the name never signs with a key made for the one deleted.
+// The returned func releases it.
+func (m *Manager) LockKeyOwner(ctx context.Context, name string, isApp bool) (func(), error) {
+	if isApp {
+		return m.lockName(ctx, "key owner", appLockName(name))
+	}
+	return m.lockName(ctx, "key owner", name)
 }
 
 // KeyChange is how a new signing key takes over.
