@@ -3,6 +3,7 @@ package model
 import (
 	"maps"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -217,4 +218,56 @@ func sameHost(a, b string) bool {
 	ua, err1 := url.Parse(a)
 	ub, err2 := url.Parse(b)
 	return a != "" && err1 == nil && err2 == nil && ua.Host != "" && strings.EqualFold(ua.Host, ub.Host)
+}
+
+// Size is about how many bytes e holds: its strings and byte slices, and
+// a word for every other value. The entry cache is bounded by it, because
+// a hostile token endpoint chooses the length of what it answers (within
+// tokenclient's bounds) and a count alone does not bound memory.
+func (e *Entry) Size() int {
+	if e == nil {
+		return 0
+	}
+	return approxSize(reflect.ValueOf(e).Elem())
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// approxSize is the bytes v holds, following pointers, slices and maps.
+func approxSize(v reflect.Value) int {
+	const word = 8
+	switch v.Kind() {
+	case reflect.String:
+		return 2*word + v.Len()
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return word
+		}
+		return word + approxSize(v.Elem())
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return 3*word + v.Len()
+		}
+		n := 3 * word
+		for i := range v.Len() {
+			n += approxSize(v.Index(i))
+		}
+		return n
+	case reflect.Map:
+		n := 6 * word
+		for it := v.MapRange(); it.Next(); {
+			n += approxSize(it.Key()) + approxSize(it.Value())
+		}
+		return n
+	case reflect.Struct:
+		if v.Type() == timeType {
+			return 3 * word // its location is shared
+		}
+		n := 0
+		for i := range v.NumField() {
+			n += approxSize(v.Field(i))
+		}
+		return n
+	}
+	return word
 }
