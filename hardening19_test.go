@@ -13,6 +13,9 @@ import (
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
 
 // The regression tests of issue 19 ("Hardening, second round"), one or
@@ -203,5 +206,217 @@ func TestNewCredentialDoesNotInheritLeftoverKeys(t *testing.T) {
 	}
 	if resp, err := env.jwksRead(t, "jwks/svc"); err != nil || resp != nil {
 		t.Errorf("the new credential publishes the deleted one's keys: %v %v", resp, err)
+	}
+}
+
+// Item 8: the advice on invalid_client ignored auth_style: a client that
+// signs with a key or presents a certificate was told to check its
+// client_secret and to try auth_style=body, which drops the key's or the
+// certificate's authentication. Advice follows the client's
+// authentication, for a self-contained credential and a connection alike.
+func TestInvalidClientAdviceFollowsAuthStyle(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		authStyle string
+		status    int
+		want      []string
+		not       []string
+	}{
+		{"basic", 400, []string{"client_secret", "OfficeRnD"}, nil},
+		{"", 401, []string{"client_secret"}, nil},
+		{"private_key_jwt", 400, []string{"public key", "jwks", "activate_staged=true", "assertion_audience"}, []string{"client_secret", "auth_style=body", "basic_encoding"}},
+		{"private_key_jwt", 401, []string{"public key"}, []string{"client_secret", "auth_style=body"}},
+		{"client_secret_jwt", 400, []string{"client_secret", "assertion_audience"}, []string{"auth_style=body", "basic_encoding"}},
+		{"tls_client_auth", 400, []string{"tls_client_certificate", "mtls_endpoint_aliases"}, []string{"client_secret", "auth_style=body"}},
+		{"self_signed_tls_client_auth", 401, []string{"tls_client_certificate"}, []string{"client_secret", "auth_style=body"}},
+		{"none", 400, []string{"auth_style"}, []string{"client_secret and", "auth_style=body"}},
+	} {
+		for _, app := range []string{"", "partner"} {
+			t.Run(fmt.Sprintf("%s/%d/app=%s", tc.authStyle, tc.status, app), func(t *testing.T) {
+				t.Parallel()
+				code := "invalid_client"
+				if tc.status == 401 {
+					code = ""
+				}
+				// Through a preset, whose own invalid_client advice is
+				// about its secret.
+				preset, _ := providers.Get("officernd")
+				gerr := &backend.GrantError{Name: "svc", App: app, Vendor: "V", Preset: preset, Grant: "client_credentials", AuthStyle: tc.authStyle,
+					Err: &tokenclient.Error{StatusCode: tc.status, Status: fmt.Sprint(tc.status), Code: code}}
+				msg := describe("oauth/prod/", gerr)
+				for _, w := range tc.want {
+					if !strings.Contains(msg, w) {
+						t.Errorf("advice lacks %q: %s", w, msg)
+					}
+				}
+				for _, n := range tc.not {
+					if strings.Contains(msg, n) {
+						t.Errorf("advice says %q: %s", n, msg)
+					}
+				}
+				if tc.authStyle == "private_key_jwt" {
+					where := "oauth/prod/jwks/svc"
+					if app != "" {
+						where = "oauth/prod/apps/partner/jwks"
+					}
+					if !strings.Contains(msg, where) {
+						t.Errorf("advice does not name %s: %s", where, msg)
+					}
+				}
+			})
+		}
+	}
+}
+
+// Item 8: mtls_endpoint_aliases (RFC 8705 section 5) were parsed and never
+// used: a client authenticating with its certificate sent to the token
+// endpoint the metadata names, where a server with a separate mutual-TLS
+// endpoint asks for no certificate, and got invalid_client. It uses the
+// aliases now, for a self-contained credential and for an app's
+// connections; they are where its secrets are bound to, so the gate lets
+// them go there; an explicit token_url still wins; a client that sends
+// its secret keeps the plain endpoints.
+func TestMTLSClientUsesTheEndpointAliases(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := authServer(t)
+	cert, err := a.ClientCA().IssueClient("mtls-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddClient(standin.AuthClient{ID: "mtls-client", Method: standin.MethodTLSClientAuth, TLSSubject: "CN=mtls-client"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddClient(standin.AuthClient{ID: "basic-client", Secret: "s3cret-basic"}); err != nil {
+		t.Fatal(err)
+	}
+	mtls := map[string]interface{}{"issuer": a.Issuer(), "client_id": "mtls-client", "grant_type": "client_credentials",
+		"auth_style": "tls_client_auth", "tls_client_certificate": cert.CertPEM, "tls_client_key": cert.KeyPEM, "ca_bundle": a.ServerCA().CertPEM()}
+	env.write(t, "mtls", mtls)
+	env.readToken(t, "mtls")
+	inEffect := func(path string) interface{} {
+		resp, err := env.request(t, logical.ReadOperation, path, nil)
+		if err != nil || resp == nil || resp.IsError() {
+			t.Fatalf("read %s: %v %v", path, err, resp)
+		}
+		return resp.Data["token_url"]
+	}
+	alias, plain := a.Endpoints(standin.MutualTLS).Token, a.Endpoints(standin.Plain).Token
+	if got := inEffect("config/mtls"); got != alias {
+		t.Errorf("config/mtls sends to %v, want the alias %s", got, alias)
+	}
+
+	// An app's connections.
+	appCfg := map[string]interface{}{}
+	for k, v := range mtls {
+		appCfg[k] = v
+	}
+	if resp, err := env.request(t, logical.CreateOperation, "apps/m", appCfg); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if got := inEffect("apps/m"); got != alias {
+		t.Errorf("apps/m sends to %v, want the alias %s", got, alias)
+	}
+
+	// A client that sends its secret keeps the issuer's endpoints.
+	env.write(t, "basic", map[string]interface{}{"issuer": a.Issuer(), "client_id": "basic-client", "client_secret": "s3cret-basic", "grant_type": "client_credentials"})
+	env.readToken(t, "basic")
+	if got := inEffect("config/basic"); got != plain {
+		t.Errorf("config/basic sends to %v, want %s", got, plain)
+	}
+
+	// An explicit token_url wins over the alias.
+	explicit := map[string]interface{}{}
+	for k, v := range mtls {
+		explicit[k] = v
+	}
+	explicit["token_url"] = plain
+	env.write(t, "explicit", explicit)
+	resp, err := env.request(t, logical.ReadOperation, "token/explicit", nil)
+	mustErr(t, resp, err, "invalid_client")
+}
+
+// Item 8: a requested response field whose value was a JSON object was
+// dropped with no word (an Omitted list nothing read), numbers came back
+// as strings. Each comes back as it came now, kept and secret fields
+// alike; one too large to keep is named in the read's warnings.
+func TestResponseFieldsComeBackAsTheyCame(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := authServer(t)
+	big := strings.Repeat("x", tokenclient.MaxResponseFieldBytes+1)
+	if err := a.AddClient(standin.AuthClient{ID: "c", Secret: "s3cret-fields", ResponseFields: map[string]any{
+		"instance_url": "https://na1.example", "uid": json.Number("12345678901234567890"), "ratio": 1.5, "active": true,
+		"org": map[string]any{"id": "o1", "regions": []any{"eu", "us"}}, "tags": []any{"a", "b"}, "gone": nil, "huge": big,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	env.write(t, "f", map[string]interface{}{"token_url": a.Endpoints(standin.Plain).Token, "client_id": "c", "client_secret": "s3cret-fields",
+		"grant_type": "client_credentials", "response_fields": "instance_url,uid,ratio,active,org,gone,huge", "secret_response_fields": "tags"})
+	resp := env.readToken(t, "f")
+	for k, want := range map[string]string{
+		"instance_url": `"https://na1.example"`, "uid": `12345678901234567890`, "ratio": `1.5`, "active": `true`,
+		"org": `{"id":"o1","regions":["eu","us"]}`, "tags": `["a","b"]`, "gone": `null`,
+	} {
+		v, ok := resp.Data[k]
+		if !ok {
+			t.Errorf("%s was dropped", k)
+			continue
+		}
+		got, _ := json.Marshal(v)
+		if string(got) != want {
+			t.Errorf("%s = %s, want %s", k, got, want)
+		}
+	}
+	if _, ok := resp.Data["huge"]; ok {
+		t.Error("a field over the bound was handed out")
+	}
+	if w := strings.Join(resp.Warnings, "\n"); !strings.Contains(w, "huge") || !strings.Contains(w, "16 KiB") {
+		t.Errorf("no warning names the field too large to keep: %q", resp.Warnings)
+	}
+	// From the cache, and after a restart (from storage), the same.
+	again := env.readToken(t, "f")
+	fresh := newTestEnvOver(t, env)
+	stored := fresh.readToken(t, "f")
+	for _, r := range []*logical.Response{again, stored} {
+		got, _ := json.Marshal(r.Data["org"])
+		if string(got) != `{"id":"o1","regions":["eu","us"]}` {
+			t.Errorf("org = %s on a later read", got)
+		}
+	}
+}
+
+// Item 8: a denied device flow recorded an empty detail (the vendor's
+// error_description was lost), and the token read of a credential with a
+// device flow but no authorization URL said only to write a new refresh
+// token, not to use device/<name>.
+func TestDeniedDeviceFlowSaysWhyAndWhatNext(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	a := authServer(t)
+	if err := a.AddClient(standin.AuthClient{ID: "dev", Secret: "dev-secret"}); err != nil {
+		t.Fatal(err)
+	}
+	env.write(t, "dev", map[string]interface{}{"issuer": a.Issuer(), "client_id": "dev", "client_secret": "dev-secret", "grant_type": "refresh_token"})
+	resp, err := env.request(t, logical.ReadOperation, "token/dev", nil)
+	mustErr(t, resp, err, "vault write -f vendoroauth/device/dev", "write a new refresh_token to vendoroauth/config/dev")
+	if strings.Contains(resp.Error().Error(), "authorize/dev") {
+		t.Errorf("advice names authorize/ for a credential without an authorization URL: %v", resp.Error())
+	}
+	resp, err = env.request(t, logical.UpdateOperation, "device/dev", nil)
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if err := a.DenyDevice(resp.Data["user_code"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	env.b.creds.PollDeviceNow(context.Background(), env.storage, "dev")
+	resp, err = env.request(t, logical.ReadOperation, "device/dev", nil)
+	if err != nil || resp == nil {
+		t.Fatal(err, resp)
+	}
+	detail, _ := resp.Data["detail"].(string)
+	if resp.Data["status"] != "denied" || !strings.Contains(detail, "the user denied the authorization") || !strings.Contains(detail, "vault write -f vendoroauth/device/dev") {
+		t.Errorf("a denied flow reads status %v, detail %q", resp.Data["status"], detail)
 	}
 }

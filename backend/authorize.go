@@ -251,7 +251,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 		err = ErrNoRefreshToken
 	}
 	if err != nil {
-		gerr := &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantAuthorizationCode, Err: err}
+		gerr := &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantAuthorizationCode, AuthStyle: fl.settings.AuthStyle, Err: err}
 		m.countersOf(name).fail(gerr.VendorCode())
 		log.Warn("authorization code exchange failed", "error", gerr.Err.Error())
 		return nil, gerr
@@ -338,7 +338,7 @@ func connectedEntry(e *model.Entry, fl *flow, tok *tokenclient.Token, sentAt tim
 	next.Config.Bound["refresh_token"] = bound.Clone()
 	next.Status = model.Status{}
 	next.ApplyToken(tok, settings, sentAt)
-	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)
+	keepResponseFields(next.Token, tok, &fl.eff)
 	return next, settings
 }
 

@@ -57,7 +57,7 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	da, err := m.gate.StartDevice(ctx, call, fl.settings.DeviceAuthorizationURL)
 	m.inflight.done()
 	if err != nil {
-		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantDeviceCode, Err: err}
+		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantDeviceCode, AuthStyle: fl.settings.AuthStyle, Err: err}
 	}
 	now := m.now()
 	// The device code may go only to the token endpoint of now: a write
@@ -337,8 +337,10 @@ func (m *Manager) recordPoll(ctx context.Context, s logical.Storage, name string
 		return false
 	case tokenclient.DeviceDenied:
 		d.State, d.DeviceCode = model.DeviceDenied, ""
+		d.Detail = deviceDetail("the user denied the request at the vendor", res.Answer, name)
 	case tokenclient.DeviceExpired:
 		d.State, d.DeviceCode = model.DeviceExpired, ""
+		d.Detail = deviceDetail("the codes expired before the user approved", res.Answer, name)
 	case tokenclient.DeviceApproved:
 		if err := m.storeDeviceTokens(ctx, s, name, e, fl, d, res.Token, sentAt); err != nil {
 			d.State, d.Detail = model.DeviceFailed, err.Error()
@@ -351,6 +353,17 @@ func (m *Manager) recordPoll(ctx context.Context, s logical.Storage, name string
 		m.logger.Warn("recording the end of a device flow failed", "name", name, "error", err)
 	}
 	return true
+}
+
+// deviceDetail is what a read of a device flow that ended without a token
+// says: what happened, the vendor's own words (its error_description,
+// redacted and cleaned by tokenclient), and how to start again, with the
+// mount for the path layer to fill in.
+func deviceDetail(what string, answer *tokenclient.Error, name string) string {
+	if answer != nil && answer.Description != "" {
+		what += " (the vendor said: " + answer.Description + ")"
+	}
+	return what + "; start again with vault write -f " + MountPlaceholder + "device/" + name + " when the user is ready"
 }
 
 // storeDeviceTokens stores what an approved device flow got, creating the

@@ -1,9 +1,12 @@
 package model
 
 import (
+	"bytes"
+	"encoding/json"
 	"maps"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,9 +32,74 @@ type Token struct {
 	// their own end; those of any other earlier token do not.
 	Replaces time.Time `json:"replaces,omitzero"`
 	// Fields and SecretFields are the response fields the config asked to
-	// keep (response_fields, secret_response_fields).
-	Fields       map[string]string `json:"fields,omitempty"`
-	SecretFields map[string]string `json:"secret_fields,omitempty"`
+	// keep (response_fields, secret_response_fields) whose values are
+	// strings; FieldsJSON and SecretFieldsJSON those whose values are not
+	// (numbers, objects, arrays, booleans, null), as the JSON they came
+	// as. They are apart so that an older release, which reads the first
+	// two as strings, still reads the entry.
+	Fields           map[string]string          `json:"fields,omitempty"`
+	SecretFields     map[string]string          `json:"secret_fields,omitempty"`
+	FieldsJSON       map[string]json.RawMessage `json:"fields_json,omitempty"`
+	SecretFieldsJSON map[string]json.RawMessage `json:"secret_fields_json,omitempty"`
+	// OmittedFields names the response fields the config asked to keep
+	// that came too large to keep (tokenclient.MaxResponseFieldBytes);
+	// a read of the token says so.
+	OmittedFields []string `json:"omitted_fields,omitempty"`
+}
+
+// KeepFields records, of the response fields extra holds, those named in
+// plain and secret, each as it came; and those the response had too large
+// to keep.
+func (t *Token) KeepFields(extra *tokenclient.ExtraFields, plain, secret []string) {
+	if extra == nil {
+		return
+	}
+	keep := func(names []string, strs *map[string]string, raws *map[string]json.RawMessage) {
+		for _, n := range names {
+			raw, ok := extra.Get(n)
+			if !ok {
+				continue
+			}
+			var s string
+			if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+				if *strs == nil {
+					*strs = map[string]string{}
+				}
+				(*strs)[n] = s
+				continue
+			}
+			if *raws == nil {
+				*raws = map[string]json.RawMessage{}
+			}
+			(*raws)[n] = slices.Clone(raw)
+		}
+	}
+	keep(plain, &t.Fields, &t.FieldsJSON)
+	keep(secret, &t.SecretFields, &t.SecretFieldsJSON)
+	t.OmittedFields = slices.Clone(extra.Omitted)
+}
+
+// HandedOutFields is every kept response field as a read hands it out:
+// a string as a string, anything else as the JSON value it came as
+// (numbers as json.Number, so they keep every digit).
+func (t *Token) HandedOutFields() map[string]any {
+	out := map[string]any{}
+	for _, m := range []map[string]string{t.Fields, t.SecretFields} {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	for _, m := range []map[string]json.RawMessage{t.FieldsJSON, t.SecretFieldsJSON} {
+		for k, raw := range m {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			var v any
+			if dec.Decode(&v) == nil {
+				out[k] = v
+			}
+		}
+	}
+	return out
 }
 
 // Status is the part of a credential's health that decides what the
@@ -171,6 +239,8 @@ func (e *Entry) Clone() *Entry {
 	if e.Token != nil {
 		t := *e.Token
 		t.Fields, t.SecretFields = maps.Clone(t.Fields), maps.Clone(t.SecretFields)
+		t.FieldsJSON, t.SecretFieldsJSON = maps.Clone(t.FieldsJSON), maps.Clone(t.SecretFieldsJSON)
+		t.OmittedFields = slices.Clone(t.OmittedFields)
 		out.Token = &t
 	}
 	return &out

@@ -73,7 +73,7 @@ func (t Token) String() string {
 		t.TokenType, t.Scope, t.ExpiresIn, present(t.AccessToken), present(t.RefreshToken), present(t.IDToken))
 	if t.Extra != nil && len(t.Extra.Values) > 0 {
 		// Names only: an extra field may be an id_token.
-		s += fmt.Sprintf(", Extra: %v", sortedKeys(t.Extra.Values))
+		s += ", Extra: " + t.Extra.String()
 	}
 	return s + "}"
 }
