@@ -420,3 +420,165 @@ func TestDeniedDeviceFlowSaysWhyAndWhatNext(t *testing.T) {
 		t.Errorf("a denied flow reads status %v, detail %q", resp.Data["status"], detail)
 	}
 }
+
+// authzKeys lists every stored authorization.
+func authzKeys(t *testing.T, env *testEnv) []string {
+	t.Helper()
+	var out []string
+	var walk func(prefix string)
+	walk = func(prefix string) {
+		keys, err := env.storage.InmemStorage.List(context.Background(), prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if strings.HasSuffix(k, "/") {
+				walk(prefix + k)
+			} else {
+				out = append(out, prefix+k)
+			}
+		}
+	}
+	walk(store.AuthzPrefix)
+	return out
+}
+
+// Item 3: expired authorizations were deleted only by a later authorize
+// of the same name: 200 open authorizations of new accounts, with 64 KiB
+// of metadata each, stayed stored for good. Now the periodic call sweeps
+// the expired ones, in pages of bounded work; the open ones, of
+// connections and of a self-contained credential, stay.
+func TestExpiredAuthorizationsAreSwept(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	clk := env.useClock()
+	env.penboxApp(t, "partner", nil)
+	env.penbox(t, "solo", map[string]interface{}{"authorize_url": env.url + "/penbox/authorize"})
+	authorize := func(name string) {
+		t.Helper()
+		resp, err := env.request(t, logical.UpdateOperation, "authorize/"+name, map[string]interface{}{
+			"redirect_uri": partnerCallback, "metadata": "customer=" + strings.Repeat("c", 3000)})
+		if err != nil || resp.IsError() {
+			t.Fatalf("authorize/%s: %v %v", name, err, resp)
+		}
+	}
+	for i := range 200 {
+		authorize(fmt.Sprintf("partner/new-%03d", i))
+	}
+	authorize("solo")
+	authorize("partner/new-000") // a second for one account
+	clk.add(backend.StateTTL + time.Second)
+	// Still open: started after the others expired.
+	authorize("partner/late")
+	authorize("solo")
+	env.b.creds.SetSweepPage(50)
+	pages := 0
+	for !env.b.creds.SweepAuthorizations(context.Background(), env.storage) {
+		if pages++; pages > 100 {
+			t.Fatal("the sweep does not finish a pass")
+		}
+	}
+	if pages < 4 {
+		t.Errorf("a pass over 200 authorizations took %d pages of 50 operations", pages+1)
+	}
+	keys := authzKeys(t, env)
+	if len(keys) != 2 {
+		t.Fatalf("after the sweep %d authorizations are stored, want the 2 still open: %v", len(keys), keys[:min(len(keys), 4)])
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, store.AuthzPrefix+"partner/late/") && !strings.HasPrefix(k, store.AuthzPrefix+"solo/") {
+			t.Errorf("%s is still stored", k)
+		}
+	}
+	// Through the periodic call too, once these expire.
+	clk.add(backend.StateTTL + time.Second)
+	env.b.creds.SetSweepPage(0)
+	if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(authzKeys(t, env)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if keys := authzKeys(t, env); len(keys) != 0 {
+		t.Errorf("the periodic call left %v", keys)
+	}
+}
+
+// Item 3: an authorization's metadata is bounded, alone and merged into
+// the connection's, and so is what a config write gives.
+func TestMetadataIsBounded(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.penboxApp(t, "partner", nil)
+	big := "customer=" + strings.Repeat("c", 64<<10)
+	resp, err := env.request(t, logical.UpdateOperation, "authorize/partner/a", map[string]interface{}{"redirect_uri": partnerCallback, "metadata": big})
+	mustErr(t, resp, err, "metadata: at most 4 KiB")
+	many := make([]string, 0, 40)
+	for i := range 40 {
+		many = append(many, fmt.Sprintf("k%d=v", i))
+	}
+	resp, err = env.request(t, logical.UpdateOperation, "authorize/partner/a", map[string]interface{}{"redirect_uri": partnerCallback, "metadata": many})
+	mustErr(t, resp, err, "at most 32 key=value pairs")
+	resp, err = env.request(t, logical.CreateOperation, "config/partner/b", map[string]interface{}{"refresh_token": "rt", "metadata": big})
+	mustErr(t, resp, err, "config/partner/b was not changed: metadata: at most 4 KiB")
+	env.write(t, "partner/c", map[string]interface{}{"refresh_token": "rt", "metadata": "a=" + strings.Repeat("x", 3000)})
+	resp, err = env.request(t, logical.UpdateOperation, "authorize/partner/c", map[string]interface{}{"redirect_uri": partnerCallback, "metadata": "b=" + strings.Repeat("y", 3000)})
+	mustErr(t, resp, err, "with the connection's own")
+	if keys := authzKeys(t, env); len(keys) != 0 {
+		t.Errorf("refused authorizations were stored: %v", keys)
+	}
+}
+
+// Item 3: an app's connections may have at most max_open_authorizations
+// open at a time; one more is refused with the way out, and counts again
+// once one is exchanged or expires. A new backend (a restart, a failover)
+// counts what is stored.
+func TestOpenAuthorizationsPerAppAreBounded(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	clk := env.useClock()
+	env.penboxApp(t, "partner", map[string]interface{}{"max_open_authorizations": 3})
+	start := func(env *testEnv, name string) (*logical.Response, error) {
+		return env.request(t, logical.UpdateOperation, "authorize/"+name, map[string]interface{}{"redirect_uri": partnerCallback})
+	}
+	var first *logical.Response
+	for i := range 3 {
+		resp, err := start(env, fmt.Sprintf("partner/a%d", i))
+		if err != nil || resp.IsError() {
+			t.Fatal(err, resp)
+		}
+		if i == 0 {
+			first = resp
+		}
+	}
+	resp, err := start(env, "partner/a3")
+	mustErr(t, resp, err, `app "partner" has 3 authorizations open`, "max_open_authorizations", "vault write vendoroauth/apps/partner")
+	// Another backend over the same storage counts them too.
+	other := newTestEnvOver(t, env)
+	other.b.creds.SetClock(clk.now)
+	resp, err = start(other, "partner/a3")
+	mustErr(t, resp, err, "max_open_authorizations")
+	// One exchanged frees a place.
+	code, state := follow(t, first.Data["url"].(string))
+	if resp, err := env.request(t, logical.UpdateOperation, "exchange/partner/a0", map[string]interface{}{"code": code, "state": state}); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if resp, err := start(env, "partner/a3"); err != nil || resp.IsError() {
+		t.Fatalf("after an exchange: %v %v", err, resp)
+	}
+	resp, err = start(env, "partner/a4")
+	mustErr(t, resp, err, "max_open_authorizations")
+	// Expired ones do not count.
+	clk.add(backend.StateTTL + time.Second)
+	for i := 4; i < 7; i++ {
+		if resp, err := start(env, fmt.Sprintf("partner/a%d", i)); err != nil || resp.IsError() {
+			t.Fatalf("after the others expired: %v %v", err, resp)
+		}
+	}
+	// The bound is the app's, and has a floor and a ceiling.
+	resp, err = env.request(t, logical.UpdateOperation, "apps/partner", map[string]interface{}{"max_open_authorizations": -1})
+	mustErr(t, resp, err, "cannot be negative")
+	resp, err = env.request(t, logical.UpdateOperation, "apps/partner", map[string]interface{}{"max_open_authorizations": 1 << 20})
+	mustErr(t, resp, err, "at most 100000")
+}

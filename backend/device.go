@@ -40,6 +40,9 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	if err != nil {
 		return nil, err
 	}
+	if err := checkFlowMetadata(e, r.Metadata); err != nil {
+		return nil, err
+	}
 	fl, err := m.deviceFlowFor(ctx, s, name, e, r.App)
 	if err != nil {
 		return nil, err
@@ -403,6 +406,7 @@ func (m *Manager) CancelFlows(ctx context.Context, s logical.Storage, name strin
 	if err := st.DeleteAuthorizations(ctx, name); err != nil {
 		return 0, err
 	}
+	m.forgetAuthz(name, "")
 	m.devices.stop(name)
 	d, err := st.Device(ctx, name)
 	if err != nil {

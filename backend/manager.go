@@ -60,6 +60,11 @@ type Manager struct {
 	pendingMu sync.Mutex
 	pending   map[string]*model.Entry
 
+	// authz is what this node knows of the stored authorizations, and
+	// sweeper deletes the expired ones (authzsweep.go).
+	authz   openAuthz
+	sweeper authzSweeper
+
 	healthMu  sync.Mutex
 	health    map[string]*health
 	counters  sync.Map // name -> *counters
@@ -169,6 +174,7 @@ func (m *Manager) Close(s logical.Storage) {
 	m.cache.clear()
 	m.sched.reset()
 	m.index.reset()
+	m.authz.reset()
 	m.gate.CloseIdleConnections()
 }
 
@@ -504,8 +510,9 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	m.index.remove(name)
 	m.problems.Delete(name)
 	if err := deleteRecords(ctx, s, name); err != nil {
-		m.logger.Warn("deleting a credential's status or open authorizations failed; they expire unused", "name", name, "error", err)
+		m.logger.Warn("deleting a credential's status or open authorizations failed; they expire unused, and the periodic sweep deletes them", "name", name, "error", err)
 	}
+	m.forgetAuthz(name, "")
 	// A pending device flow would create the credential again on
 	// approval.
 	m.devices.stop(name)

@@ -132,6 +132,7 @@ func (m *Manager) Tick(ctx context.Context, s logical.Storage, writable bool) er
 	if !writable {
 		m.refresher.halt()
 		m.devices.halt()
+		m.sweeper.reset()
 		return nil
 	}
 	m.flushPending(ctx, s)
@@ -139,6 +140,7 @@ func (m *Manager) Tick(ctx context.Context, s logical.Storage, writable bool) er
 	m.refresher.run(m, s)
 	m.rediscoverApps(ctx, s)
 	m.devices.resume(m, s)
+	m.sweeper.resume(m, s)
 	return nil
 }
 
