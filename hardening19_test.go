@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -581,4 +582,118 @@ func TestOpenAuthorizationsPerAppAreBounded(t *testing.T) {
 	mustErr(t, resp, err, "cannot be negative")
 	resp, err = env.request(t, logical.UpdateOperation, "apps/partner", map[string]interface{}{"max_open_authorizations": 1 << 20})
 	mustErr(t, resp, err, "at most 100000")
+}
+
+// listKeys is LIST path's keys.
+func listKeys(t *testing.T, env *testEnv, path string) []string {
+	t.Helper()
+	resp, err := env.request(t, logical.ListOperation, path, nil)
+	if err != nil || resp.IsError() {
+		t.Fatalf("LIST %s: %v %v", path, err, resp)
+	}
+	keys, _ := resp.Data["keys"].([]string)
+	return keys
+}
+
+// Item 4 (and issue 20's bookkeeping): a credential converted with
+// config/<x> app=<app> keeps its name, outside config/<app>/. The active
+// node's index filed it under the app, so LIST config/<app>/ (a partner's
+// policy) and status/<app> showed it while a standby, which lists storage,
+// did not; config/<app>/<x> was a 404 all the same, and the mount status
+// showed it as provider generic. Now names are filed where storage files
+// them, on every node, and the mount status shows the converted credential
+// with its app and the app's provider.
+func TestConvertedCredentialIsNotListedUnderItsApp(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.penboxApp(t, "partner", nil)
+	env.write(t, "partner/a", map[string]interface{}{"refresh_token": "rt-a"})
+	env.penbox(t, "x", nil)
+	env.write(t, "x", map[string]interface{}{"app": "partner", "refresh_token": "rt-x"})
+	if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+		t.Fatal(err)
+	}
+	waitLoaded(t, env)
+	standby := newTestEnvOver(t, env) // no index: it lists storage
+	for _, node := range []struct {
+		name string
+		env  *testEnv
+	}{{"active", env}, {"standby", standby}} {
+		if keys := listKeys(t, node.env, "config/partner/"); !slices.Equal(keys, []string{"a"}) {
+			t.Errorf("%s: LIST config/partner/ = %v, want [a]", node.name, keys)
+		}
+		if keys := listKeys(t, node.env, "config/"); !slices.Contains(keys, "x") || !slices.Contains(keys, "partner/") {
+			t.Errorf("%s: LIST config/ = %v, want x and partner/", node.name, keys)
+		}
+	}
+	resp, err := env.request(t, logical.ReadOperation, "status/partner", nil)
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if n := resp.Data["counts"].(map[string]interface{})["total"]; n != 1 {
+		t.Errorf("status/partner counts %v connections, want 1 (x is not named under it)", n)
+	}
+	resp, err = env.request(t, logical.ReadOperation, "status", nil)
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	x, _ := resp.Data["credentials"].(map[string]interface{})["x"].(map[string]interface{})
+	if x == nil || x["app"] != "partner" || x["provider"] != "penbox" {
+		t.Errorf("the mount status shows x as %v, want app partner, provider penbox", x)
+	}
+	if n := resp.Data["self_contained"].(map[string]interface{})["total"]; n != 1 {
+		t.Errorf("the mount status counts %v credentials under no app, want 1 (x)", n)
+	}
+	// A write that moves the app cancels the flows of x too: it is one of
+	// the app's connections wherever its name is.
+	resp, err = env.request(t, logical.UpdateOperation, "authorize/x", map[string]interface{}{"redirect_uri": partnerCallback})
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if n, err := env.b.creds.CancelAppFlows(context.Background(), env.storage, "partner"); err != nil || n != 1 {
+		t.Errorf("cancelling the app's flows ended %d (%v), want x's one", n, err)
+	}
+	if keys := authzKeys(t, env); len(keys) != 0 {
+		t.Errorf("left open: %v", keys)
+	}
+}
+
+// Issue 20's bookkeeping: status/<typo> answered 200 with zero counts, a
+// typo reading as a healthy, empty app; after DELETE apps/<app> its
+// connections were still counted healthy, and the delete did not say how
+// many connections it left without their app.
+func TestStatusOfUnknownAndDeletedApps(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.penboxApp(t, "partner", nil)
+	env.write(t, "partner/a", map[string]interface{}{"refresh_token": "rt-a"})
+	env.write(t, "partner/b", map[string]interface{}{"refresh_token": "rt-b"})
+	if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+		t.Fatal(err)
+	}
+	waitLoaded(t, env)
+	resp, err := env.request(t, logical.ReadOperation, "status/partnr", nil)
+	if err == nil || !strings.Contains(err.Error(), `there is no app "partnr"`) || !strings.Contains(err.Error(), "vault list vendoroauth/apps/") {
+		t.Errorf("status of a typo: %v %v", resp, err)
+	}
+	resp, err = env.request(t, logical.DeleteOperation, "apps/partner", nil)
+	if err != nil || resp == nil || !strings.Contains(strings.Join(resp.Warnings, " "), "2 connection(s) under vendoroauth/config/partner/") {
+		t.Fatalf("deleting the app: %v %v", resp, err)
+	}
+	for _, path := range []string{"status/partner", "status"} {
+		resp, err = env.request(t, logical.ReadOperation, path, nil)
+		if err != nil || resp.IsError() {
+			t.Fatal(err, resp)
+		}
+		counts, _ := resp.Data["counts"].(map[string]interface{})
+		if path == "status" {
+			counts, _ = resp.Data["apps"].(map[string]interface{})["partner"].(map[string]interface{})
+		}
+		if counts[backend.StateAppMissing] != 2 || counts[backend.StateHealthy] != 0 {
+			t.Errorf("%s counts %v, want 2 app_missing, 0 healthy", path, counts)
+		}
+		if !strings.Contains(strings.Join(resp.Warnings, " "), `there is no app "partner"`) {
+			t.Errorf("%s does not warn of the missing app: %v", path, resp.Warnings)
+		}
+	}
 }

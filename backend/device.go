@@ -422,12 +422,19 @@ func (m *Manager) CancelFlows(ctx context.Context, s logical.Storage, name strin
 	return n, nil
 }
 
-// CancelAppFlows is CancelFlows for every connection of app.
+// CancelAppFlows is CancelFlows for every connection of app: those named
+// under it, and the credentials converted into its connections (named
+// under no app) that have a flow under way.
 func (m *Manager) CancelAppFlows(ctx context.Context, s logical.Storage, app string) (int, error) {
 	names, err := store.Of(s).FlowNames(ctx, app)
 	if err != nil {
 		return 0, err
 	}
+	converted, err := m.convertedWithFlows(ctx, s, app)
+	if err != nil {
+		return 0, err
+	}
+	names = append(names, converted...)
 	total := 0
 	for _, name := range names {
 		n, err := m.CancelFlows(ctx, s, name)
@@ -437,6 +444,35 @@ func (m *Manager) CancelAppFlows(ctx context.Context, s logical.Storage, app str
 		}
 	}
 	return total, nil
+}
+
+// convertedWithFlows lists the credentials named under no app that are
+// connections of app and have an authorization or a device flow stored.
+func (m *Manager) convertedWithFlows(ctx context.Context, s logical.Storage, app string) ([]string, error) {
+	_, authz, err := store.Of(s).AuthorizationsIn(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	devices, err := store.Of(s).DeviceNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, name := range append(authz, devices...) {
+		if seen[name] || model.AppOf(name) != "" {
+			continue
+		}
+		seen[name] = true
+		e, err := m.peek(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if e != nil && e.Config.App == app {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 // PollDeviceNow makes one poll of name's device flow at once, as its

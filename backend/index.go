@@ -1,12 +1,16 @@
 package backend
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/logical"
+
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
 // index is what the active node knows of every credential without reading
@@ -35,11 +39,17 @@ func newIndex() *index {
 }
 
 // put records name as stored in e (resolved to s, nil if it does not
-// resolve).
+// resolve). A name is filed under the app its name is under
+// ("<app>/<account>"), as storage files it, not under the app its config
+// names: a self-contained credential converted into a connection keeps
+// its name, outside config/<app>/, and a partner whose policy is
+// config/<app>/* must not see it there. So LIST config/<app>/ and
+// status/<app> answer the same on the active node (from the index) and on
+// a standby (from storage).
 func (x *index) put(name string, e *model.Entry, s *model.Settings) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	app := e.Config.App
+	app := model.AppOf(name)
 	if old, ok := x.app[name]; !ok || old != app {
 		if ok {
 			x.removeLocked(name, old)
@@ -155,15 +165,25 @@ const (
 	StateBackingOff = "backing_off"
 	StateReauth     = "needs_reauthorization"
 	StateStaticGone = "static_expired"
+	// StateAppMissing: the connection's app does not exist (it was
+	// deleted); it gets no token until the app is written again.
+	StateAppMissing = "app_missing"
 )
 
 // unhealthy returns app's unhealthy names and their states, given the
 // names with a refresh in flight and the names backing off. Its cost
-// follows the number of unhealthy names, not of connections.
-func (x *index) unhealthy(app string, refreshing, backingOff map[string]bool, now time.Time) map[string]string {
+// follows the number of unhealthy names, not of connections; when the
+// app is missing every connection is unhealthy.
+func (x *index) unhealthy(app string, appMissing bool, refreshing, backingOff map[string]bool, now time.Time) map[string]string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	out := map[string]string{}
+	if appMissing {
+		for _, name := range x.names[app] {
+			out[name] = StateAppMissing
+		}
+		return out
+	}
 	for name := range x.reauth {
 		if x.app[name] == app {
 			out[name] = StateReauth
@@ -205,9 +225,11 @@ type AppHealth struct {
 	Complete bool
 }
 
-// Health returns app's health. Its cost follows the number of unhealthy
+// Health returns app's health ("" for the credentials whose names are
+// under no app); appMissing says the app does not exist, so none of its
+// connections gets a token. Its cost follows the number of unhealthy
 // credentials, not of connections.
-func (m *Manager) Health(app string) AppHealth {
+func (m *Manager) Health(app string, appMissing bool) AppHealth {
 	now := m.now()
 	refreshing := map[string]bool{}
 	m.refreshing.Range(func(k, _ any) bool { refreshing[k.(string)] = true; return true })
@@ -220,8 +242,8 @@ func (m *Manager) Health(app string) AppHealth {
 	}
 	m.healthMu.Unlock()
 	total, complete := m.index.count(app)
-	bad := m.index.unhealthy(app, refreshing, backingOff, now)
-	counts := map[string]int{StateHealthy: total - len(bad), StateRefreshing: 0, StateBackingOff: 0, StateReauth: 0, StateStaticGone: 0}
+	bad := m.index.unhealthy(app, appMissing, refreshing, backingOff, now)
+	counts := map[string]int{StateHealthy: total - len(bad), StateRefreshing: 0, StateBackingOff: 0, StateReauth: 0, StateStaticGone: 0, StateAppMissing: 0}
 	for _, st := range bad {
 		counts[st]++
 	}
@@ -231,6 +253,16 @@ func (m *Manager) Health(app string) AppHealth {
 // AppsWithConnections lists the apps that have connections, from the
 // index.
 func (m *Manager) AppsWithConnections() []string { return m.index.appsWithConnections() }
+
+// ConnectionCount is how many connections are named under app: from the
+// index once it holds every credential, else from storage.
+func (m *Manager) ConnectionCount(ctx context.Context, s logical.Storage, app string) (int, error) {
+	if n, complete := m.index.count(app); complete {
+		return n, nil
+	}
+	keys, err := store.Of(s).EntryKeys(ctx, app)
+	return len(keys), err
+}
 
 // PageOf pages a sorted list of names.
 func PageOf(sorted []string, after string, limit int) Page { return pageFrom(sorted, after, limit) }
