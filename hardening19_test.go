@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/internal/standin"
@@ -695,5 +697,107 @@ func TestStatusOfUnknownAndDeletedApps(t *testing.T) {
 		if !strings.Contains(strings.Join(resp.Warnings, " "), `there is no app "partner"`) {
 			t.Errorf("%s does not warn of the missing app: %v", path, resp.Warnings)
 		}
+	}
+}
+
+// Item 2: the one refresher held a worker while it slept for a rate slot
+// and waited for a whole batch, so one app at a low refresh_rate, or many
+// due connections at one slow vendor at the default limits, stalled every
+// other credential's background refresh: another app's keep-alive came
+// long after it was due. Now a refresh whose turn is later waits on the
+// schedule or in its group's queue, and the loop never waits for a batch.
+func TestOneSlowAppDoesNotStallAnothersKeepAlive(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		slow map[string]interface{}
+		// maxSlow bounds the slow app's keep-alives in the 5 s after
+		// they were due: its own limits hold.
+		maxSlow int
+	}{
+		{"refresh_rate at its lower bound", map[string]interface{}{"refresh_rate": model.MinRefreshRate}, 1},
+		{"the default limits", map[string]interface{}{}, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			late, slowRefreshes := slowAppAndFastKeepAlive(t, tc.slow)
+			t.Logf("the fast app's keep-alive came %s after it was due, with 50 of the slow app's due at a vendor answering in 2 s", late.Round(time.Millisecond))
+			if late > 2*time.Second {
+				t.Errorf("the fast app's keep-alive came %s late", late)
+			}
+			if slowRefreshes > tc.maxSlow {
+				t.Errorf("the slow app made %d keep-alives in 5 s, over its limits", slowRefreshes)
+			}
+		})
+	}
+}
+
+// slowAppAndFastKeepAlive sets up an app whose 50 connections are due for
+// a keep-alive at a vendor that answers in 2 s, and another app whose one
+// connection's keep-alive is due 3 s later at a prompt vendor, with the
+// timer-driven refresher running; it returns how late the second came and
+// how many keep-alives the first made in the 5 s after theirs were due.
+func slowAppAndFastKeepAlive(t *testing.T, slowExtra map[string]interface{}) (late time.Duration, slowRefreshes int) {
+	t.Helper()
+	env := newTestEnv(t)
+	t.Cleanup(func() { env.b.clean(context.Background()) })
+	slowV := env.vendors.Vendor(standin.VendorGeneric)
+	fastSrv := standin.New()
+	fastHTTP := httptest.NewServer(fastSrv)
+	t.Cleanup(fastHTTP.Close)
+	fastV := fastSrv.Vendor(standin.VendorGeneric)
+	app := func(name, tokenURL string, v *standin.Vendor, extra map[string]interface{}) {
+		t.Helper()
+		v.AddClient(standin.Client{ID: name, Secret: name + "-secret"})
+		data := map[string]interface{}{"token_url": tokenURL, "client_id": name, "client_secret": name + "-secret", "grant_type": "refresh_token"}
+		for k, val := range extra {
+			data[k] = val
+		}
+		if resp, err := env.request(t, logical.CreateOperation, "apps/"+name, data); err != nil || resp.IsError() {
+			t.Fatal(err, resp)
+		}
+	}
+	slowCfg := map[string]interface{}{"keepalive_interval": 2}
+	for k, v := range slowExtra {
+		slowCfg[k] = v
+	}
+	app("slow", env.url+slowV.TokenPath(), slowV, slowCfg)
+	app("fast", fastHTTP.URL+fastV.TokenPath(), fastV, map[string]interface{}{"keepalive_interval": 5})
+	for i := range 50 {
+		rt := fmt.Sprintf("rt-slow-%02d", i)
+		slowV.AddRefreshToken("slow", rt)
+		env.write(t, fmt.Sprintf("slow/a%02d", i), map[string]interface{}{"refresh_token": rt})
+		env.readToken(t, fmt.Sprintf("slow/a%02d", i))
+	}
+	fastV.AddRefreshToken("fast", "rt-fast")
+	env.write(t, "fast/a", map[string]interface{}{"refresh_token": "rt-fast"})
+	env.readToken(t, "fast/a")
+	due := time.Now().Add(5 * time.Second)
+	slowV.SetBehavior(standin.Behavior{Delay: 2 * time.Second})
+	before := fastV.Stats().Requests
+	if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := due.Add(10 * time.Second)
+	for fastV.Stats().Requests == before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if fastV.Stats().Requests == before {
+		t.Fatalf("the fast app's keep-alive, due 5 s after its token, had not come 10 s after that")
+	}
+	late = time.Since(due)
+	time.Sleep(time.Until(due.Add(2 * time.Second)))
+	return late, slowV.Stats().Grants - 50
+}
+
+// Item 2: refresh_rate has a lower bound.
+func TestRefreshRateHasALowerBound(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.penboxApp(t, "partner", nil)
+	resp, err := env.request(t, logical.UpdateOperation, "apps/partner", map[string]interface{}{"refresh_rate": 0.001})
+	mustErr(t, resp, err, "refresh_rate is at least 0.1")
+	if resp, err := env.request(t, logical.UpdateOperation, "apps/partner", map[string]interface{}{"refresh_rate": model.MinRefreshRate}); err != nil || resp.IsError() {
+		t.Errorf("refresh_rate at the bound: %v %v", err, resp)
 	}
 }

@@ -152,7 +152,7 @@ const closeWait = 5 * time.Second
 // backend.
 func (m *Manager) Close(s logical.Storage) {
 	// Background loops start nothing more while Close waits.
-	m.refresher.halt()
+	m.refresher.halt(m)
 	m.devices.halt()
 	select {
 	case <-m.inflight.close():
@@ -160,7 +160,7 @@ func (m *Manager) Close(s logical.Storage) {
 		m.logger.Warn("vendor calls still in flight when the backend closed; they are cancelled and their results are not stored")
 	}
 	m.stop()
-	m.refresher.halt()
+	m.refresher.halt(m)
 	if s != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		m.flushPending(ctx, s)
