@@ -69,6 +69,7 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 			pathKeys(b),
 			pathDevice(b),
 		),
+		InitializeFunc: b.initialize,
 		PeriodicFunc:   b.periodic,
 		Secrets:        []*framework.Secret{secretToken(b)},
 		Invalidate:     b.invalidate,
@@ -85,6 +86,16 @@ func (b *vendorBackend) now() time.Time { return b.creds.Now() }
 
 func (b *vendorBackend) invalidate(_ context.Context, key string) {
 	b.creds.Invalidate(key)
+}
+
+// initialize starts, on the node that can write, the load of the index
+// and the refresh schedule and the refresher, at once rather than at
+// Vault's first periodic call (up to a minute later): until the load has
+// finished, LIST pages are read from storage and no keep-alive is
+// scheduled.
+func (b *vendorBackend) initialize(_ context.Context, req *logical.InitializationRequest) error {
+	b.creds.Start(req.Storage, b.writable())
+	return nil
 }
 
 // periodic refreshes tokens ahead of need on the node that can write.

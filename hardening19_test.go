@@ -801,3 +801,152 @@ func TestRefreshRateHasALowerBound(t *testing.T) {
 		t.Errorf("refresh_rate at the bound: %v %v", err, resp)
 	}
 }
+
+// countReads counts the storage reads of keys under prefix.
+func countReads(env *testEnv, prefix string) *atomic.Int32 {
+	var n atomic.Int32
+	env.storage.setFailGet(func(key string) bool {
+		if strings.HasPrefix(key, prefix) {
+			n.Add(1)
+		}
+		return false
+	})
+	return &n
+}
+
+// initialize calls the backend's InitializeFunc, as Vault does once the
+// mount is set up.
+func (e *testEnv) initialize(t *testing.T) {
+	t.Helper()
+	if err := e.b.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Item 9: after a start the index behind LIST config/<app>/ and status,
+// and the refresh schedule, were rebuilt by reading every entry, one
+// storage read each (80 s at 100,000 connections), beginning at Vault's
+// first periodic call. What they need is stored now, in a few shards: a
+// start lists the names and reads the shards, and the load begins when
+// the backend initialises.
+func TestStartLoadsTheStoredIndex(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	v := env.penboxApp(t, "partner", nil)
+	const n = 300
+	for i := range n {
+		env.write(t, fmt.Sprintf("partner/a%03d", i), map[string]interface{}{"refresh_token": fmt.Sprintf("rt-%03d", i)})
+	}
+	v.AddRefreshToken("pb-id", "rt-007")
+	env.readToken(t, "partner/a007") // its keep-alive is scheduled from then on
+	// One that needs reauthorization (the vendor does not know its
+	// refresh token), one static token, one self-contained credential.
+	env.write(t, "partner/dead", map[string]interface{}{"refresh_token": "unknown"})
+	if resp, _ := env.request(t, logical.ReadOperation, "token/partner/dead", nil); resp == nil || !resp.IsError() {
+		t.Fatalf("token/partner/dead: %v", resp)
+	}
+	env.write(t, "st", map[string]interface{}{"provider": "penbox", "grant_type": "static", "access_token": "user-minted-token", "ttl": "24h"})
+	env.penbox(t, "solo", nil)
+	if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+		t.Fatal(err)
+	}
+	waitLoaded(t, env)
+	keepAlive := env.b.creds.NextRefresh("partner/a007")
+	env.b.clean(context.Background()) // a reload: the stored index is up to date
+
+	next := newTestEnvOver(t, env)
+	reads := countReads(next, store.EntryPrefix)
+	next.initialize(t) // no periodic call
+	waitLoaded(t, next)
+	if got := reads.Load(); got != 0 {
+		t.Errorf("the load after a start read %d entries, want none", got)
+	}
+	if keys := listKeys(t, next, "config/partner/"); len(keys) != n+1 {
+		t.Errorf("LIST config/partner/ = %d names, want %d", len(keys), n+1)
+	}
+	resp, err := next.request(t, logical.ReadOperation, "status/partner", nil)
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if c := resp.Data["counts"].(map[string]interface{}); c[backend.StateReauth] != 1 || c["total"] != n+1 {
+		t.Errorf("status/partner counts %v", c)
+	}
+	if got := next.b.creds.NextRefresh("partner/a007"); keepAlive.IsZero() || !got.Equal(keepAlive.Truncate(time.Second)) {
+		t.Errorf("partner/a007's keep-alive is scheduled at %v, want %v", got, keepAlive)
+	}
+	if got := reads.Load(); got != 0 {
+		t.Errorf("answering read %d entries", got)
+	}
+}
+
+// Item 9: the stored index is written after the entries, in batches, and
+// may trail them; a start loses nothing by it. A name written since its
+// last write (and a crash before the next) is read one by one, a name
+// deleted since is not listed, and a change that would mislead a start (a
+// state, a keep-alive due earlier) is written at once.
+func TestStoredIndexTrailingLosesNothing(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	clk := env.useClock()
+	v := env.penboxApp(t, "partner", nil)
+	for i := range 5 {
+		v.AddRefreshToken("pb-id", fmt.Sprintf("rt-%d", i))
+		env.write(t, fmt.Sprintf("partner/a%d", i), map[string]interface{}{"refresh_token": fmt.Sprintf("rt-%d", i)})
+		env.readToken(t, fmt.Sprintf("partner/a%d", i))
+	}
+	if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+		t.Fatal(err)
+	}
+	waitLoaded(t, env)
+	env.b.clean(context.Background())
+	env = newTestEnvOver(t, env)
+	env.b.creds.SetClock(clk.now)
+	env.initialize(t)
+	waitLoaded(t, env)
+	// Since the last write of the stored index: a new name and a deleted
+	// one, then a crash (no Close writes the batch).
+	env.write(t, "partner/new", map[string]interface{}{"refresh_token": "rt-new"})
+	if resp, err := env.request(t, logical.DeleteOperation, "config/partner/a0", nil); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	crashed := newTestEnvOver(t, env)
+	crashed.b.creds.SetClock(clk.now)
+	reads := countReads(crashed, store.EntryPrefix)
+	crashed.initialize(t)
+	waitLoaded(t, crashed)
+	if keys := listKeys(t, crashed, "config/partner/"); !slices.Equal(keys, []string{"a1", "a2", "a3", "a4", "new"}) {
+		t.Errorf("LIST config/partner/ = %v", keys)
+	}
+	if got := reads.Load(); got != 1 {
+		t.Errorf("the load read %d entries, want 1 (partner/new)", got)
+	}
+	crashed.b.clean(context.Background())
+
+	// A state that changed and a keep-alive due earlier are written at
+	// once, not with the next batch: a crash a moment later keeps them.
+	env = newTestEnvOver(t, env)
+	env.b.creds.SetClock(clk.now)
+	env.initialize(t)
+	waitLoaded(t, env)
+	env.write(t, "partner/a1", map[string]interface{}{"refresh_token": "unknown"})
+	if resp, _ := env.request(t, logical.ReadOperation, "token/partner/a1", nil); resp == nil || !resp.IsError() {
+		t.Fatalf("token/partner/a1: %v", resp)
+	}
+	env.write(t, "partner/a2", map[string]interface{}{"keepalive_interval": "1h"})
+	earlier := env.b.creds.NextRefresh("partner/a2")
+	time.Sleep(1500 * time.Millisecond)
+	crashed = newTestEnvOver(t, env)
+	crashed.b.creds.SetClock(clk.now)
+	crashed.initialize(t)
+	waitLoaded(t, crashed)
+	resp, err := crashed.request(t, logical.ReadOperation, "status/partner", nil)
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	if c := resp.Data["counts"].(map[string]interface{}); c[backend.StateReauth] != 1 {
+		t.Errorf("status/partner counts %v, want partner/a1 needing reauthorization", c)
+	}
+	if got := crashed.b.creds.NextRefresh("partner/a2"); got.IsZero() || got.After(earlier) {
+		t.Errorf("partner/a2's keep-alive is scheduled at %v, after %v", got, earlier)
+	}
+}

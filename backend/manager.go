@@ -75,6 +75,8 @@ type Manager struct {
 	// allBound: the upgrade mark is written; nothing an older release
 	// stored is left without its binding (upgrade.go).
 	allBound atomic.Bool
+	// indexFlush: a write of the stored index runs (loader.go).
+	indexFlush atomic.Bool
 
 	hooks TestHooks
 }
@@ -164,6 +166,8 @@ func (m *Manager) Close(s logical.Storage) {
 	if s != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		m.flushPending(ctx, s)
+		// What the next start loads instead of reading every entry.
+		m.flushIndex(ctx, s)
 		cancel()
 	}
 	m.pendingMu.Lock()
@@ -325,7 +329,12 @@ func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string
 		return nil
 	}
 	m.cache.put(name, c)
-	m.index.put(name, e, c.settings)
+	if m.index.put(name, e, c.settings) {
+		// The stored index would mislead a start now (a keep-alive due
+		// earlier, another state): it is written soon, not with the next
+		// periodic batch.
+		m.flushIndexSoon(s, time.Second)
+	}
 	// A new token is not in use until it is read from the cache; the
 	// first such read schedules its refresh ahead (markUsed).
 	m.sched.set(name, proactiveAt(name, e, c.settings, false))

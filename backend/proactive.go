@@ -137,6 +137,7 @@ func (m *Manager) Tick(ctx context.Context, s logical.Storage, writable bool) er
 	}
 	m.flushPending(ctx, s)
 	m.loader.resume(m, s)
+	m.flushIndexSoon(s, 0)
 	m.refresher.run(m, s)
 	m.rediscoverApps(ctx, s)
 	m.devices.resume(m, s)
