@@ -950,3 +950,36 @@ func TestStoredIndexTrailingLosesNothing(t *testing.T) {
 		t.Errorf("partner/a2's keep-alive is scheduled at %v, after %v", got, earlier)
 	}
 }
+
+// Item 2: a keep-alive scheduled by a write while the refresher slept (it
+// sleeps until the earliest time it knows of, at most a tick) waited for
+// that sleep to end: up to a minute late. A write that makes a name due
+// sooner wakes it.
+func TestKeepAliveScheduledWhileTheRefresherSleepsIsOnTime(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	t.Cleanup(func() { env.b.clean(context.Background()) })
+	v := env.vendors.Vendor(standin.VendorGeneric)
+	v.AddClient(standin.Client{ID: "ka", Secret: "ka-secret"})
+	if resp, err := env.request(t, logical.CreateOperation, "apps/ka", map[string]interface{}{"token_url": env.url + v.TokenPath(), "client_id": "ka", "client_secret": "ka-secret",
+		"grant_type": "refresh_token", "keepalive_interval": 2}); err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	// The refresher runs, with nothing scheduled: it sleeps a tick.
+	if err := env.b.creds.Tick(context.Background(), env.storage, true); err != nil {
+		t.Fatal(err)
+	}
+	waitLoaded(t, env)
+	time.Sleep(100 * time.Millisecond)
+	v.AddRefreshToken("ka", "rt-ka")
+	env.write(t, "ka/a", map[string]interface{}{"refresh_token": "rt-ka"})
+	env.readToken(t, "ka/a")
+	due := time.Now().Add(2 * time.Second)
+	before := v.Stats().Requests
+	for v.Stats().Requests == before && time.Now().Before(due.Add(5*time.Second)) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if late := time.Since(due); v.Stats().Requests == before || late > time.Second {
+		t.Errorf("the keep-alive came %s after it was due (or not at all)", late.Round(time.Millisecond))
+	}
+}

@@ -217,7 +217,8 @@ func (m *Manager) scheduleFrom(ctx context.Context, s logical.Storage, names []s
 
 // Start begins what a backend that just initialised does on a node that
 // can write, as its first periodic call would: the load of the index and
-// the refresh schedule, and the refresher. The load reads the stored
+// the refresh schedule, the refresher, and a page of the authorization
+// sweep. The load reads the stored
 // index and lists the names, and reads only the entries the stored index
 // lacks.
 func (m *Manager) Start(s logical.Storage, writable bool) {
@@ -226,6 +227,9 @@ func (m *Manager) Start(s logical.Storage, writable bool) {
 	}
 	m.loader.resume(m, s)
 	m.refresher.run(m, s)
+	// Authorizations that expired while no node swept (the plugin was
+	// down, or an older release ran) go now, not at the first tick.
+	m.sweeper.resume(m, s)
 }
 
 // ScheduleState reports whether the refresh schedule holds every

@@ -102,7 +102,7 @@ func (m *Manager) SetTestHooks(h TestHooks) { m.hooks = h }
 // client.
 func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
 	life, stop := context.WithCancel(context.Background())
-	return &Manager{
+	m := &Manager{
 		logger:    logger,
 		gate:      outbound.New(client),
 		now:       time.Now,
@@ -117,6 +117,10 @@ func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
 		loader:    &loader{retryDelay: time.Second},
 		refresher: newRefresher(),
 	}
+	// A write that makes a name due sooner than the refresher's timer
+	// wakes it: it sleeps up to a tick otherwise.
+	m.sched.wake = m.refresher.wake
+	return m
 }
 
 // SetClock replaces the clock, for tests. The timer-driven refresher runs
