@@ -118,6 +118,7 @@ func (b *vendorBackend) handleStatus(ctx context.Context, req *logical.Request, 
 		"unhealthy":        unhealthy,
 		"next":             next,
 		"schedule_loaded":  self.Complete,
+		"scheduled":        b.creds.Scheduled(),
 		"counted_since":    b.started.UTC().Format(time.RFC3339),
 		"counters_at_read": "connections' counters are at their config read",
 	}, Warnings: warnings}, nil
@@ -250,7 +251,10 @@ at a time (after, limit, state). credentials: each of them with its app
 failures by vendor error code (counted on this node since counted_since),
 token_expires_at, last_refreshed_at, needs_reauthorization, next_refresh_at
 and backoff_until. A connection's own counters are at its config read;
-status/<app> lists an app's unhealthy connections. No secret is shown.
+status/<app> lists an app's unhealthy connections. schedule_loaded: the
+index and the refresh schedule hold every credential (after a start they
+are loaded in the background); scheduled: how many credentials are on the
+refresh schedule. No secret is shown.
 `
 
 const pathAppStatusHelpSyn = `Show how an app's connections are doing.`

@@ -584,6 +584,10 @@ func (m *Manager) ListPage(ctx context.Context, s logical.Storage, app, after st
 // NextRefresh is when the periodic tick will refresh name, or zero.
 func (m *Manager) NextRefresh(name string) time.Time { return m.sched.next(name) }
 
+// Scheduled is how many credentials are on the refresh schedule (ahead of
+// need, or for a keep-alive), for status.
+func (m *Manager) Scheduled() int { return m.sched.size() }
+
 // SetClient replaces the token client, for tests that need short timeouts.
 func (m *Manager) SetClient(c *tokenclient.Client) { m.gate = outbound.New(c) }
 

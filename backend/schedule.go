@@ -109,6 +109,13 @@ func (s *schedule) earliest() time.Time {
 	return time.Time{}
 }
 
+// size is how many names are scheduled.
+func (s *schedule) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.due)
+}
+
 func (s *schedule) next(name string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
