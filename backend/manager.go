@@ -478,10 +478,11 @@ func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn
 	if err != nil {
 		return nil, err
 	}
-	if cur == nil {
+	if cur == nil && model.AppOf(name) == "" {
 		// Keys without a credential are a deleted one's (a key is only
 		// made for a credential that exists): the new credential must not
-		// sign with them.
+		// sign with them. A name under an app is a connection, which has
+		// no keys of its own (and connections are many: no delete each).
 		m.deleteOwnKeys(ctx, s, name)
 	}
 	if err := m.writeEntry(ctx, s, name, next); err != nil {
