@@ -72,6 +72,7 @@ func newBackend(conf *logical.BackendConfig, version string) *vendorBackend {
 			pathEvents(b),
 			pathMetrics(b),
 		),
+		InitializeFunc: b.initialize,
 		PeriodicFunc:   b.periodic,
 		Secrets:        []*framework.Secret{secretToken(b)},
 		Invalidate:     b.invalidate,
@@ -90,6 +91,16 @@ func (b *vendorBackend) now() time.Time { return b.creds.Now() }
 
 func (b *vendorBackend) invalidate(_ context.Context, key string) {
 	b.creds.Invalidate(key)
+}
+
+// initialize starts, on the node that can write, the load of the index
+// and the refresh schedule and the refresher, at once rather than at
+// Vault's first periodic call (up to a minute later): until the load has
+// finished, LIST pages are read from storage and no keep-alive is
+// scheduled.
+func (b *vendorBackend) initialize(_ context.Context, req *logical.InitializationRequest) error {
+	b.creds.Start(req.Storage, b.writable())
+	return nil
 }
 
 // periodic refreshes tokens ahead of need on the node that can write.
@@ -113,6 +124,9 @@ func (b *vendorBackend) clean(context.Context) {
 // request alone. Locks are released by defers as the panic unwinds.
 func (b *vendorBackend) HandleRequest(ctx context.Context, req *logical.Request) (resp *logical.Response, err error) {
 	defer b.recoverPanic("request", req, &err)
+	if req != nil && nameTooLong(req.Path) != "" {
+		return b.nameTooLongResponse(req), nil
+	}
 	resp, err = b.Backend.HandleRequest(ctx, req)
 	if errors.Is(err, logical.ErrUnsupportedPath) {
 		if msg := badName(req.Path); msg != "" {
@@ -120,6 +134,32 @@ func (b *vendorBackend) HandleRequest(ctx context.Context, req *logical.Request)
 		}
 	}
 	return resp, err
+}
+
+// nameTooLongResponse answers a request whose path holds a name longer
+// than maxNameLen before anything looks it up: no such name can exist. An
+// unauthenticated JWKS read gets the 404 of any name that publishes no
+// keys (the path tells nobody anything), the rest a 400 that says why.
+func (b *vendorBackend) nameTooLongResponse(req *logical.Request) *logical.Response {
+	if req.Operation == logical.ReadOperation && isJWKSPath(req.Path) {
+		return nil
+	}
+	return logical.ErrorResponse(fmt.Sprintf("%s%s: a name (a credential's, an app's or an account's) is at most %d characters", mountOf(req), truncateForMessage(req.Path), maxNameLen))
+}
+
+// isJWKSPath reports whether path is one of the unauthenticated JWKS
+// paths (jwksPaths).
+func isJWKSPath(path string) bool {
+	parts := strings.Split(path, "/")
+	return parts[0] == "jwks" || (len(parts) == 3 && parts[0] == "apps" && parts[2] == "jwks")
+}
+
+// truncateForMessage keeps a caller's path short enough to quote.
+func truncateForMessage(path string) string {
+	if len(path) > 2*maxNameLen {
+		return strings.ToValidUTF8(path[:2*maxNameLen], "") + "…"
+	}
+	return path
 }
 
 // HandleExistenceCheck is guarded like HandleRequest.

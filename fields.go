@@ -64,7 +64,7 @@ var nameSegmentRe = regexp.MustCompile(`^` + nameSegment + `$`)
 
 // namedPaths are the paths whose next segments are a name. jwks/ is left
 // out: its 404 is the same for every name it does not publish.
-var namedPaths = []string{"config", "token", "authorize", "exchange", "device", "refresh", "rotate-key", "import-key", "apps", "status"}
+var namedPaths = []string{"config", "token", "authorize", "exchange", "device", "refresh", "rotate-key", "import-key", "apps", "status", "events"}
 
 // badName says what is wrong with the name in path, which no path of the
 // mount matched, or "" when the name is not the reason: Vault's bare
@@ -77,7 +77,7 @@ func badName(path string) string {
 	}
 	segs := strings.Split(strings.TrimSuffix(rest, "/"), "/")
 	switch prefix {
-	case "apps", "status":
+	case "apps", "status", "events":
 		segs = segs[:1] // an app's name, then its own paths
 		rest = segs[0]
 	default:
@@ -87,7 +87,24 @@ func badName(path string) string {
 	}
 	for _, seg := range segs {
 		if !nameSegmentRe.MatchString(seg) {
-			return fmt.Sprintf("%q is not a name: names are letters, digits, _, -, . and @, starting and ending with a letter, digit or _ (a connection is <app>/<account>)", rest)
+			return fmt.Sprintf("%q is not a name: names are letters, digits, _, -, . and @, starting and ending with a letter, digit or _, at most %d characters (a connection is <app>/<account>)", rest, maxNameLen)
+		}
+	}
+	return ""
+}
+
+// maxNameLen bounds each segment of a name (a credential's, an app's, an
+// account's). Names come from callers, one of the paths that take them
+// (jwks/) needs no token, and a name ends up in storage keys, the index
+// and log lines: a bound keeps each of those small. 128 is far above any
+// name seen in use (an account id, a UUID, an email address).
+const maxNameLen = 128
+
+// nameTooLong is the segment of path longer than maxNameLen, or "".
+func nameTooLong(path string) string {
+	for _, seg := range strings.Split(path, "/") {
+		if len(seg) > maxNameLen {
+			return seg
 		}
 	}
 	return ""

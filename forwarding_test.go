@@ -19,7 +19,6 @@ var localOperations = map[string]bool{
 	"config/" + credentialName + " read": true,
 	"config/?$ list":                     true,
 	"config/" + appName + "/?$ list":     true,
-	"apps/" + appName + " read":          true,
 	"apps/?$ list":                       true,
 	"jwks/" + credentialName + " read":   true,
 	"apps/" + appName + "/jwks read":     true,

@@ -12,6 +12,7 @@ import (
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
 )
 
 // The words a user reads about a failure, with the next step spelled out
@@ -52,7 +53,7 @@ func describe(mount string, err error) string {
 	case errors.As(err, &berr):
 		return fmt.Sprintf("%s (not calling the vendor again before %s)", describe(mount, berr.Last), berr.RetryAt.UTC().Format(time.RFC3339))
 	case errors.As(err, &rerr):
-		return rerr.Error() + "; to fix: " + reauthHint(mount, rerr.Name, rerr.CanConnect)
+		return rerr.Error() + "; to fix: " + reauthHint(mount, rerr)
 	case errors.As(err, &serr):
 		return fmt.Sprintf("%s; to mint a new one: %s (vault write %sconfig/%s access_token=... ttl=...)", serr.Error(), serr.Hint, mount, serr.Name)
 	case errors.As(err, &xerr):
@@ -82,11 +83,25 @@ func describe(mount string, err error) string {
 	return err.Error()
 }
 
-func reauthHint(mount, name string, canConnect bool) string {
-	if canConnect {
-		return fmt.Sprintf("connect the account again: vault write %[1]sauthorize/%[2]s redirect_uri=<your callback>, have the user consent, then vault write %[1]sexchange/%[2]s code=<code> state=<state>; or write a new refresh_token to %[1]sconfig/%[2]s", mount, name)
+// reauthHint says how to give a credential a live refresh token again:
+// each flow it has, then a refresh token written by hand.
+func reauthHint(mount string, e *backend.ReauthError) string {
+	var ways []string
+	if e.CanConnect {
+		ways = append(ways, fmt.Sprintf("connect the account again: vault write %[1]sauthorize/%[2]s redirect_uri=<your callback>, have the user consent, then vault write %[1]sexchange/%[2]s code=<code> state=<state>", mount, e.Name))
 	}
-	return fmt.Sprintf("write a new refresh_token to %sconfig/%s", mount, name)
+	if e.CanDevice {
+		verb := "connect the account again"
+		if e.CanConnect {
+			verb = "or"
+		}
+		ways = append(ways, fmt.Sprintf("%[3]s with the device flow: vault write -f %[1]sdevice/%[2]s, show the user its user_code and verification_uri, and read %[1]sdevice/%[2]s until its status is approved", mount, e.Name, verb))
+	}
+	hand := fmt.Sprintf("write a new refresh_token to %sconfig/%s", mount, e.Name)
+	if len(ways) == 0 {
+		return hand
+	}
+	return strings.Join(ways, "; ") + "; or " + hand
 }
 
 // grantHint says what to fix for a failed grant: the preset's own advice
@@ -121,24 +136,62 @@ func grantHint(mount string, e *backend.GrantError) string {
 		}
 		return ""
 	}
-	if e.Preset != nil {
+	auth := clientAuthHint(mount, client, e)
+	// A preset's advice on the client's authentication assumes it sends
+	// its secret as the preset does (basic or body): for one that signs an
+	// assertion or presents a certificate, the advice about that comes
+	// first.
+	about := ve.Code == "invalid_client" || ve.StatusCode == http.StatusUnauthorized
+	if e.Preset != nil && !(about && !presetAuth(e.AuthStyle)) {
 		if h := e.Preset.Hint(ve.Code, ve.StatusCode); h != "" {
 			return h
 		}
 	}
-	if h := codeHint(cfg, client, e.Grant, grant, ve.Code); h != "" || ve.Code != "" {
+	if h := codeHint(cfg, client, auth, e.Grant, grant, ve.Code); h != "" || ve.Code != "" {
 		return h
 	}
-	return statusHint(client, field, ve.StatusCode)
+	return statusHint(client, field, auth, ve.StatusCode)
+}
+
+// presetAuth reports whether a client with authStyle sends its secret as
+// presets do, in Basic or the body ("" is the preset's own).
+func presetAuth(authStyle string) bool {
+	return authStyle == "" || authStyle == providers.AuthBasic || authStyle == providers.AuthBody
+}
+
+// clientAuthHint is what to check when the vendor refused the client's
+// authentication, as the client authenticates: following advice about a
+// secret would drop a key's or a certificate's authentication.
+func clientAuthHint(mount, client string, e *backend.GrantError) string {
+	keys, rotate := mount+"jwks/"+e.Name, mount+"rotate-key/"+e.Name
+	if e.App != "" {
+		keys, rotate = mount+"apps/"+e.App+"/jwks", mount+"apps/"+e.App+"/rotate-key"
+	}
+	switch e.AuthStyle {
+	case model.AuthPrivateKeyJWT:
+		return "the vendor did not accept the client's signed assertion: check client_id in " + client +
+			", that the vendor has the client's public key (registered from the public_key rotate-key or import-key printed, or fetched from /v1/" + keys +
+			"), that assertion_audience is what the vendor expects (the token endpoint unless it says otherwise), and that a key just made is signing (a key signs after activate_after; vault write " + rotate + " activate_staged=true signs now)"
+	case model.AuthClientSecretJWT:
+		return "the vendor did not accept the client's assertion signed with its secret: check client_id and client_secret in " + client +
+			", and that assertion_audience is what the vendor expects (the token endpoint unless it says otherwise)"
+	case model.AuthTLSClient, model.AuthSelfSignedTLSClient:
+		return "the vendor did not accept the client's certificate: check client_id, tls_client_certificate and tls_client_key in " + client +
+			" against what the vendor registered (the certificate's subject for tls_client_auth, the certificate itself for self_signed_tls_client_auth); a vendor with a separate mutual-TLS token endpoint publishes it in its metadata (mtls_endpoint_aliases), used when issuer is set, or set token_url to it"
+	case model.AuthNone:
+		return "the vendor wants this client to authenticate: set auth_style in " + client + " to the way the client is registered there, with its secret or key"
+	}
+	return "check client_id and client_secret in " + client + "; if they are right, try auth_style=body or basic_encoding=raw"
 }
 
 // codeHint is the advice for a vendor's error code: cfg is where the
 // credential's refresh token is written, client where its client settings
-// are (the app's, for a connection).
-func codeHint(cfg, client, grant string, g *model.Grant, code string) string {
+// are (the app's, for a connection), auth what to check of the client's
+// authentication.
+func codeHint(cfg, client, auth, grant string, g *model.Grant, code string) string {
 	switch code {
 	case "invalid_client":
-		return "check client_id and client_secret in " + client + "; if they are right, try auth_style=body or basic_encoding=raw"
+		return auth
 	case "invalid_grant":
 		if g != nil && g.RefusalMeans == model.RefusalReauth {
 			return "the refresh token was refused (expired, revoked or already used): write a new refresh_token to " + cfg
@@ -157,11 +210,14 @@ func codeHint(cfg, client, grant string, g *model.Grant, code string) string {
 }
 
 // statusHint is the advice for an answer with no error code; field names
-// the URL the request went to.
-func statusHint(client, field string, status int) string {
+// the URL the request went to, auth what to check of the client's
+// authentication.
+func statusHint(client, field, auth string, status int) string {
 	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return "the vendor refused the client's credentials or headers: check client_secret, api_key and extra_headers in " + client
+	case status == http.StatusUnauthorized:
+		return "the vendor refused the client's authentication: " + auth + "; api_key and extra_headers in " + client + " go with every request too"
+	case status == http.StatusForbidden:
+		return "the vendor refused the client's credentials or headers: check api_key and extra_headers in " + client + ", and " + auth
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
 		return "check " + field + " in " + client
 	case status == http.StatusTooManyRequests:
@@ -231,6 +287,9 @@ func resultWarnings(mount string, res *backend.Result) []string {
 	var out []string
 	if res.Stale != nil {
 		out = append(out, fmt.Sprintf("%s; serving the cached token, which expires at %s", describe(mount, res.Stale), res.Token.ExpiresAt.UTC().Format(time.RFC3339)))
+	}
+	if names := res.Token.OmittedFields; len(names) > 0 {
+		out = append(out, fmt.Sprintf("the vendor's answer had %s larger than %d KiB, which the plugin does not keep; the vendor sends it only with a token, and it is not in this answer", strings.Join(names, ", "), tokenclient.MaxResponseFieldBytes>>10))
 	}
 	if res.UsedPreviousSecret {
 		out = append(out, fmt.Sprintf("the vendor refused the app's client_secret and accepted its previous one, which is kept until %s: set the new secret at the vendor before then", res.PreviousUntil.UTC().Format(time.RFC3339)))

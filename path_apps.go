@@ -43,10 +43,15 @@ func pathApps(b *vendorBackend) []*framework.Path {
 					ForwardPerformanceStandby:   true,
 					ForwardPerformanceSecondary: true,
 				},
+				// Forwarded: its connections' counts are the active node's
+				// (its index and what it knows of refreshes in flight), which
+				// a standby does not have.
 				logical.ReadOperation: &framework.PathOperation{
-					Callback:     b.handleAppRead,
-					Summary:      "Read an app's settings; secrets are shown only as set or not.",
-					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read"},
+					Callback:                    b.handleAppRead,
+					Summary:                     "Read an app's settings and its connections' counts; secrets are shown only as set or not.",
+					DisplayAttrs:                &framework.DisplayAttributes{OperationVerb: "read"},
+					ForwardPerformanceStandby:   true,
+					ForwardPerformanceSecondary: true,
 				},
 				logical.DeleteOperation: &framework.PathOperation{
 					Callback:                    b.handleAppDelete,
@@ -217,7 +222,7 @@ func (b *vendorBackend) handleAppRead(ctx context.Context, req *logical.Request,
 		data["previous_client_secret_until"] = formatTime(a.PreviousUntil)
 	}
 	data[fieldDiscoveryChanged] = discoveryChanged(mountOf(req), name, &a.Config)
-	h := b.creds.Health(name)
+	h := b.creds.Health(name, false)
 	data["connections"] = countsOf(h)
 	return &logical.Response{Data: data, Warnings: warnings}, nil
 }
@@ -233,16 +238,26 @@ func (b *vendorBackend) handleAppDelete(ctx context.Context, req *logical.Reques
 		return nil, err
 	}
 	b.Logger().Info("app deleted", "app", name)
+	var warnings []string
+	if n, err := b.creds.ConnectionCount(ctx, req.Storage, name); err != nil {
+		return nil, err
+	} else if n > 0 {
+		warnings = append(warnings, fmt.Sprintf("%d connection(s) under %sconfig/%s/ stay and get no token until the app is written again with vault write %sapps/%s; status/%s counts them as app_missing; delete them with vault delete %sconfig/%s/<account> if they are not to come back",
+			n, mountOf(req), name, mountOf(req), name, name, mountOf(req), name))
+	}
 	// The flows under way were started for it: whatever app is written
 	// under the name next, they end here.
 	w, err := b.cancelFlows(ctx, req, "", name)
 	if err != nil {
 		return nil, err
 	}
-	if w == "" {
+	if w != "" {
+		warnings = append(warnings, w)
+	}
+	if len(warnings) == 0 {
 		return nil, nil
 	}
-	return &logical.Response{Warnings: []string{w}}, nil
+	return &logical.Response{Warnings: warnings}, nil
 }
 
 func (b *vendorBackend) handleAppList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

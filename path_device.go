@@ -77,7 +77,9 @@ func (b *vendorBackend) handleDeviceRead(ctx context.Context, req *logical.Reque
 	if err != nil || flow == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: deviceData(flow)}, nil
+	data := deviceData(flow)
+	data["detail"] = strings.ReplaceAll(flow.Detail, backend.MountPlaceholder, mountOf(req))
+	return &logical.Response{Data: data}, nil
 }
 
 func deviceData(f *model.DeviceFlow) map[string]interface{} {

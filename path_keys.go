@@ -202,10 +202,25 @@ func keyChange(d *framework.FieldData, bound model.Destination) backend.KeyChang
 	}
 }
 
+// lockKeyOwner takes the lock of the credential or app a key request's
+// path names (Manager.LockKeyOwner): the key operation, from reading the
+// owner to storing the key, is serialised with the owner's delete.
+func (b *vendorBackend) lockKeyOwner(ctx context.Context, d *framework.FieldData) (func(), error) {
+	if v, ok := d.GetOk(fieldApp); ok {
+		return b.creds.LockKeyOwner(ctx, v.(string), true)
+	}
+	return b.creds.LockKeyOwner(ctx, d.Get(fieldName).(string), false)
+}
+
 func (b *vendorBackend) handleRotateKey(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
+	unlock, err := b.lockKeyOwner(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	c, resp, err := b.keyClientOf(ctx, req, d)
 	if err != nil || resp != nil {
 		return resp, err
@@ -236,6 +251,11 @@ func (b *vendorBackend) handleImportKey(ctx context.Context, req *logical.Reques
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
+	unlock, err := b.lockKeyOwner(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	c, resp, err := b.keyClientOf(ctx, req, d)
 	if err != nil || resp != nil {
 		return resp, err
@@ -276,22 +296,19 @@ func (b *vendorBackend) keyResponse(req *logical.Request, c *keyClient, k *keys.
 // handleJWKS serves the published keys to anyone: a vendor fetches them
 // without a Vault token. Whatever publishes none (no such name, a
 // connection, a credential or app without keys) gets the same 404, so the
-// path does not tell anyone which accounts and apps exist.
+// path does not tell anyone which accounts and apps exist. The lookup
+// caches nothing and decodes no private key: anyone may call it, as often
+// and with as many names as they like.
 func (b *vendorBackend) handleJWKS(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	owner, err := b.publishingOwner(ctx, req, d)
-	if err != nil || owner == "" {
-		return nil, err
+	var name string
+	v, isApp := d.GetOk(fieldApp)
+	if isApp {
+		name = v.(string)
+	} else {
+		name = d.Get(fieldName).(string)
 	}
-	set, err := b.creds.Keys(ctx, req.Storage, owner)
-	if err != nil {
-		return nil, err
-	}
-	now := b.now()
-	if len(set.Published(now)) == 0 {
-		return nil, nil
-	}
-	raw, err := set.JWKS(now)
-	if err != nil {
+	raw, err := b.creds.PublishedJWKS(ctx, req.Storage, name, isApp)
+	if err != nil || raw == nil {
 		return nil, err
 	}
 	// Served as the document itself, as a vendor fetching jwks_uri
@@ -301,25 +318,6 @@ func (b *vendorBackend) handleJWKS(ctx context.Context, req *logical.Request, d 
 		logical.HTTPRawBody:     raw,
 		logical.HTTPStatusCode:  200,
 	}}, nil
-}
-
-// publishingOwner is whose keys a JWKS path may publish: an app that
-// exists, or a self-contained credential that exists; "" for anything
-// else. Unlike keyOwner, it says nothing about why.
-func (b *vendorBackend) publishingOwner(ctx context.Context, req *logical.Request, d *framework.FieldData) (string, error) {
-	if v, ok := d.GetOk(fieldApp); ok {
-		a, err := b.creds.App(ctx, req.Storage, v.(string))
-		if err != nil || a == nil {
-			return "", err
-		}
-		return "app/" + v.(string), nil
-	}
-	name := d.Get(fieldName).(string)
-	e, err := b.creds.Get(ctx, req.Storage, name)
-	if err != nil || e == nil || e.Config.App != "" {
-		return "", err
-	}
-	return backend.KeyOwner(name, &e.Config), nil
 }
 
 // jwksPathOf is the URL path a vendor fetches owner's JWKS from.

@@ -2,6 +2,8 @@ package vendoroauth
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"sort"
 	"time"
 
@@ -66,7 +68,7 @@ func pathStatus(b *vendorBackend) []*framework.Path {
 
 func statusFields() map[string]*framework.FieldSchema {
 	return map[string]*framework.FieldSchema{
-		fieldStateFilter: {Type: framework.TypeString, Description: "List only the unhealthy credentials in this state: refreshing, backing_off, needs_reauthorization or static_expired."},
+		fieldStateFilter: {Type: framework.TypeString, Description: "List only the unhealthy credentials in this state: refreshing, backing_off, needs_reauthorization, static_expired or app_missing."},
 		fieldAfter:       {Type: framework.TypeString, Description: "List the unhealthy names after this one."},
 		fieldLimit:       {Type: framework.TypeInt, Description: "At most this many unhealthy names (default and maximum 100)."},
 	}
@@ -74,11 +76,19 @@ func statusFields() map[string]*framework.FieldSchema {
 
 func (b *vendorBackend) handleStatus(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	apps := map[string]interface{}{}
+	var warnings []string
 	for _, app := range b.creds.AppsWithConnections() {
-		h := b.creds.Health(app)
+		a, err := b.creds.App(ctx, req.Storage, app)
+		if err != nil {
+			return nil, err
+		}
+		h := b.creds.Health(app, a == nil)
 		apps[app] = countsOf(h)
+		if a == nil {
+			warnings = append(warnings, appMissingWarning(mountOf(req), app, h.Total))
+		}
 	}
-	self := b.creds.Health("")
+	self := b.creds.Health("", false)
 	unhealthy, next := pageUnhealthy(self.Unhealthy, d)
 	// Self-contained credentials are few; each keeps its counters here.
 	creds := map[string]interface{}{}
@@ -97,7 +107,9 @@ func (b *vendorBackend) handleStatus(ctx context.Context, req *logical.Request, 
 		if e == nil {
 			continue
 		}
-		creds[name] = credentialStatus(b, name, e)
+		if creds[name], err = credentialStatus(ctx, b, req, name, e); err != nil {
+			return nil, err
+		}
 	}
 	return &logical.Response{Data: map[string]interface{}{
 		"apps":             apps,
@@ -106,24 +118,38 @@ func (b *vendorBackend) handleStatus(ctx context.Context, req *logical.Request, 
 		"unhealthy":        unhealthy,
 		"next":             next,
 		"schedule_loaded":  self.Complete,
+		"scheduled":        b.creds.Scheduled(),
 		"counted_since":    b.started.UTC().Format(time.RFC3339),
 		"counters_at_read": "connections' counters are at their config read",
-	}}, nil
+	}, Warnings: warnings}, nil
+}
+
+// appMissingWarning says that app's n connections get no token: the app
+// does not exist.
+func appMissingWarning(mount, app string, n int) string {
+	return fmt.Sprintf("there is no app %q: its %d connection(s) under %sconfig/%s/ get no token until it is written again with vault write %sapps/%s (or they are deleted)", app, n, mount, app, mount, app)
 }
 
 func (b *vendorBackend) handleAppStatus(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	app := d.Get(fieldApp).(string)
-	h := b.creds.Health(app)
-	unhealthy, next := pageUnhealthy(h.Unhealthy, d)
-	changed := ""
 	a, err := b.creds.App(ctx, req.Storage, app)
 	if err != nil {
 		return nil, err
 	}
-	if a != nil {
+	h := b.creds.Health(app, a == nil)
+	var warnings []string
+	changed := ""
+	switch {
+	case a != nil:
 		changed = discoveryChanged(mountOf(req), app, &a.Config)
+	case h.Total > 0:
+		warnings = append(warnings, appMissingWarning(mountOf(req), app, h.Total))
+	case h.Complete:
+		// A typo must not read as a healthy app without connections.
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("there is no app %q and no connection is named under it; vault list %sapps/ lists the apps", app, mountOf(req)))
 	}
-	return &logical.Response{Data: map[string]interface{}{
+	unhealthy, next := pageUnhealthy(h.Unhealthy, d)
+	return &logical.Response{Warnings: warnings, Data: map[string]interface{}{
 		"app":                 app,
 		"counts":              countsOf(h),
 		"unhealthy":           unhealthy,
@@ -173,11 +199,25 @@ func pageUnhealthy(bad map[string]string, d *framework.FieldData) ([]map[string]
 	return out, next
 }
 
-// credentialStatus is one credential's counters and health.
-func credentialStatus(b *vendorBackend, name string, e *model.Entry) map[string]interface{} {
+// credentialStatus is one credential's counters and health. A
+// credential converted into a connection of an app keeps its name and
+// shows its app and the app's provider.
+func credentialStatus(ctx context.Context, b *vendorBackend, req *logical.Request, name string, e *model.Entry) (map[string]interface{}, error) {
 	st := b.creds.Stats(name)
+	provider := e.Config.Provider
+	if e.Config.App != "" {
+		_, s, _, err := b.creds.Effective(ctx, req.Storage, name, &e.Config)
+		if err != nil {
+			return nil, err
+		}
+		provider = ""
+		if s != nil {
+			provider = s.Preset.Name
+		}
+	}
 	return map[string]interface{}{
-		fieldProvider:           e.Config.Provider,
+		fieldProvider:           provider,
+		fieldApp:                e.Config.App,
 		"reads":                 st.Reads,
 		"cache_hits":            st.CacheHits,
 		"upstream_grants":       st.Grants,
@@ -187,7 +227,7 @@ func credentialStatus(b *vendorBackend, name string, e *model.Entry) map[string]
 		"needs_reauthorization": e.Status.NeedsReauthorization,
 		"next_refresh_at":       formatTime(b.creds.NextRefresh(name)),
 		"backoff_until":         formatTime(laterThanNow(st.RetryAt)),
-	}
+	}, nil
 }
 
 func laterThanNow(t time.Time) time.Time {
@@ -200,26 +240,33 @@ func laterThanNow(t time.Time) time.Time {
 const pathStatusHelpSyn = `Show how the credentials are doing: counts by app and state, the unhealthy ones.`
 
 const pathStatusHelpDesc = `
-apps: for each app with connections, how many are healthy, refreshing,
-backing_off (after vendor failures), needs_reauthorization or static_expired.
-self_contained: the same for credentials without an app. unhealthy: the
-self-contained credentials that are not healthy, a page at a time (after,
-limit, state). credentials: each self-contained credential's reads,
-cache_hits, upstream_grants and failures by vendor error code (counted on
-this node since counted_since), token_expires_at, last_refreshed_at,
-needs_reauthorization, next_refresh_at and backoff_until. A connection's own
-counters are at its config read; status/<app> lists an app's unhealthy
-connections. No secret is shown.
+apps: for each app with connections (config/<app>/<account>), how many are
+healthy, refreshing, backing_off (after vendor failures),
+needs_reauthorization, static_expired or app_missing (the app was deleted).
+self_contained: the same for the credentials whose names are under no app
+(config/<name>), a credential converted into a connection of an app
+included: it keeps its name. unhealthy: those that are not healthy, a page
+at a time (after, limit, state). credentials: each of them with its app
+(for a converted one) and provider, reads, cache_hits, upstream_grants and
+failures by vendor error code (counted on this node since counted_since),
+token_expires_at, last_refreshed_at, needs_reauthorization, next_refresh_at
+and backoff_until. A connection's own counters are at its config read;
+status/<app> lists an app's unhealthy connections. schedule_loaded: the
+index and the refresh schedule hold every credential (after a start they
+are loaded in the background); scheduled: how many credentials are on the
+refresh schedule. No secret is shown.
 `
 
 const pathAppStatusHelpSyn = `Show how an app's connections are doing.`
 
 const pathAppStatusHelpDesc = `
-counts: how many of the app's connections are healthy, refreshing,
-backing_off, needs_reauthorization or static_expired; unhealthy: those that
-are not healthy, by name, a page at a time (after, limit), optionally only
-one state (state=needs_reauthorization). discovery_changed: when the app's
-issuer now names other endpoints, what changed and how to adopt them (the
-app keeps the ones it had). The answer does not grow with the number of
-healthy connections.
+counts: how many of the app's connections (the names under
+config/<app>/) are healthy, refreshing, backing_off, needs_reauthorization,
+static_expired or app_missing (all of them, when the app was deleted);
+unhealthy: those that are not healthy, by name, a page at a time (after,
+limit), optionally only one state (state=needs_reauthorization).
+discovery_changed: when the app's issuer now names other endpoints, what
+changed and how to adopt them (the app keeps the ones it had). An app that
+does not exist and has no connection is a 404. The answer does not grow
+with the number of healthy connections.
 `

@@ -3,6 +3,7 @@ package vendoroauth
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -151,12 +152,7 @@ func (b *vendorBackend) tokenResponse(mount, name string, res *backend.Result) *
 	}
 	// The response fields the config keeps; they cannot shadow the
 	// token's own (the config refuses those names).
-	for k, v := range res.Token.Fields {
-		data[k] = v
-	}
-	for k, v := range res.Token.SecretFields {
-		data[k] = v
-	}
+	maps.Copy(data, res.Token.HandedOutFields())
 	resp := b.Secret(secretTokenType).Response(data, map[string]interface{}{
 		fieldName:        name,
 		internalObtained: res.Token.ObtainedAt.UTC().Format(time.RFC3339Nano),

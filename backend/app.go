@@ -69,12 +69,37 @@ func (m *Manager) appSnap(ctx context.Context, s logical.Storage, name string) (
 		a.BindUpgrade()
 	}
 	snap := &appSnap{app: a, gen: m.apps.gen.Add(1)}
+	if a == nil {
+		// A miss is not remembered: names are the caller's (an
+		// unauthenticated JWKS request may name any), and remembering each
+		// would grow memory without bound in a process that serves every
+		// mount. A connection of a deleted app pays one storage read per
+		// resolve, and fails anyway.
+		return snap, nil
+	}
 	m.apps.mu.Lock()
 	if m.apps.changes == seen {
 		m.apps.m.Store(name, snap)
 	}
 	m.apps.mu.Unlock()
 	return snap, nil
+}
+
+// appExists reports whether the app called name exists, caching nothing
+// it did not hold: for paths anyone may call.
+func (m *Manager) appExists(ctx context.Context, s logical.Storage, name string) (bool, error) {
+	if v, ok := m.apps.m.Load(name); ok {
+		return v.(*appSnap).app != nil, nil
+	}
+	a, err := store.Of(s).App(ctx, name)
+	return a != nil, err
+}
+
+// CacheSizes is how many entries and apps the manager holds decoded, for
+// tests and status.
+func (m *Manager) CacheSizes() (entries, apps int) {
+	m.apps.m.Range(func(any, any) bool { apps++; return true })
+	return int(m.cache.size.Load()), apps
 }
 
 // appGen is the generation of the cached app called name, or 0 when it is
@@ -135,7 +160,7 @@ func (m *Manager) DeleteApp(ctx context.Context, s logical.Storage, name string)
 		return err
 	}
 	m.dropApp(name)
-	return store.Of(s).DeleteKeys(ctx, store.AppKeyOwner(name))
+	return m.DeleteKeys(ctx, s, store.AppKeyOwner(name))
 }
 
 // ListApps returns the names of all apps.
@@ -167,6 +192,7 @@ func (m *Manager) CountAuthorizations(ctx context.Context, s logical.Storage, na
 	return store.Of(s).OpenAuthorizations(ctx, name, e, m.now(), false)
 }
 
-// appLockName is the lock an app's changes take; a credential's name
-// cannot collide with it.
-func appLockName(name string) string { return "apps/" + name }
+// appLockName is the lock an app's changes take. A credential's name
+// cannot collide with it: names never hold a NUL ("apps/x" is the
+// connection x of an app called apps).
+func appLockName(name string) string { return "app\x00" + name }

@@ -77,22 +77,9 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 	if err != nil {
 		return nil, err
 	}
-	if flow.app != nil {
-		if r.RedirectURI == "" || !slices.Contains(flow.app.AllowedRedirectURIs, r.RedirectURI) {
-			return nil, &InputError{Msg: redirectNotAllowed(r.RedirectURI, flow)}
-		}
-	} else if err := validateRedirect(r.RedirectURI); err != nil {
-		return nil, &InputError{Msg: err.Error()}
-	}
-	if n, err := store.Of(s).OpenAuthorizations(ctx, name, e, m.now(), true); err != nil {
+	unreserve, err := m.admit(ctx, s, name, state, e, flow, r)
+	if err != nil {
 		return nil, err
-	} else if n >= maxOpenAuthorizations {
-		return nil, &InputError{Msg: fmt.Sprintf("credential %q has %d unfinished authorizations; finish one or wait %s for them to expire", name, n, StateTTL)}
-	}
-	if a, err := store.Of(s).Authorization(ctx, name, state, e); err != nil {
-		return nil, err
-	} else if a != nil {
-		return nil, &InputError{Msg: "that state is already in use; leave state out to have one generated"}
 	}
 	settings := flow.settings
 	scopes := r.Scopes
@@ -108,6 +95,7 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 	a := &model.Authorization{RedirectURI: r.RedirectURI, Scopes: scopes, ExpiresAt: now.Add(StateTTL), App: flow.appName, Metadata: r.Metadata, Bound: &bound}
 	u, err := url.Parse(settings.AuthorizeURL)
 	if err != nil {
+		unreserve()
 		return nil, &ConfigError{Name: name, Err: err}
 	}
 	q := u.Query()
@@ -126,9 +114,42 @@ func (m *Manager) Authorize(ctx context.Context, s logical.Storage, name string,
 	}
 	u.RawQuery = q.Encode()
 	if err := store.Of(s).PutAuthorization(ctx, name, state, a); err != nil {
+		unreserve()
 		return nil, err
 	}
 	return &AuthorizeResult{URL: u.String(), State: state, ExpiresAt: a.ExpiresAt}, nil
+}
+
+// admit checks a new authorization of name for state (e is name's entry,
+// nil for a new connection) and takes its place among its app's open
+// ones; the returned func gives the place back, for one that is not
+// stored after all.
+func (m *Manager) admit(ctx context.Context, s logical.Storage, name, state string, e *model.Entry, flow *flow, r AuthorizeRequest) (func(), error) {
+	if flow.app != nil {
+		if r.RedirectURI == "" || !slices.Contains(flow.app.AllowedRedirectURIs, r.RedirectURI) {
+			return nil, &InputError{Msg: redirectNotAllowed(r.RedirectURI, flow)}
+		}
+	} else if err := validateRedirect(r.RedirectURI); err != nil {
+		return nil, &InputError{Msg: err.Error()}
+	}
+	if err := checkFlowMetadata(e, r.Metadata); err != nil {
+		return nil, err
+	}
+	if n, err := store.Of(s).OpenAuthorizations(ctx, name, e, m.now(), true); err != nil {
+		return nil, err
+	} else if n >= maxOpenAuthorizations {
+		return nil, &InputError{Msg: fmt.Sprintf("credential %q has %d unfinished authorizations; finish one or wait %s for them to expire", name, n, StateTTL)}
+	}
+	if a, err := store.Of(s).Authorization(ctx, name, state, e); err != nil {
+		return nil, err
+	} else if a != nil {
+		return nil, &InputError{Msg: "that state is already in use; leave state out to have one generated"}
+	}
+	limit := model.DefaultMaxOpenAuthorizations
+	if flow.app != nil {
+		limit = flow.app.OpenAuthorizationLimit()
+	}
+	return m.reserveAuthz(ctx, s, name, store.AuthorizationID(state), m.now().Add(StateTTL), limit)
 }
 
 // redirectNotAllowed says why an app's connection cannot be authorized
@@ -298,7 +319,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 		err = ErrNoRefreshToken
 	}
 	if err != nil {
-		gerr := &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantAuthorizationCode, Err: err}
+		gerr := &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantAuthorizationCode, AuthStyle: fl.settings.AuthStyle, Err: err}
 		m.countersOf(name).fail(gerr.VendorCode())
 		log.Warn("authorization code exchange failed", "error", gerr.Err.Error())
 		return nil, gerr
@@ -316,6 +337,7 @@ func (m *Manager) Exchange(ctx context.Context, s logical.Storage, name, code, s
 	if err := store.Of(s).DeleteAuthorization(wctx, name, state, nil); err != nil {
 		log.Warn("deleting a used authorization failed; it expires unused", "error", err)
 	}
+	m.forgetAuthz(name, store.AuthorizationID(state))
 	m.resetHealth(name)
 	m.clearProblem(wctx, s, name)
 	log.Info("connected an account with an authorization code")
@@ -346,7 +368,9 @@ func (m *Manager) openAuthorization(ctx context.Context, s logical.Storage, name
 		return nil, &StateError{Name: name}
 	}
 	if m.now().After(a.ExpiresAt) {
-		_ = store.Of(s).DeleteAuthorization(ctx, name, state, e)
+		if store.Of(s).DeleteAuthorization(ctx, name, state, e) == nil {
+			m.forgetAuthz(name, store.AuthorizationID(state))
+		}
 		return nil, &StateError{Name: name, ExpiredAt: a.ExpiresAt}
 	}
 	return a, nil
@@ -373,11 +397,11 @@ func connectedEntry(e *model.Entry, fl *flow, tok *tokenclient.Token, sentAt tim
 			next.Config.GrantType = settings.Grant.Name
 		}
 	}
-	if len(metadata) > 0 {
-		if next.Config.Metadata == nil {
-			next.Config.Metadata = map[string]string{}
-		}
-		maps.Copy(next.Config.Metadata, metadata)
+	// The flow's metadata fitted beside the connection's when the flow
+	// started (checkFlowMetadata); if a write made it not fit since, the
+	// connection keeps its own: the refresh token is stored either way.
+	if merged := mergedMetadata(next.Config.Metadata, metadata); model.CheckMetadata(merged) == nil {
+		next.Config.Metadata = merged
 	}
 	next.Config.RefreshToken = tok.RefreshToken
 	if next.Config.Bound == nil {
@@ -386,8 +410,39 @@ func connectedEntry(e *model.Entry, fl *flow, tok *tokenclient.Token, sentAt tim
 	next.Config.Bound["refresh_token"] = bound.Clone()
 	next.Status = model.Status{}
 	next.ApplyToken(tok, settings, sentAt)
-	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &fl.eff)
+	keepResponseFields(next.Token, tok, &fl.eff)
 	return next, settings
+}
+
+// mergedMetadata is a connection's metadata with a flow's merged in; nil
+// for none.
+func mergedMetadata(conn, flow map[string]string) map[string]string {
+	if len(flow) == 0 {
+		return conn
+	}
+	out := maps.Clone(conn)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, flow)
+	return out
+}
+
+// checkFlowMetadata refuses a flow's metadata over its bounds, alone or
+// merged into the connection's (e, nil for none) as the flow's end will
+// merge it: each is stored, and a flow can be started by whoever can make
+// a partner's backend call authorize/ or device/.
+func checkFlowMetadata(e *model.Entry, metadata map[string]string) error {
+	if err := model.CheckMetadata(metadata); err != nil {
+		return &InputError{Msg: "metadata: " + err.Error()}
+	}
+	if e == nil {
+		return nil
+	}
+	if err := model.CheckMetadata(mergedMetadata(e.Config.Metadata, metadata)); err != nil {
+		return &InputError{Msg: "metadata: with the connection's own, " + err.Error()}
+	}
+	return nil
 }
 
 // canConnect refuses an authorization flow for a vendor whose preset takes

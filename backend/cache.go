@@ -20,7 +20,17 @@ type cached struct {
 	// used: this token was handed out from the cache at least once, so
 	// the credential is in use and its refresh is scheduled ahead.
 	used atomic.Bool
+	// size is about how many bytes it holds (cachedSize), counted
+	// against maxCachedBytes.
+	size int64
 }
+
+// cachedOverhead is what a cached entry holds beside the entry itself:
+// the struct, the map's slot, its settings when not shared.
+const cachedOverhead = 512
+
+// cachedSize is about how many bytes caching e costs.
+func cachedSize(e *model.Entry) int64 { return int64(e.Size() + cachedOverhead) }
 
 // cacheStripes is the number of generation counters. A change to any name
 // of a stripe makes concurrent cache fills of the stripe's other names
@@ -35,18 +45,26 @@ const cacheStripes = 256
 // saw before reading storage is still current.
 type entryCache struct {
 	entries sync.Map // name -> *cached
-	// size counts the entries, so the cache stays within maxCached: a
-	// mount with 100,000 connections that are all read keeps its memory
-	// bounded, and a read outside the cache costs one storage read.
-	size    atomic.Int64
-	seed    maphash.Seed
-	stripes [cacheStripes]struct {
+	// size counts the entries and bytes their bytes (cachedSize), so the
+	// cache stays within maxCached and maxCachedBytes: a mount with
+	// 100,000 connections that are all read keeps its memory bounded, so
+	// does a token endpoint that answers the largest fields it may, and a
+	// read outside the cache costs one storage read.
+	size  atomic.Int64
+	bytes atomic.Int64
+	// maxEntries and maxBytes are maxCached and maxCachedBytes, smaller
+	// in tests.
+	maxEntries, maxBytes int64
+	seed                 maphash.Seed
+	stripes              [cacheStripes]struct {
 		mu  sync.Mutex
 		gen uint64
 	}
 }
 
-func newEntryCache() *entryCache { return &entryCache{seed: maphash.MakeSeed()} }
+func newEntryCache() *entryCache {
+	return &entryCache{seed: maphash.MakeSeed(), maxEntries: maxCached, maxBytes: maxCachedBytes}
+}
 
 func (c *entryCache) stripe(name string) int {
 	return int(maphash.String(c.seed, name) % cacheStripes)
@@ -95,8 +113,14 @@ func (c *entryCache) drop(name string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.gen++
-	if _, had := c.entries.LoadAndDelete(name); had {
+	c.forget(name)
+}
+
+// forget removes name's entry and its count.
+func (c *entryCache) forget(name any) {
+	if v, had := c.entries.LoadAndDelete(name); had {
 		c.size.Add(-1)
+		c.bytes.Add(-v.(*cached).size)
 	}
 }
 
@@ -109,33 +133,50 @@ func (c *entryCache) clear() {
 		st.mu.Unlock()
 	}
 	c.entries.Range(func(k, _ any) bool {
-		if _, had := c.entries.LoadAndDelete(k); had {
-			c.size.Add(-1)
-		}
+		c.forget(k)
 		return true
 	})
 }
 
-// maxCached bounds the cache; past it, about a hundredth of the entries
-// are dropped at once (whichever the map yields first: reads of the ones
-// dropped refill them from storage).
-const maxCached = 50000
+// maxCached and maxCachedBytes bound the cache; past either, about a
+// hundredth of the entries are dropped at once, or as many as bring the
+// bytes back under their bound (whichever the map yields first: reads of
+// the ones dropped refill them from storage). A typical entry is about 2
+// KB (maxCached of them fit maxCachedBytes); entries a token endpoint
+// made large take their share of the bytes.
+const (
+	maxCached      = 50000
+	maxCachedBytes = 128 << 20
+)
 
 // store caches v; the caller holds name's stripe lock.
 func (c *entryCache) store(name string, v *cached) {
-	if _, had := c.entries.Swap(name, v); !had {
-		if c.size.Add(1) > maxCached {
-			c.evict(maxCached / 100)
-		}
+	if v.size == 0 {
+		v.size = cachedSize(v.entry)
+	}
+	old, had := c.entries.Swap(name, v)
+	if had {
+		c.bytes.Add(v.size - old.(*cached).size)
+	} else {
+		c.size.Add(1)
+		c.bytes.Add(v.size)
+	}
+	if c.size.Load() > c.maxEntries || c.bytes.Load() > c.maxBytes {
+		c.evict(int(c.maxEntries/100), name)
 	}
 }
 
-func (c *entryCache) evict(n int) {
+// evict drops at least n entries and as many as bring the bytes under
+// their bound, but not keep, the one just stored.
+func (c *entryCache) evict(n int, keep string) {
 	c.entries.Range(func(k, _ any) bool {
-		if _, had := c.entries.LoadAndDelete(k); had {
-			c.size.Add(-1)
+		if k == keep {
+			return true
+		}
+		if _, ok := c.entries.Load(k); ok {
+			c.forget(k)
 			n--
 		}
-		return n > 0
+		return n > 0 || c.bytes.Load() > c.maxBytes
 	})
 }

@@ -31,22 +31,8 @@ func (m *Manager) callFor(ctx context.Context, s logical.Storage, name string, e
 	return call.With(tokenclient.SigningKeyRef, bound), nil
 }
 
-// responseExtras splits the kept response fields into plain and secret.
-func responseExtras(tok *tokenclient.Token, eff *model.Config) (plain, secret map[string]string) {
-	if tok.Extra == nil {
-		return nil, nil
-	}
-	pick := func(names []string) map[string]string {
-		var out map[string]string
-		for _, n := range names {
-			if v, ok := tok.Extra.Get(n); ok {
-				if out == nil {
-					out = map[string]string{}
-				}
-				out[n] = v
-			}
-		}
-		return out
-	}
-	return pick(eff.ResponseFields), pick(eff.SecretResponseFields)
+// keepResponseFields records in t the response fields tok kept that the
+// config asks for, plain and secret.
+func keepResponseFields(t *model.Token, tok *tokenclient.Token, eff *model.Config) {
+	t.KeepFields(tok.Extra, eff.ResponseFields, eff.SecretResponseFields)
 }

@@ -40,6 +40,9 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	if err != nil {
 		return nil, err
 	}
+	if err := checkFlowMetadata(e, r.Metadata); err != nil {
+		return nil, err
+	}
 	fl, err := m.deviceFlowFor(ctx, s, name, e, r.App)
 	if err != nil {
 		return nil, err
@@ -57,7 +60,7 @@ func (m *Manager) StartDevice(ctx context.Context, s logical.Storage, name strin
 	da, err := m.gate.StartDevice(ctx, call, fl.settings.DeviceAuthorizationURL)
 	m.inflight.done()
 	if err != nil {
-		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantDeviceCode, Endpoint: fieldDeviceAuthorizationURL, Err: err}
+		return nil, &GrantError{Name: name, App: fl.eff.App, Vendor: fl.settings.Preset.DisplayName, Preset: fl.settings.Preset, Grant: providers.GrantDeviceCode, AuthStyle: fl.settings.AuthStyle, Endpoint: fieldDeviceAuthorizationURL, Err: err}
 	}
 	now := m.now()
 	// The device code may go only to the token endpoint of now: a write
@@ -337,8 +340,10 @@ func (m *Manager) recordPoll(ctx context.Context, s logical.Storage, name string
 		return false
 	case tokenclient.DeviceDenied:
 		d.State, d.DeviceCode = model.DeviceDenied, ""
+		d.Detail = deviceDetail("the user denied the request at the vendor", res.Answer, name)
 	case tokenclient.DeviceExpired:
 		d.State, d.DeviceCode = model.DeviceExpired, ""
+		d.Detail = deviceDetail("the codes expired before the user approved", res.Answer, name)
 	case tokenclient.DeviceApproved:
 		if err := m.storeDeviceTokens(ctx, s, name, e, fl, d, res.Token, sentAt); err != nil {
 			d.State, d.Detail = model.DeviceFailed, err.Error()
@@ -351,6 +356,17 @@ func (m *Manager) recordPoll(ctx context.Context, s logical.Storage, name string
 		m.logger.Warn("recording the end of a device flow failed", "name", name, "error", err)
 	}
 	return true
+}
+
+// deviceDetail is what a read of a device flow that ended without a token
+// says: what happened, the vendor's own words (its error_description,
+// redacted and cleaned by tokenclient), and how to start again, with the
+// mount for the path layer to fill in.
+func deviceDetail(what string, answer *tokenclient.Error, name string) string {
+	if answer != nil && answer.Description != "" {
+		what += " (the vendor said: " + answer.Description + ")"
+	}
+	return what + "; start again with vault write -f " + MountPlaceholder + "device/" + name + " when the user is ready"
 }
 
 // storeDeviceTokens stores what an approved device flow got, creating the
@@ -391,6 +407,7 @@ func (m *Manager) CancelFlows(ctx context.Context, s logical.Storage, name strin
 	if err := st.DeleteAuthorizations(ctx, name); err != nil {
 		return 0, err
 	}
+	m.forgetAuthz(name, "")
 	m.devices.stop(name)
 	d, err := st.Device(ctx, name)
 	if err != nil {
@@ -406,12 +423,19 @@ func (m *Manager) CancelFlows(ctx context.Context, s logical.Storage, name strin
 	return n, nil
 }
 
-// CancelAppFlows is CancelFlows for every connection of app.
+// CancelAppFlows is CancelFlows for every connection of app: those named
+// under it, and the credentials converted into its connections (named
+// under no app) that have a flow under way.
 func (m *Manager) CancelAppFlows(ctx context.Context, s logical.Storage, app string) (int, error) {
 	names, err := store.Of(s).FlowNames(ctx, app)
 	if err != nil {
 		return 0, err
 	}
+	converted, err := m.convertedWithFlows(ctx, s, app)
+	if err != nil {
+		return 0, err
+	}
+	names = append(names, converted...)
 	total := 0
 	for _, name := range names {
 		n, err := m.CancelFlows(ctx, s, name)
@@ -421,6 +445,35 @@ func (m *Manager) CancelAppFlows(ctx context.Context, s logical.Storage, app str
 		}
 	}
 	return total, nil
+}
+
+// convertedWithFlows lists the credentials named under no app that are
+// connections of app and have an authorization or a device flow stored.
+func (m *Manager) convertedWithFlows(ctx context.Context, s logical.Storage, app string) ([]string, error) {
+	_, authz, err := store.Of(s).AuthorizationsIn(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	devices, err := store.Of(s).DeviceNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, name := range append(authz, devices...) {
+		if seen[name] || model.AppOf(name) != "" {
+			continue
+		}
+		seen[name] = true
+		e, err := m.peek(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if e != nil && e.Config.App == app {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 // PollDeviceNow makes one poll of name's device flow at once, as its

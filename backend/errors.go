@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/providers"
@@ -34,9 +35,12 @@ type GrantError struct {
 	// for a self-contained credential.
 	App    string
 	Vendor string
-	// Preset and Grant say what was asked, for the advice.
-	Preset *providers.Preset
-	Grant  string
+	// Preset and Grant say what was asked, and AuthStyle how the client
+	// authenticated, for the advice: a client that signs assertions or
+	// presents a certificate is not told to check a secret.
+	Preset    *providers.Preset
+	Grant     string
+	AuthStyle string
 	// Endpoint is the field naming the URL the request went to, for the
 	// advice; "" is token_url.
 	Endpoint string
@@ -155,9 +159,14 @@ func (e *StateError) Error() string {
 // calling the vendor cannot help, a human must act.
 type ReauthError struct {
 	Name, Vendor, Reason string
-	// CanConnect says the credential has an authorization flow, so the
-	// account can be connected again.
-	CanConnect bool
+	// CanConnect says the credential has an authorization flow, and
+	// CanDevice a device flow, so the account can be connected again.
+	CanConnect, CanDevice bool
+}
+
+// reauthError is the ReauthError of credential name, resolved to s.
+func reauthError(name string, s *model.Settings, reason string) *ReauthError {
+	return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: reason, CanConnect: s.AuthorizeURL != "", CanDevice: s.DeviceAuthorizationURL != ""}
 }
 
 func (e *ReauthError) Error() string {

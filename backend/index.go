@@ -1,26 +1,32 @@
 package backend
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/logical"
+
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
 // index is what the active node knows of every credential without reading
 // storage: the names of each app's connections in order (for LIST pages),
-// and the few that are not healthy (for status). It is built by the
-// schedule load after a start and kept by every write and delete, so a
-// LIST page and a status answer cost the same with 10 connections as with
-// 100,000. Per name it holds a name, an app name and a byte or two.
+// the few that are not healthy (for status), and when each one's
+// keep-alive is due. It is built by the load after a start and kept by
+// every write and delete, so a LIST page and a status answer cost the same
+// with 10 connections as with 100,000. It is also stored (store.IndexRecord,
+// a few shards written in batches), so the load after a start reads those
+// shards and lists the names instead of reading every credential.
 type index struct {
 	mu sync.Mutex
-	// names holds each app's names ("" for self-contained credentials)
-	// in order.
+	// names holds each app's names ("" for the names under no app) in
+	// order.
 	names map[string][]string
-	app   map[string]string // name -> app
+	info  map[string]indexInfo
 	// reauth and static hold the names that need reauthorization and
 	// the static tokens with their expiry: the unhealthy states that are
 	// stored (backing off and refreshing live in memory).
@@ -28,77 +34,290 @@ type index struct {
 	static map[string]time.Time
 	// stopped holds the names stopped after a lost answer (metrics.go).
 	stopped map[string]struct{}
-	// complete is set once the load after a start has read every entry.
+	// complete is set once the load after a start has every name.
 	complete bool
+	// gone holds the names deleted while the load runs, so that it does
+	// not bring them back from what it read before.
+	gone map[string]bool
+	// dirty holds the stored shards that trail the index; urgent says one
+	// trails it in a way that matters after a restart (a keep-alive due
+	// earlier than stored, a state that changed), so it is written soon
+	// rather than with the next batch.
+	dirty  map[int]bool
+	urgent bool
 }
 
+// indexInfo is what the index holds of one name.
+type indexInfo struct {
+	app string
+	// rec is the name's record now; stored what the stored index holds
+	// of it (storedSet: anything).
+	rec       store.IndexRecord
+	stored    store.IndexRecord
+	storedSet bool
+}
+
+// keepAliveSlack is how far a stored keep-alive time may trail the
+// entry's (a refresh moved it later) before its shard is written again:
+// after a restart such a name is due early, costs one read, and is
+// scheduled again. A later stored time is never let stand.
+const keepAliveSlack = time.Hour
+
 func newIndex() *index {
-	return &index{names: map[string][]string{}, app: map[string]string{}, reauth: map[string]struct{}{}, static: map[string]time.Time{}}
+	x := &index{}
+	x.resetLocked()
+	return x
+}
+
+func (x *index) resetLocked() {
+	x.names, x.info = map[string][]string{}, map[string]indexInfo{}
+	x.reauth, x.static = map[string]struct{}{}, map[string]time.Time{}
+	x.stopped = map[string]struct{}{}
+	x.gone, x.dirty = map[string]bool{}, map[int]bool{}
+	x.complete, x.urgent = false, false
+}
+
+// recordOf is what the index keeps of e, resolved to s (nil if it does
+// not resolve).
+func recordOf(e *model.Entry, s *model.Settings) store.IndexRecord {
+	var r store.IndexRecord
+	if s != nil {
+		if k := keepAliveAt(e, s); !k.IsZero() {
+			r.KeepAlive = k.Unix()
+		}
+		if s.Static() && e.Token != nil {
+			r.Static, r.StaticExpires = true, e.Token.ExpiresAt.Unix()
+		}
+	}
+	r.Reauth = e.Status.NeedsReauthorization
+	r.Stopped = !e.Status.OutcomeUnknownAt.IsZero() && e.Status.RotationSeen
+	return r
 }
 
 // put records name as stored in e (resolved to s, nil if it does not
-// resolve).
-func (x *index) put(name string, e *model.Entry, s *model.Settings) {
+// resolve), and reports whether the stored index now trails it in a way
+// that matters after a restart. A name is filed under the app its name is
+// under ("<app>/<account>"), as storage files it, not under the app its
+// config names: a self-contained credential converted into a connection
+// keeps its name, outside config/<app>/, and a partner whose policy is
+// config/<app>/* must not see it there. So LIST config/<app>/ and
+// status/<app> answer the same on the active node (from the index) and on
+// a standby (from storage).
+func (x *index) put(name string, e *model.Entry, s *model.Settings) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	app := e.Config.App
-	if old, ok := x.app[name]; !ok || old != app {
-		if ok {
-			x.removeLocked(name, old)
-		}
-		list := x.names[app]
+	delete(x.gone, name)
+	return x.setLocked(name, recordOf(e, s))
+}
+
+// setLocked makes rec name's record; the caller holds x.mu.
+func (x *index) setLocked(name string, rec store.IndexRecord) bool {
+	info, ok := x.info[name]
+	if !ok {
+		info.app = model.AppOf(name)
+		list := x.names[info.app]
 		i, _ := slices.BinarySearch(list, name)
-		x.names[app] = slices.Insert(list, i, name)
-		x.app[name] = app
+		x.names[info.app] = slices.Insert(list, i, name)
 	}
-	if e.Status.NeedsReauthorization {
+	info.rec = rec
+	x.info[name] = info
+	if rec.Reauth {
 		x.reauth[name] = struct{}{}
 	} else {
 		delete(x.reauth, name)
 	}
-	if s != nil && s.Static() && e.Token != nil {
-		x.static[name] = e.Token.ExpiresAt
+	if rec.Static {
+		x.static[name] = time.Unix(rec.StaticExpires, 0)
 	} else {
 		delete(x.static, name)
 	}
-	x.noteStopped(name, e)
+	if rec.Stopped {
+		x.stopped[name] = struct{}{}
+	} else {
+		delete(x.stopped, name)
+	}
+	urgent := info.storedSet && trailsBadly(info.stored, rec)
+	if !info.storedSet || (info.stored != rec && (urgent || rec.KeepAlive == 0 || time.Duration(rec.KeepAlive-info.stored.KeepAlive)*time.Second > keepAliveSlack)) {
+		x.dirty[store.IndexShardOf(name)] = true
+		x.urgent = x.urgent || urgent
+	}
+	return urgent
+}
+
+// trailsBadly reports whether a stored record would mislead a start: its
+// keep-alive later than now (or none when one is due), or another state.
+func trailsBadly(stored, now store.IndexRecord) bool {
+	if stored.Reauth != now.Reauth || stored.Stopped != now.Stopped || stored.Static != now.Static || stored.StaticExpires != now.StaticExpires {
+		return true
+	}
+	return now.KeepAlive != 0 && (stored.KeepAlive == 0 || now.KeepAlive < stored.KeepAlive)
 }
 
 func (x *index) remove(name string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if app, ok := x.app[name]; ok {
-		x.removeLocked(name, app)
+	if !x.complete {
+		x.gone[name] = true
 	}
+	info, ok := x.info[name]
+	if !ok {
+		return
+	}
+	list := x.names[info.app]
+	if i, ok := slices.BinarySearch(list, name); ok {
+		x.names[info.app] = slices.Delete(list, i, i+1)
+	}
+	if len(x.names[info.app]) == 0 {
+		delete(x.names, info.app)
+	}
+	delete(x.info, name)
 	delete(x.reauth, name)
 	delete(x.static, name)
 	delete(x.stopped, name)
+	if info.storedSet {
+		x.dirty[store.IndexShardOf(name)] = true
+	}
 }
 
-func (x *index) removeLocked(name, app string) {
-	list := x.names[app]
-	if i, ok := slices.BinarySearch(list, name); ok {
-		x.names[app] = slices.Delete(list, i, i+1)
+// loaded takes what the load after a start found: every name storage
+// lists, by app, sorted, and the stored records of those the stored index
+// holds. A name written since the start keeps what the write recorded, and
+// one deleted since is not brought back. It returns the names the stored
+// index lacks, to read one by one.
+func (x *index) loaded(byApp map[string][]string, stored map[string]store.IndexRecord) []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var missing []string
+	for app, listed := range byApp {
+		var kept []string
+		for _, name := range listed {
+			if x.gone[name] {
+				continue
+			}
+			if info, ok := x.info[name]; ok {
+				// Written since the start: its record is newer.
+				if rec, ok := stored[name]; ok {
+					info.stored, info.storedSet = rec, true
+					x.info[name] = info
+				}
+				continue
+			}
+			rec, ok := stored[name]
+			if !ok {
+				missing = append(missing, name)
+				continue
+			}
+			kept = append(kept, name)
+			x.info[name] = indexInfo{app: app, rec: rec, stored: rec, storedSet: true}
+			if rec.Reauth {
+				x.reauth[name] = struct{}{}
+			}
+			if rec.Static {
+				x.static[name] = time.Unix(rec.StaticExpires, 0)
+			}
+			if rec.Stopped {
+				x.stopped[name] = struct{}{}
+			}
+		}
+		// Both in order: merged in one pass, not one insert each.
+		x.names[app] = mergeSorted(x.names[app], kept)
 	}
-	if len(x.names[app]) == 0 {
-		delete(x.names, app)
+	// Stored records of names storage no longer lists go with the next
+	// write of their shards.
+	for name := range stored {
+		if _, ok := x.info[name]; !ok {
+			x.dirty[store.IndexShardOf(name)] = true
+		}
 	}
-	delete(x.app, name)
+	return missing
+}
+
+// mergeSorted merges two sorted lists without duplicates.
+func mergeSorted(a, b []string) []string {
+	if len(a) == 0 {
+		return b
+	}
+	out := make([]string, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || (i < len(a) && a[i] < b[j]):
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i, j = i+1, j+1
+		}
+	}
+	return out
+}
+
+// keepAlives calls fn with each name's stored keep-alive time, for the
+// schedule after a load.
+func (x *index) keepAlives(fn func(name string, at time.Time)) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for name, info := range x.info {
+		if info.rec.KeepAlive != 0 {
+			fn(name, time.Unix(info.rec.KeepAlive, 0))
+		}
+	}
+}
+
+// takeDirty returns the records of the shards that trail the index, and
+// forgets that they do (a write that fails marks them again).
+func (x *index) takeDirty() map[int]map[string]store.IndexRecord {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	// Before the load has every name, a shard written from the index
+	// would drop the names not loaded yet.
+	if len(x.dirty) == 0 || !x.complete {
+		return nil
+	}
+	out := make(map[int]map[string]store.IndexRecord, len(x.dirty))
+	for shard := range x.dirty {
+		out[shard] = map[string]store.IndexRecord{}
+	}
+	for name, info := range x.info {
+		if recs, ok := out[store.IndexShardOf(name)]; ok {
+			recs[name] = info.rec
+		}
+	}
+	x.dirty, x.urgent = map[int]bool{}, false
+	return out
+}
+
+// stored records that shard was written with records, or marks it dirty
+// again when the write failed.
+func (x *index) stored(shard int, records map[string]store.IndexRecord, ok bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !ok {
+		x.dirty[shard] = true
+		return
+	}
+	for name, rec := range records {
+		if info, ok := x.info[name]; ok {
+			info.stored, info.storedSet = rec, true
+			x.info[name] = info
+		}
+	}
 }
 
 func (x *index) markComplete() {
 	x.mu.Lock()
 	x.complete = true
+	x.gone = map[string]bool{}
 	x.mu.Unlock()
 }
 
 func (x *index) reset() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.names, x.app = map[string][]string{}, map[string]string{}
-	x.reauth, x.static = map[string]struct{}{}, map[string]time.Time{}
-	x.stopped = nil
-	x.complete = false
+	x.resetLocked()
 }
 
 // Page is one page of a LIST answer.
@@ -160,32 +379,46 @@ const (
 	StateBackingOff = "backing_off"
 	StateReauth     = "needs_reauthorization"
 	StateStaticGone = "static_expired"
+	// StateAppMissing: the connection's app does not exist (it was
+	// deleted); it gets no token until the app is written again.
+	StateAppMissing = "app_missing"
 )
 
 // unhealthy returns app's unhealthy names and their states, given the
 // names with a refresh in flight and the names backing off. Its cost
-// follows the number of unhealthy names, not of connections.
-func (x *index) unhealthy(app string, refreshing, backingOff map[string]bool, now time.Time) map[string]string {
+// follows the number of unhealthy names, not of connections; when the
+// app is missing every connection is unhealthy.
+func (x *index) unhealthy(app string, appMissing bool, refreshing, backingOff map[string]bool, now time.Time) map[string]string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	out := map[string]string{}
+	if appMissing {
+		for _, name := range x.names[app] {
+			out[name] = StateAppMissing
+		}
+		return out
+	}
+	in := func(name string) bool {
+		info, ok := x.info[name]
+		return ok && info.app == app
+	}
 	for name := range x.reauth {
-		if x.app[name] == app {
+		if in(name) {
 			out[name] = StateReauth
 		}
 	}
 	for name, exp := range x.static {
-		if x.app[name] == app && !now.Before(exp) {
+		if in(name) && !now.Before(exp) {
 			out[name] = StateStaticGone
 		}
 	}
 	for name := range backingOff {
-		if _, ok := out[name]; !ok && x.app[name] == app {
+		if _, ok := out[name]; !ok && in(name) {
 			out[name] = StateBackingOff
 		}
 	}
 	for name := range refreshing {
-		if _, ok := out[name]; !ok && x.app[name] == app {
+		if _, ok := out[name]; !ok && in(name) {
 			out[name] = StateRefreshing
 		}
 	}
@@ -210,9 +443,11 @@ type AppHealth struct {
 	Complete bool
 }
 
-// Health returns app's health. Its cost follows the number of unhealthy
+// Health returns app's health ("" for the credentials whose names are
+// under no app); appMissing says the app does not exist, so none of its
+// connections gets a token. Its cost follows the number of unhealthy
 // credentials, not of connections.
-func (m *Manager) Health(app string) AppHealth {
+func (m *Manager) Health(app string, appMissing bool) AppHealth {
 	now := m.now()
 	refreshing := map[string]bool{}
 	m.refreshing.Range(func(k, _ any) bool { refreshing[k.(string)] = true; return true })
@@ -225,8 +460,8 @@ func (m *Manager) Health(app string) AppHealth {
 	}
 	m.healthMu.Unlock()
 	total, complete := m.index.count(app)
-	bad := m.index.unhealthy(app, refreshing, backingOff, now)
-	counts := map[string]int{StateHealthy: total - len(bad), StateRefreshing: 0, StateBackingOff: 0, StateReauth: 0, StateStaticGone: 0}
+	bad := m.index.unhealthy(app, appMissing, refreshing, backingOff, now)
+	counts := map[string]int{StateHealthy: total - len(bad), StateRefreshing: 0, StateBackingOff: 0, StateReauth: 0, StateStaticGone: 0, StateAppMissing: 0}
 	for _, st := range bad {
 		counts[st]++
 	}
@@ -236,6 +471,16 @@ func (m *Manager) Health(app string) AppHealth {
 // AppsWithConnections lists the apps that have connections, from the
 // index.
 func (m *Manager) AppsWithConnections() []string { return m.index.appsWithConnections() }
+
+// ConnectionCount is how many connections are named under app: from the
+// index once it holds every credential, else from storage.
+func (m *Manager) ConnectionCount(ctx context.Context, s logical.Storage, app string) (int, error) {
+	if n, complete := m.index.count(app); complete {
+		return n, nil
+	}
+	keys, err := store.Of(s).EntryKeys(ctx, app)
+	return len(keys), err
+}
 
 // PageOf pages a sorted list of names.
 func PageOf(sorted []string, after string, limit int) Page { return pageFrom(sorted, after, limit) }

@@ -2,10 +2,14 @@ package backend
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/store"
 )
 
@@ -71,6 +75,13 @@ func (l *loader) load(ctx context.Context, m *Manager, s logical.Storage) {
 			return
 		}
 		names = all
+		if !upgrading {
+			// What the stored index has needs no read; what it lacks
+			// (written since its last batch, or by an older release) is
+			// read below. An upgrade reads every entry, to bind what an
+			// older release stored.
+			names = m.loadStoredIndex(ctx, s, all)
+		}
 	}
 	for attempt := 0; ; attempt++ {
 		names = m.scheduleFrom(ctx, s, names)
@@ -92,9 +103,77 @@ func (l *loader) load(ctx context.Context, m *Manager, s logical.Storage) {
 		if upgrading {
 			m.markUpgraded(ctx, s)
 		}
+		m.flushIndexSoon(s, 0)
 	}
 	if !l.done {
 		m.logger.Warn("some credentials could not be read to schedule their refresh; retrying on the next tick", "unread", len(names))
+	}
+}
+
+// loadStoredIndex fills the index and the schedule from the stored index
+// for the names storage lists (all), and returns those it has no record
+// of, to read one by one. A shard that cannot be read leaves its names to
+// be read.
+func (m *Manager) loadStoredIndex(ctx context.Context, s logical.Storage, all []string) []string {
+	stored := map[string]store.IndexRecord{}
+	for shard := range store.IndexShards {
+		recs, err := store.Of(s).IndexShard(ctx, shard)
+		if err != nil {
+			m.logger.Warn("reading the stored index failed; its credentials are read one by one", "error", err)
+			continue
+		}
+		maps.Copy(stored, recs)
+	}
+	byApp := map[string][]string{}
+	for _, name := range all {
+		app := model.AppOf(name)
+		byApp[app] = append(byApp[app], name)
+	}
+	for _, names := range byApp {
+		slices.Sort(names)
+	}
+	missing := m.index.loaded(byApp, stored)
+	// After a start nothing is in use yet: only keep-alives are
+	// scheduled; a read schedules the rest.
+	m.index.keepAlives(func(name string, at time.Time) { m.sched.setIfUnset(name, at) })
+	m.logger.Debug("loaded the stored index", "credentials", len(all), "to_read", len(missing))
+	return missing
+}
+
+// flushIndexSoon writes the stored index's shards that trail the index in
+// the background, after wait (so that writes close together make one),
+// unless a write of them is under way.
+func (m *Manager) flushIndexSoon(s logical.Storage, wait time.Duration) {
+	if !m.indexFlush.CompareAndSwap(false, true) {
+		return
+	}
+	if !m.inflight.start() {
+		m.indexFlush.Store(false)
+		return
+	}
+	go func() {
+		defer m.inflight.done()
+		defer m.recoverBackground("index write", "")
+		defer m.indexFlush.Store(false)
+		if wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-m.life.Done():
+				return
+			}
+		}
+		m.flushIndex(m.life, s)
+	}()
+}
+
+// flushIndex writes the stored index's shards that trail the index.
+func (m *Manager) flushIndex(ctx context.Context, s logical.Storage) {
+	for shard, recs := range m.index.takeDirty() {
+		err := store.Of(s).PutIndexShard(ctx, shard, recs)
+		if err != nil {
+			m.logger.Debug("writing the stored index failed; the next periodic call tries again", "error", err)
+		}
+		m.index.stored(shard, recs, err == nil)
 	}
 }
 
@@ -134,6 +213,23 @@ func (m *Manager) scheduleFrom(ctx context.Context, s logical.Storage, names []s
 		m.sched.setIfUnset(name, proactiveAt(name, e, r.settings, false))
 	}
 	return failed
+}
+
+// Start begins what a backend that just initialised does on a node that
+// can write, as its first periodic call would: the load of the index and
+// the refresh schedule, the refresher, and a page of the authorization
+// sweep. The load reads the stored
+// index and lists the names, and reads only the entries the stored index
+// lacks.
+func (m *Manager) Start(s logical.Storage, writable bool) {
+	if !writable {
+		return
+	}
+	m.loader.resume(m, s)
+	m.refresher.run(m, s)
+	// Authorizations that expired while no node swept (the plugin was
+	// down, or an older release ran) go now, not at the first tick.
+	m.sweeper.resume(m, s)
 }
 
 // ScheduleState reports whether the refresh schedule holds every

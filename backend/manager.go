@@ -60,6 +60,11 @@ type Manager struct {
 	pendingMu sync.Mutex
 	pending   map[string]*model.Entry
 
+	// authz is what this node knows of the stored authorizations, and
+	// sweeper deletes the expired ones (authzsweep.go).
+	authz   openAuthz
+	sweeper authzSweeper
+
 	healthMu  sync.Mutex
 	health    map[string]*health
 	counters  sync.Map // name -> *counters
@@ -70,6 +75,8 @@ type Manager struct {
 	// allBound: the upgrade mark is written; nothing an older release
 	// stored is left without its binding (upgrade.go).
 	allBound atomic.Bool
+	// indexFlush: a write of the stored index runs (loader.go).
+	indexFlush atomic.Bool
 
 	// The event feeds, their webhooks and the metrics (feed.go,
 	// notify.go, metrics.go); rejected holds the clients the vendor
@@ -122,6 +129,9 @@ func NewManager(logger hclog.Logger, client *tokenclient.Client) *Manager {
 	}
 	m.gate.Observe(m.metrics)
 	m.metrics.reg.MustRegister(stateCollector{m})
+	// A write that makes a name due sooner than the refresher's timer
+	// wakes it: it sleeps up to a tick otherwise.
+	m.sched.wake = m.refresher.wake
 	return m
 }
 
@@ -160,7 +170,7 @@ const closeWait = 5 * time.Second
 // backend.
 func (m *Manager) Close(s logical.Storage) {
 	// Background loops start nothing more while Close waits.
-	m.refresher.halt()
+	m.refresher.halt(m)
 	m.devices.halt()
 	m.notifier.halt()
 	select {
@@ -169,10 +179,12 @@ func (m *Manager) Close(s logical.Storage) {
 		m.logger.Warn("vendor calls still in flight when the backend closed; they are cancelled and their results are not stored")
 	}
 	m.stop()
-	m.refresher.halt()
+	m.refresher.halt(m)
 	if s != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		m.flushPending(ctx, s)
+		// What the next start loads instead of reading every entry.
+		m.flushIndex(ctx, s)
 		cancel()
 	}
 	m.pendingMu.Lock()
@@ -185,6 +197,7 @@ func (m *Manager) Close(s logical.Storage) {
 	m.index.reset()
 	m.feeds.reset()
 	m.notifier.reset()
+	m.authz.reset()
 	m.gate.CloseIdleConnections()
 }
 
@@ -222,6 +235,15 @@ func (m *Manager) get(ctx context.Context, s logical.Storage, name string) (*cac
 	}
 	m.cache.fill(name, gen, c)
 	return c, nil
+}
+
+// peek returns the entry called name as cached or stored, without
+// caching it: for paths anyone may call.
+func (m *Manager) peek(ctx context.Context, s logical.Storage, name string) (*model.Entry, error) {
+	if c, ok := m.cache.load(name); ok {
+		return c.entry, nil
+	}
+	return store.Of(s).Entry(ctx, name)
 }
 
 // newCached resolves e (with its app's settings, for a connection) for the
@@ -326,7 +348,12 @@ func (m *Manager) writeEntry(ctx context.Context, s logical.Storage, name string
 		return nil
 	}
 	m.cache.put(name, c)
-	m.index.put(name, e, c.settings)
+	if m.index.put(name, e, c.settings) {
+		// The stored index would mislead a start now (a keep-alive due
+		// earlier, another state): it is written soon, not with the next
+		// periodic batch.
+		m.flushIndexSoon(s, time.Second)
+	}
 	// A new token is not in use until it is read from the cache; the
 	// first such read schedules its refresh ahead (markUsed).
 	m.sched.set(name, proactiveAt(name, e, c.settings, false))
@@ -468,6 +495,13 @@ func (m *Manager) Update(ctx context.Context, s logical.Storage, name string, fn
 	if err != nil {
 		return nil, err
 	}
+	if cur == nil && model.AppOf(name) == "" {
+		// Keys without a credential are a deleted one's (a key is only
+		// made for a credential that exists): the new credential must not
+		// sign with them. A name under an app is a connection, which has
+		// no keys of its own (and connections are many: no delete each).
+		m.deleteOwnKeys(ctx, s, name)
+	}
 	if err := m.writeEntry(ctx, s, name, next); err != nil {
 		return nil, err
 	}
@@ -511,8 +545,9 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	m.index.remove(name)
 	m.problems.Delete(name)
 	if err := deleteRecords(ctx, s, name); err != nil {
-		m.logger.Warn("deleting a credential's status or open authorizations failed; they expire unused", "name", name, "error", err)
+		m.logger.Warn("deleting a credential's status or open authorizations failed; they expire unused, and the periodic sweep deletes them", "name", name, "error", err)
 	}
+	m.forgetAuthz(name, "")
 	// A pending device flow would create the credential again on
 	// approval.
 	m.devices.stop(name)
@@ -570,6 +605,10 @@ func (m *Manager) ListPage(ctx context.Context, s logical.Storage, app, after st
 
 // NextRefresh is when the periodic tick will refresh name, or zero.
 func (m *Manager) NextRefresh(name string) time.Time { return m.sched.next(name) }
+
+// Scheduled is how many credentials are on the refresh schedule (ahead of
+// need, or for a keep-alive), for status.
+func (m *Manager) Scheduled() int { return m.sched.size() }
 
 // SetClient replaces the token client, for tests that need short timeouts.
 func (m *Manager) SetClient(c *tokenclient.Client) {

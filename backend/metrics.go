@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/outbound"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
@@ -259,7 +258,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	held := len(m.pending)
 	m.pendingMu.Unlock()
 	gauge(descHeld, float64(held))
-	queued, earliest := m.sched.size()
+	queued, earliest := m.sched.size(), m.sched.earliest()
 	gauge(descQueue, float64(queued))
 	lag := 0.0
 	if !earliest.IsZero() && earliest.Before(now) {
@@ -332,7 +331,7 @@ func (m *Manager) stateCounts(now time.Time) map[string]map[string]int {
 	}{{backingOff, StateBackingOff}, {refreshing, StateRefreshing}} {
 		for name := range set.names {
 			if _, ok := state[name]; !ok {
-				if _, known := x.app[name]; known {
+				if _, known := x.info[name]; known {
 					state[name] = set.st
 				}
 			}
@@ -352,7 +351,11 @@ func (m *Manager) stateCounts(now time.Time) map[string]map[string]int {
 		out[app] = counts
 	}
 	for name, st := range state {
-		counts := out[x.app[name]]
+		info, known := x.info[name]
+		if !known {
+			continue
+		}
+		counts := out[info.app]
 		if counts == nil {
 			continue
 		}
@@ -360,16 +363,6 @@ func (m *Manager) stateCounts(now time.Time) map[string]map[string]int {
 		counts[StateHealthy]--
 	}
 	return out
-}
-
-// size is how many credentials are scheduled, and the earliest due time.
-func (s *schedule) size() (int, time.Time) {
-	n := func() int {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return len(s.due)
-	}()
-	return n, s.earliest()
 }
 
 // MetricsText is the mount's metrics in Prometheus's text exposition
@@ -393,19 +386,6 @@ func (m *Manager) MetricsText(s logical.Storage, writable bool) ([]byte, string,
 		}
 	}
 	return buf.Bytes(), string(format), nil
-}
-
-// noteStopped records whether name, stored as e, is stopped after a lost
-// answer; the caller holds x.mu.
-func (x *index) noteStopped(name string, e *model.Entry) {
-	if !e.Status.OutcomeUnknownAt.IsZero() && e.Status.RotationSeen {
-		if x.stopped == nil {
-			x.stopped = map[string]struct{}{}
-		}
-		x.stopped[name] = struct{}{}
-		return
-	}
-	delete(x.stopped, name)
 }
 
 // MetricNames lists every metric family the plugin exports, for the tests

@@ -125,15 +125,18 @@ func (m *Manager) used(name string, e *model.Entry) bool {
 // Vault's deadline for it.
 func (m *Manager) Tick(ctx context.Context, s logical.Storage, writable bool) error {
 	if !writable {
-		m.refresher.halt()
+		m.refresher.halt(m)
 		m.devices.halt()
+		m.sweeper.reset()
 		return nil
 	}
 	m.flushPending(ctx, s)
 	m.loader.resume(m, s)
+	m.flushIndexSoon(s, 0)
 	m.refresher.run(m, s)
 	m.rediscoverApps(ctx, s)
 	m.devices.resume(m, s)
+	m.sweeper.resume(m, s)
 	return nil
 }
 
@@ -142,14 +145,25 @@ func (m *Manager) Tick(ctx context.Context, s logical.Storage, writable bool) er
 // tick finds the node cannot write, and when a storage write fails (the
 // node may have lost leadership); the next tick that finds the node
 // writable starts it again.
+//
+// It never waits for a refresh's turn, nor for refreshes to finish: a
+// refresh whose group (its app, else its token endpoint's host) may not
+// start one yet by its rate is put back on the schedule at the time its
+// turn comes, and one whose group has refreshes enough in flight waits
+// in the group's queue, not in a worker, until one of them ends. So an app
+// with a low refresh_rate, or many refreshes at a slow vendor, delays only
+// itself: every other credential's refresh starts when it is due.
 type refresher struct {
-	mu      sync.Mutex
-	stop    context.CancelFunc // nil when not running
-	gen     uint64             // counts runs, so a loop's exit stops only its own
-	wakeCh  chan struct{}
-	manual  bool // a test drives RefreshDue itself
-	limits  map[string]*endpointLimit
+	mu     sync.Mutex
+	stop   context.CancelFunc // nil when not running
+	gen    uint64             // counts runs, so a loop's exit stops only its own
+	wakeCh chan struct{}
+	manual bool // a test drives RefreshDue itself
+	limits map[string]*endpointLimit
+	// workers bounds the goroutines of background refreshes in flight;
+	// parked holds the names that found none free.
 	workers chan struct{}
+	parked  []string
 }
 
 func newRefresher() *refresher {
@@ -172,52 +186,76 @@ func (r *refresher) run(m *Manager, s logical.Storage) {
 	if r.stop != nil || r.manual || m.life.Err() != nil {
 		return
 	}
-	ctx, stop := context.WithCancel(m.life)
-	r.stop = stop
+	ctx, stop := context.WithCancelCause(m.life)
+	r.stop = func() { stop(nil) }
 	r.gen++
 	gen := r.gen
 	go func() {
 		defer m.recoverBackground("background refresher", "")
 		// A loop halted by a tick may still be finishing a refresh when
 		// the next tick starts another: its exit must not stop that one.
-		defer r.haltRun(gen)
-		r.loop(ctx, m, s)
+		defer r.haltRun(m, gen)
+		r.loop(ctx, stop, m, s)
 	}()
 }
 
 // haltRun stops the refresher if its current run is gen.
-func (r *refresher) haltRun(gen uint64) {
+func (r *refresher) haltRun(m *Manager, gen uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stop != nil && r.gen == gen {
 		r.stop()
 		r.stop = nil
+		r.unparkAllLocked(m)
 	}
 }
 
-// halt stops the refresher; refreshes in flight finish.
-func (r *refresher) halt() {
+// halt stops the refresher; refreshes in flight finish. The names waiting
+// for a turn go back on the schedule, for the next run.
+func (r *refresher) halt(m *Manager) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stop != nil {
 		r.stop()
 		r.stop = nil
 	}
+	r.unparkAllLocked(m)
 }
 
-func (r *refresher) loop(ctx context.Context, m *Manager, s logical.Storage) {
+// unparkAllLocked puts every waiting name back on the schedule, due now;
+// the caller holds r.mu.
+func (r *refresher) unparkAllLocked(m *Manager) {
+	now := m.now()
+	for _, l := range r.limits {
+		l.mu.Lock()
+		for _, name := range l.parked {
+			m.sched.setIfUnset(name, now)
+		}
+		l.parked = nil
+		l.mu.Unlock()
+	}
+	for _, name := range r.parked {
+		m.sched.setIfUnset(name, now)
+	}
+	r.parked = nil
+}
+
+func (r *refresher) loop(ctx context.Context, stop context.CancelCauseFunc, m *Manager, s logical.Storage) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			if cause := context.Cause(ctx); errors.Is(cause, ErrStorageWrite) {
+				m.logger.Error("background refreshes stopped: a storage write failed, so this node may have lost leadership; the next periodic tick starts them again if it can write", "error", cause)
+			}
 			return
 		case <-timer.C:
 		case <-r.wakeCh:
 		}
-		if err := m.refreshDue(ctx, s); err != nil {
-			m.logger.Error("background refreshes stopped: a storage write failed, so this node may have lost leadership; the next periodic tick starts them again if it can write", "error", err)
-			return
+		later, _ := m.dispatch(ctx, stop, s, m.sched.popDue(m.now()), nil)
+		for _, d := range later {
+			m.sched.set(d.name, m.now().Add(d.wait))
 		}
 		wait := TickInterval
 		if next := m.sched.earliest(); !next.IsZero() {
@@ -233,55 +271,166 @@ func (r *refresher) loop(ctx context.Context, m *Manager, s logical.Storage) {
 	}
 }
 
-// RefreshDue runs the background refreshes due now and waits for them,
-// for tests that drive the schedule with their own clock (SetClock stops
-// the timer-driven refresher, which runs on the wall clock).
-func (m *Manager) RefreshDue(ctx context.Context, s logical.Storage) error {
-	return m.refreshDue(ctx, s)
+// deferral is a due name whose turn comes after wait.
+type deferral struct {
+	name string
+	wait time.Duration
 }
 
-// refreshDue refreshes the names that are due, each endpoint's within its
-// limits (limitsFor). A failed storage write stops it (the node may have
-// lost leadership): the names it did not get to go back on the schedule.
-func (m *Manager) refreshDue(ctx context.Context, s logical.Storage) error {
-	due := m.sched.popDue(m.now())
-	if len(due) == 0 {
-		return nil
-	}
-	ctx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	var wg sync.WaitGroup
-	for i, name := range due {
-		select {
-		case m.refresher.workers <- struct{}{}:
-		case <-ctx.Done():
-		}
+// dispatch starts the background refreshes of names, each as its group's
+// limits allow, and returns at once: a refresh that may start now starts
+// in a goroutine of its own (wg counts them, when given); one whose group
+// is at its concurrency waits in the group's queue; one whose turn by the
+// group's rate is later is returned with when, for the caller to schedule.
+// A name that is no longer due is scheduled for when it is.
+func (m *Manager) dispatch(ctx context.Context, stop context.CancelCauseFunc, s logical.Storage, names []string, wg *sync.WaitGroup) (later []deferral, started []string) {
+	for i, name := range names {
 		if ctx.Err() != nil {
-			m.requeue(due[i:])
+			m.requeue(names[i:])
 			break
 		}
+		// Checked before taking a turn: a name whose due time was early
+		// (it was refreshed meanwhile, or the schedule was rebuilt from
+		// stored due times that run early) costs its group no turn.
+		c, err := m.get(ctx, s, name)
+		if err != nil {
+			m.requeueAfter(name, time.Second)
+			continue
+		}
+		if c == nil {
+			continue // deleted
+		}
+		used := c.used.Load()
+		if !proactiveDue(name, c.entry, c.settings, used, m.now()) {
+			m.sched.set(name, proactiveAt(name, c.entry, c.settings, used))
+			continue
+		}
+		l, wait := m.takeTurn(ctx, s, name)
+		switch {
+		case wait > 0:
+			later = append(later, deferral{name, wait})
+		case l != nil:
+			if m.start(ctx, stop, s, name, l, wg) {
+				started = append(started, name)
+			}
+		}
+	}
+	return later, started
+}
+
+// start runs name's refresh in a worker, or parks it when every worker is
+// busy, and reports whether it started; l is its group's turn, which it
+// holds.
+func (m *Manager) start(ctx context.Context, stop context.CancelCauseFunc, s logical.Storage, name string, l *endpointLimit, wg *sync.WaitGroup) bool {
+	r := m.refresher
+	select {
+	case r.workers <- struct{}{}:
+	default:
+		// Its turn is given back; it takes one again when it comes back.
+		m.release(l)
+		r.mu.Lock()
+		r.parked = append(r.parked, name)
+		r.mu.Unlock()
+		return false
+	}
+	if wg != nil {
 		wg.Add(1)
-		go func() {
+	}
+	go func() {
+		if wg != nil {
 			defer wg.Done()
-			defer func() { <-m.refresher.workers }()
-			m.proactive(ctx, stop, s, name)
+		}
+		defer func() {
+			<-r.workers
+			r.mu.Lock()
+			if len(r.parked) > 0 {
+				m.sched.setIfUnset(r.parked[0], m.now())
+				r.parked = r.parked[1:]
+				r.wake()
+			}
+			r.mu.Unlock()
 		}()
-	}
-	wg.Wait()
-	if cause := context.Cause(ctx); errors.Is(cause, ErrStorageWrite) {
-		return cause
-	}
-	return nil
+		defer m.release(l)
+		m.proactive(ctx, stop, s, name)
+	}()
+	return true
 }
 
 // requeue puts names whose refresh did not start back on the schedule.
 func (m *Manager) requeue(names []string) {
 	now := m.now()
 	for _, name := range names {
-		if m.sched.next(name).IsZero() {
-			m.sched.set(name, now)
+		m.sched.setIfUnset(name, now)
+	}
+}
+
+// requeueAfter puts name back on the schedule after wait.
+func (m *Manager) requeueAfter(name string, wait time.Duration) {
+	m.sched.setIfUnset(name, m.now().Add(wait))
+}
+
+// RefreshDue runs the background refreshes due now and waits for them,
+// for tests that drive the schedule with their own clock (SetClock stops
+// the timer-driven refresher, which runs on the wall clock). It keeps the
+// groups' limits as the refresher does, waiting (on the wall clock) for
+// the turns that come later; a storage write that failed stops it, with
+// that error.
+func (m *Manager) RefreshDue(ctx context.Context, s logical.Storage) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	done := map[string]bool{}
+	var later, again []deferral
+	defer func() {
+		// Run once already by this call, and due again (scheduled by
+		// their own refresh): for a later call.
+		for _, d := range again {
+			m.sched.setIfUnset(d.name, m.now())
+		}
+	}()
+	for {
+		var wg sync.WaitGroup
+		var names []string
+		for _, name := range m.sched.popDue(m.now()) {
+			if done[name] {
+				again = append(again, deferral{name: name})
+				continue
+			}
+			names = append(names, name)
+		}
+		for _, d := range later {
+			names = append(names, d.name)
+		}
+		if len(names) == 0 {
+			break
+		}
+		var started []string
+		later, started = m.dispatch(ctx, stop, s, names, &wg)
+		for _, name := range started {
+			done[name] = true
+		}
+		wg.Wait()
+		if cause := context.Cause(ctx); cause != nil {
+			// What did not start goes back on the schedule.
+			for _, d := range later {
+				m.requeue([]string{d.name})
+			}
+			if errors.Is(cause, ErrStorageWrite) {
+				return cause
+			}
+			return nil
+		}
+		if len(later) > 0 {
+			wait := later[0].wait
+			for _, d := range later {
+				wait = min(wait, d.wait)
+			}
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
 		}
 	}
+	return nil
 }
 
 // proactive refreshes name if it is still due once its lock is held. Its
@@ -291,12 +440,6 @@ func (m *Manager) proactive(ctx context.Context, stop context.CancelCauseFunc, s
 	defer m.recoverBackground("proactive refresh", name)
 	gctx, cancel := m.detached(grantTimeout)
 	defer cancel()
-	release, err := m.endpointTurn(ctx, s, name)
-	if err != nil {
-		m.requeue([]string{name})
-		return
-	}
-	defer release()
 	if _, err := m.refreshLocked(gctx, ctx, s, name, modeProactive); err != nil {
 		switch {
 		case IsNotFound(err):
@@ -312,47 +455,111 @@ func (m *Manager) proactive(ctx context.Context, stop context.CancelCauseFunc, s
 	}
 }
 
-// endpointLimit bounds the background refreshes of one token endpoint.
+// endpointLimit bounds the background refreshes of one group (an app, or
+// a token endpoint's host).
 type endpointLimit struct {
 	slots chan struct{}
 	mu    sync.Mutex
-	next  time.Time // earliest start of the next refresh (rate)
+	// next is the earliest start of a refresh whose turn is not taken
+	// yet (the rate); tickets are the turns given to names that come back
+	// for them at their time.
+	next    time.Time
+	tickets map[string]time.Time
+	// parked are the names whose turn came with every slot taken, in
+	// order; each slot freed starts the first.
+	parked []string
 }
 
-// endpointTurn waits until name's token endpoint may take another
-// background refresh, and returns the func that frees the slot.
-func (m *Manager) endpointTurn(ctx context.Context, s logical.Storage, name string) (func(), error) {
+// takeTurn gives name its group's turn: the group (l) when it may start
+// now, or how long until its turn comes by the group's rate. A name whose
+// group has refreshes enough in flight is parked (nil, 0): a slot freed
+// schedules it again. The rate is kept on the wall clock.
+func (m *Manager) takeTurn(ctx context.Context, s logical.Storage, name string) (*endpointLimit, time.Duration) {
 	key, conc, rate := m.limitsFor(ctx, s, name)
 	r := m.refresher
 	r.mu.Lock()
 	l := r.limits[key]
 	if l == nil || cap(l.slots) != conc {
-		l = &endpointLimit{slots: make(chan struct{}, conc)}
+		if l != nil {
+			// The limits changed: the names it parked try the new ones.
+			l.mu.Lock()
+			for _, p := range l.parked {
+				m.sched.setIfUnset(p, m.now())
+			}
+			l.parked = nil
+			l.mu.Unlock()
+		}
+		l = &endpointLimit{slots: make(chan struct{}, conc), tickets: map[string]time.Time{}}
 		r.limits[key] = l
 	}
 	r.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if wait := l.rateTurn(name, rate, time.Now()); wait > 0 {
+		return nil, wait
+	}
 	select {
 	case l.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		return l, 0
+	default:
+		l.parked = append(l.parked, name)
+		return nil, 0
 	}
-	l.mu.Lock()
-	now := time.Now()
-	start := now
+}
+
+// rateTurn gives name its turn by the group's rate: 0 when it may start
+// now (its turn, taken earlier, has come, or the rate allows one now), or
+// how long until the turn it holds comes. The caller holds l.mu.
+func (l *endpointLimit) rateTurn(name string, rate float64, now time.Time) time.Duration {
+	if t, ok := l.tickets[name]; ok {
+		if now.Before(t) {
+			return t.Sub(now)
+		}
+		delete(l.tickets, name)
+		return 0
+	}
+	at := now
 	if l.next.After(now) {
-		start = l.next
+		at = l.next
 	}
-	l.next = start.Add(time.Duration(float64(time.Second) / rate))
-	l.mu.Unlock()
-	if wait := start.Sub(now); wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			<-l.slots
-			return nil, ctx.Err()
+	l.next = at.Add(time.Duration(float64(time.Second) / rate))
+	if !at.After(now) {
+		return 0
+	}
+	if len(l.tickets) >= maxTickets {
+		l.dropStaleTickets(now)
+	}
+	l.tickets[name] = at
+	return at.Sub(now)
+}
+
+// maxTickets is how many turns a group holds before it drops those whose
+// names never came for them (deleted, or rescheduled by a write).
+const maxTickets = 4096
+
+// dropStaleTickets drops the turns that came more than a tick ago; the
+// caller holds l.mu.
+func (l *endpointLimit) dropStaleTickets(now time.Time) {
+	for name, at := range l.tickets {
+		if now.Sub(at) > TickInterval {
+			delete(l.tickets, name)
 		}
 	}
-	return func() { <-l.slots }, nil
+}
+
+// release frees a slot of l, and schedules the first name parked there.
+func (m *Manager) release(l *endpointLimit) {
+	<-l.slots
+	l.mu.Lock()
+	var next string
+	if len(l.parked) > 0 {
+		next, l.parked = l.parked[0], l.parked[1:]
+	}
+	l.mu.Unlock()
+	if next != "" {
+		m.sched.setIfUnset(next, m.now())
+		m.refresher.wake()
+	}
 }
 
 // limitsFor is the group name's background refreshes count against (its
@@ -370,14 +577,15 @@ func (m *Manager) limitsFor(ctx context.Context, s logical.Storage, name string)
 	if app == "" {
 		return endpointKey(c.settings), conc, rate
 	}
-	// An app's connections share its limits.
+	// An app's connections share its limits. A rate below the bound
+	// (stored by an older release, which took any) is the bound.
 	a, err := m.App(ctx, s, app)
 	if err == nil && a != nil {
 		if a.RefreshConcurrency > 0 {
 			conc = a.RefreshConcurrency
 		}
 		if a.RefreshRate > 0 {
-			rate = a.RefreshRate
+			rate = max(a.RefreshRate, model.MinRefreshRate)
 		}
 	}
 	return "app:" + app, conc, rate

@@ -24,9 +24,9 @@ func TestRefresherExitStopsOnlyItsOwnRun(t *testing.T) {
 	r.mu.Lock()
 	first := r.gen
 	r.mu.Unlock()
-	r.halt() // a tick on a node that cannot write
+	r.halt(m) // a tick on a node that cannot write
 	r.run(m, s)
-	r.haltRun(first) // the first loop exits late
+	r.haltRun(m, first) // the first loop exits late
 	r.mu.Lock()
 	running := r.stop != nil
 	r.mu.Unlock()

@@ -12,6 +12,9 @@ type schedule struct {
 	mu   sync.Mutex
 	due  map[string]time.Time
 	heap dueHeap
+	// wake, when set, is called when a name becomes due before anything
+	// else was: the refresher sleeps until the earliest time it knew of.
+	wake func()
 }
 
 type dueItem struct {
@@ -39,8 +42,11 @@ func newSchedule() *schedule {
 // set makes name due at at; a zero time removes it.
 func (s *schedule) set(name string, at time.Time) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.setLocked(name, at)
+	earlier := s.setLocked(name, at)
+	s.mu.Unlock()
+	if earlier && s.wake != nil {
+		s.wake()
+	}
 }
 
 // setIfUnset schedules name unless it is scheduled already: a load that
@@ -49,21 +55,31 @@ func (s *schedule) set(name string, at time.Time) {
 // lock and unschedules it again.)
 func (s *schedule) setIfUnset(name string, at time.Time) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.due[name]; ok {
+		s.mu.Unlock()
 		return
 	}
-	s.setLocked(name, at)
+	earlier := s.setLocked(name, at)
+	s.mu.Unlock()
+	if earlier && s.wake != nil {
+		s.wake()
+	}
 }
 
-func (s *schedule) setLocked(name string, at time.Time) {
+// setLocked makes name due at at, and reports whether that is before
+// anything else was due; the caller holds s.mu.
+func (s *schedule) setLocked(name string, at time.Time) bool {
 	if at.IsZero() {
 		delete(s.due, name)
-		return
+		return false
 	}
 	if cur, ok := s.due[name]; ok && cur.Equal(at) {
-		return
+		return false
 	}
+	// The top of the heap may be a stale item, earlier than anything
+	// due: then this may be the earliest, and the refresher is woken to
+	// see.
+	earlier := len(s.heap) == 0 || at.Before(s.heap[0].at) || !s.due[s.heap[0].name].Equal(s.heap[0].at)
 	s.due[name] = at
 	// The old heap item stays behind and is skipped when popped: cheaper
 	// than finding it. When stale items outnumber live ones the heap is
@@ -76,6 +92,7 @@ func (s *schedule) setLocked(name string, at time.Time) {
 		}
 		heap.Init(&s.heap)
 	}
+	return earlier
 }
 
 // earliest is the first time anything is due, or zero.
@@ -90,6 +107,13 @@ func (s *schedule) earliest() time.Time {
 		heap.Pop(&s.heap) // stale
 	}
 	return time.Time{}
+}
+
+// size is how many names are scheduled.
+func (s *schedule) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.due)
 }
 
 func (s *schedule) next(name string) time.Time {

@@ -22,7 +22,7 @@ func (m *Manager) Keys(ctx context.Context, s logical.Storage, owner string) (*k
 
 // UpdateKeys changes owner's signing keys under its lock.
 func (m *Manager) UpdateKeys(ctx context.Context, s logical.Storage, owner string, fn func(*keys.Set) error) (*keys.Set, error) {
-	unlock, err := m.lockName(ctx, "keys", "keys/"+owner)
+	unlock, err := m.lockName(ctx, "keys", keysLockName(owner))
 	if err != nil {
 		return nil, err
 	}
@@ -42,9 +42,34 @@ func (m *Manager) UpdateKeys(ctx context.Context, s logical.Storage, owner strin
 	return set, nil
 }
 
-// DeleteKeys removes owner's signing keys.
+// DeleteKeys removes owner's signing keys, under the keys' lock: a
+// signing that promotes a staged key (UpdateKeys) must not write them back
+// after the delete. The caller holds the owner's lock (LockKeyOwner).
 func (m *Manager) DeleteKeys(ctx context.Context, s logical.Storage, owner string) error {
+	unlock, err := m.lockName(ctx, "keys", keysLockName(owner))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return store.Of(s).DeleteKeys(ctx, owner)
+}
+
+// keysLockName is the lock owner's keys are changed under; it holds two
+// slashes, so no credential's name is one.
+func keysLockName(owner string) string { return "keys/" + owner }
+
+// LockKeyOwner takes the lock of the credential called name, or with
+// isApp of the app: what making, importing or activating a key holds
+// from reading its owner to storing the key, so that a delete of the
+// owner comes wholly before (the key operation finds no owner) or wholly
+// after (the delete takes the new key with it), and a credential written
+// later under the name never signs with a key made for the one deleted.
+// The returned func releases it.
+func (m *Manager) LockKeyOwner(ctx context.Context, name string, isApp bool) (func(), error) {
+	if isApp {
+		return m.lockName(ctx, "key owner", appLockName(name))
+	}
+	return m.lockName(ctx, "key owner", name)
 }
 
 // KeyChange is how a new signing key takes over.
@@ -121,14 +146,37 @@ func (m *Manager) ActivateStaged(ctx context.Context, s logical.Storage, owner s
 	return promoted, err
 }
 
-// JWKS is owner's published public keys (current, staged and those in
-// their overlap), as a JSON Web Key Set.
-func (m *Manager) JWKS(ctx context.Context, s logical.Storage, owner string) ([]byte, error) {
-	set, err := m.Keys(ctx, s, owner)
+// PublishedJWKS is the JSON Web Key Set a vendor fetches, without a Vault
+// token, for the self-contained credential called name or, with isApp,
+// the app: the public keys published now (current, staged and those in
+// their overlap); nil when nothing is published there (no such name, a
+// connection, which signs with its app's keys, no key). Anyone may ask
+// for any name, so it caches nothing it did not hold (a name asked for
+// costs no memory after the answer) and decodes no private key.
+func (m *Manager) PublishedJWKS(ctx context.Context, s logical.Storage, name string, isApp bool) ([]byte, error) {
+	var owner string
+	if isApp {
+		ok, err := m.appExists(ctx, s, name)
+		if err != nil || !ok {
+			return nil, err
+		}
+		owner = store.AppKeyOwner(name)
+	} else {
+		e, err := m.peek(ctx, s, name)
+		if err != nil || e == nil || e.Config.App != "" {
+			return nil, err
+		}
+		owner = KeyOwner(name, &e.Config)
+	}
+	set, err := store.Of(s).PublicKeys(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	return set.JWKS(m.now())
+	now := m.now()
+	if len(set.Published(now)) == 0 {
+		return nil, nil
+	}
+	return set.JWKS(now)
 }
 
 // signingKey is the key that signs owner's assertions now, with where it

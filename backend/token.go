@@ -152,9 +152,9 @@ func (m *Manager) blocked(name string, e *model.Entry, s *model.Settings, now ti
 func needsReauth(name string, e *model.Entry, s *model.Settings) error {
 	switch {
 	case e.Status.NeedsReauthorization:
-		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: e.Status.ReauthReason, CanConnect: s.AuthorizeURL != ""}
+		return reauthError(name, s, e.Status.ReauthReason)
 	case s.Grant.HoldsRefreshToken && e.Config.RefreshToken == "":
-		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName, Reason: "it has no refresh token yet", CanConnect: s.AuthorizeURL != ""}
+		return reauthError(name, s, "it has no refresh token yet")
 	case s.Grant.HoldsRefreshToken && !refreshTokenGoes(e, s):
 		// A refresh token goes only where it was written or issued for:
 		// whoever changed the endpoint, or who may answer there (of the
@@ -162,9 +162,7 @@ func needsReauth(name string, e *model.Entry, s *model.Settings) error {
 		// know it. The gate would refuse to send it; this says why
 		// before trying.
 		d := e.Config.Bound["refresh_token"]
-		return &ReauthError{Name: name, Vendor: s.Preset.DisplayName,
-			Reason:     fmt.Sprintf("its refresh token was issued for %s, and the credential now sends requests to %s; the plugin does not send it there", d, model.AccountDestination(s)),
-			CanConnect: s.AuthorizeURL != ""}
+		return reauthError(name, s, fmt.Sprintf("its refresh token was issued for %s, and the credential now sends requests to %s; the plugin does not send it there", d, model.AccountDestination(s)))
 	}
 	return nil
 }
@@ -349,7 +347,7 @@ func (m *Manager) grant(ctx, start context.Context, s logical.Storage, name stri
 
 	next := e.Clone()
 	rotated := next.ApplyToken(tok, settings, sentAt)
-	next.Token.Fields, next.Token.SecretFields = responseExtras(tok, &l.eff)
+	keepResponseFields(next.Token, tok, &l.eff)
 	m.onGranted(wctx, s, name, l, next, md, sentAt)
 	// Persist before handing out: if the vendor rotated the refresh token,
 	// the old one is dead and this write is the only thing keeping the
@@ -472,7 +470,7 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 		// Nothing was asked of the vendor: nothing to record.
 		return nil, err
 	}
-	gerr := &GrantError{Name: name, App: e.Config.App, Vendor: settings.Preset.DisplayName, Preset: settings.Preset, Grant: settings.GrantType, Err: err}
+	gerr := &GrantError{Name: name, App: e.Config.App, Vendor: settings.Preset.DisplayName, Preset: settings.Preset, Grant: settings.GrantType, AuthStyle: settings.AuthStyle, Err: err}
 	m.countersOf(name).fail(gerr.VendorCode())
 	retryAt := m.noteFailure(name, gerr, m.now())
 	log.Warn("token request failed", "grant_type", settings.GrantType, "error", gerr.Err.Error(), "retry_after", retryAt.Sub(m.now()).Round(time.Second).String())
@@ -507,7 +505,7 @@ func (m *Manager) failed(ctx context.Context, s logical.Storage, name string, e 
 		}
 	}
 	if next.Status.NeedsReauthorization {
-		return m.serveStale(next, settings, &ReauthError{Name: name, Vendor: settings.Preset.DisplayName, Reason: gerr.Err.Error(), CanConnect: settings.AuthorizeURL != ""})
+		return m.serveStale(next, settings, reauthError(name, settings, gerr.Err.Error()))
 	}
 	return m.serveStale(e, settings, gerr)
 }

@@ -42,7 +42,7 @@ func (m *Manager) Discover(ctx context.Context, issuer string, c *model.Config) 
 	if err != nil {
 		return nil, err
 	}
-	return &model.Discovered{
+	d := &model.Discovered{
 		TokenURL:               md.TokenEndpoint,
 		AuthorizeURL:           md.AuthorizationEndpoint,
 		RevocationURL:          md.RevocationEndpoint,
@@ -50,7 +50,18 @@ func (m *Manager) Discover(ctx context.Context, issuer string, c *model.Config) 
 		AuthMethods:            md.TokenEndpointAuthMethodsSupported,
 		PKCEMethods:            md.CodeChallengeMethodsSupported,
 		FetchedAt:              m.now(),
-	}, nil
+	}
+	// The aliases of the endpoints secrets go to, which a client that
+	// presents a certificate uses (the model's endpoint table).
+	for _, name := range model.MTLSAliasNames() {
+		if u := md.MTLSEndpointAliases[name]; u != "" {
+			if d.MTLSAliases == nil {
+				d.MTLSAliases = map[string]string{}
+			}
+			d.MTLSAliases[name] = u
+		}
+	}
+	return d, nil
 }
 
 // RevokeResult says what deleting a credential did at its vendor.

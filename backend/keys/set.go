@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/x509"
 	"encoding/json"
@@ -251,8 +252,10 @@ type storedKey struct {
 	// PrivatePKCS8 is the private key, PKCS #8 DER; only current and
 	// staged keys have one.
 	PrivatePKCS8 []byte `json:"private_pkcs8,omitempty"`
-	// PublicPKIX is the public key, PKIX DER; only previous keys have one
-	// (the others' is in the private key).
+	// PublicPKIX is the public key, PKIX DER. Every key has one, so the
+	// unauthenticated JWKS is served without decoding a private key
+	// (ParsePublic); a current or staged key an older release stored has
+	// none, and its public half comes from its private key.
 	PublicPKIX []byte `json:"public_pkix,omitempty"`
 	// Bound is where a current or staged key may sign for.
 	Bound *model.Destination `json:"bound,omitempty"`
@@ -299,11 +302,11 @@ func storeKey(k *Key, private bool) (*storedKey, error) {
 		if k.signer == nil {
 			return nil, fmt.Errorf("key %q has no private half to store", k.id)
 		}
-		sk.PrivatePKCS8, err = x509.MarshalPKCS8PrivateKey(k.signer)
-	} else {
-		sk.PublicPKIX, err = x509.MarshalPKIXPublicKey(k.public)
+		if sk.PrivatePKCS8, err = x509.MarshalPKCS8PrivateKey(k.signer); err != nil {
+			return nil, fmt.Errorf("key %q cannot be encoded for storage", k.id)
+		}
 	}
-	if err != nil {
+	if sk.PublicPKIX, err = x509.MarshalPKIXPublicKey(k.public); err != nil {
 		return nil, fmt.Errorf("key %q cannot be encoded for storage", k.id)
 	}
 	return sk, nil
@@ -312,61 +315,102 @@ func storeKey(k *Key, private bool) (*storedKey, error) {
 // UnmarshalJSON reads the storable form, checking every key: a Set that
 // does not parse in full is refused rather than half used.
 func (s *Set) UnmarshalJSON(data []byte) error {
+	out, err := parseStored(data, true)
+	if err != nil {
+		return err
+	}
+	*s = *out
+	return nil
+}
+
+// ParsePublic reads the storable form's public halves only: what the
+// JWKS and a key's public facts need. It is what an unauthenticated read
+// of the JWKS decodes, so that anyone who may ask for it cannot make the
+// plugin decode a private key (an RSA-4096 one takes most of a
+// millisecond) on every request. The Set it returns holds no private key
+// and cannot be stored or sign. A key an older release stored without its
+// public half is read from its private key.
+func ParsePublic(data []byte) (*Set, error) { return parseStored(data, false) }
+
+func parseStored(data []byte, withPrivate bool) (*Set, error) {
 	var st stored
 	if err := json.Unmarshal(data, &st); err != nil {
-		return errors.New("the stored key set does not parse")
+		return nil, errors.New("the stored key set does not parse")
 	}
 	switch {
 	case st.Version > SchemaVersion:
-		return fmt.Errorf("the stored key set has schema version %d; this plugin reads up to %d: upgrade the plugin", st.Version, SchemaVersion)
+		return nil, fmt.Errorf("the stored key set has schema version %d; this plugin reads up to %d: upgrade the plugin", st.Version, SchemaVersion)
 	case st.Version < 1:
-		return errors.New("the stored key set has no schema version")
+		return nil, errors.New("the stored key set has no schema version")
 	}
-	out := Set{}
+	out := &Set{}
 	var err error
-	if st.Current != nil {
-		if out.Current, err = loadKey(st.Current, true); err != nil {
-			return err
+	for _, k := range []struct {
+		from *storedKey
+		to   **Key
+	}{{st.Current, &out.Current}, {st.Next, &out.Next}} {
+		if k.from == nil {
+			continue
 		}
-	}
-	if st.Next != nil {
-		if out.Next, err = loadKey(st.Next, true); err != nil {
-			return err
+		private := withPrivate || len(k.from.PublicPKIX) == 0
+		if *k.to, err = loadKey(k.from, private); err != nil {
+			return nil, err
+		}
+		if !withPrivate {
+			*k.to = (*k.to).publicOnly()
 		}
 	}
 	for i := range st.Previous {
 		k, err := loadKey(&st.Previous[i], false)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		out.Previous = append(out.Previous, k)
 	}
 	sort.SliceStable(out.Previous, func(i, j int) bool { return out.Previous[i].retireAt.After(out.Previous[j].retireAt) })
-	*s = out
+	return out, nil
+}
+
+// loadPrivate reads a stored key's private half into k.
+func loadPrivate(k *Key, sk *storedKey) error {
+	raw, err := x509.ParsePKCS8PrivateKey(sk.PrivatePKCS8)
+	if err != nil {
+		return fmt.Errorf("stored key %q has no readable private key", sk.ID)
+	}
+	signer, ok := raw.(crypto.Signer)
+	if !ok {
+		return fmt.Errorf("stored key %q cannot sign", sk.ID)
+	}
+	k.signer, k.public = signer, signer.Public()
+	// The JWKS is served from the public half alone: it must be this
+	// key's.
+	if len(sk.PublicPKIX) > 0 {
+		der, err := x509.MarshalPKIXPublicKey(k.public)
+		if err != nil || !bytes.Equal(der, sk.PublicPKIX) {
+			return fmt.Errorf("stored key %q: its public half is not its private key's", sk.ID)
+		}
+	}
 	return nil
 }
 
+// loadKey reads a stored key: from its private key with private, else
+// from its public key alone.
 func loadKey(sk *storedKey, private bool) (*Key, error) {
 	if sk.ID == "" {
 		return nil, errors.New("a stored key has no id")
 	}
 	k := &Key{id: sk.ID, alg: sk.Alg, created: sk.Created, imported: sk.Imported, retireAt: sk.RetireAt, bound: sk.Bound, activateAt: sk.ActivateAt, overlap: sk.Overlap}
+	var err error
 	if private {
-		raw, err := x509.ParsePKCS8PrivateKey(sk.PrivatePKCS8)
-		if err != nil {
-			return nil, fmt.Errorf("stored key %q has no readable private key", sk.ID)
-		}
-		signer, ok := raw.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("stored key %q cannot sign", sk.ID)
-		}
-		k.signer, k.public = signer, signer.Public()
+		err = loadPrivate(k, sk)
 	} else {
-		pub, err := x509.ParsePKIXPublicKey(sk.PublicPKIX)
+		k.public, err = x509.ParsePKIXPublicKey(sk.PublicPKIX)
 		if err != nil {
-			return nil, fmt.Errorf("stored key %q has no readable public key", sk.ID)
+			err = fmt.Errorf("stored key %q has no readable public key", sk.ID)
 		}
-		k.public = pub
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := checkKeyType(k.public); err != nil {
 		return nil, fmt.Errorf("stored key %q: %w", sk.ID, err)

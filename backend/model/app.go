@@ -39,6 +39,9 @@ type App struct {
 	NotifySecret string       `json:"notify_secret,omitempty"`
 	NotifyBound  *Destination `json:"notify_bound,omitempty"`
 	NotifyFrom   uint64       `json:"notify_from,omitempty"`
+	// MaxOpenAuthorizations bounds the authorizations of the app's
+	// connections open at a time (0: DefaultMaxOpenAuthorizations).
+	MaxOpenAuthorizations int `json:"max_open_authorizations,omitempty"`
 
 	// Upgrade holds what an app written by an older release recorded
 	// differently (backend/store reads it).
@@ -73,8 +76,14 @@ func (a *App) Validate() error {
 			return fmt.Errorf("an app holds no %s: write it to a connection, config/<app>/<account>", f.Name)
 		}
 	}
-	if a.RefreshConcurrency < 0 || a.RefreshRate < 0 {
-		return fmt.Errorf("refresh_concurrency and refresh_rate cannot be negative")
+	if a.RefreshConcurrency < 0 || a.RefreshRate < 0 || a.MaxOpenAuthorizations < 0 {
+		return fmt.Errorf("refresh_concurrency, refresh_rate and max_open_authorizations cannot be negative")
+	}
+	if a.RefreshRate > 0 && a.RefreshRate < MinRefreshRate {
+		return fmt.Errorf("refresh_rate is at least %g (a background refresh every %s); 0 is the default, 10 a second", MinRefreshRate, time.Duration(float64(time.Second)/MinRefreshRate))
+	}
+	if a.MaxOpenAuthorizations > MaxOpenAuthorizationsLimit {
+		return fmt.Errorf("max_open_authorizations is at most %d", MaxOpenAuthorizationsLimit)
 	}
 	if err := ValidateRedirectURIs(a.AllowedRedirectURIs); err != nil {
 		return err
@@ -84,6 +93,15 @@ func (a *App) Validate() error {
 	}
 	_, err := a.Config.ResolveAsConnection()
 	return err
+}
+
+// OpenAuthorizationLimit is how many authorizations of the app's
+// connections may be open at a time.
+func (a *App) OpenAuthorizationLimit() int {
+	if a.MaxOpenAuthorizations > 0 {
+		return a.MaxOpenAuthorizations
+	}
+	return DefaultMaxOpenAuthorizations
 }
 
 // Overlap is how long the previous client secret is kept.

@@ -73,13 +73,17 @@ type Config struct {
 
 // Discovered is what an issuer's metadata said, when it was fetched.
 type Discovered struct {
-	TokenURL               string    `json:"token_url,omitempty"`
-	AuthorizeURL           string    `json:"authorize_url,omitempty"`
-	RevocationURL          string    `json:"revocation_url,omitempty"`
-	DeviceAuthorizationURL string    `json:"device_authorization_url,omitempty"`
-	AuthMethods            []string  `json:"auth_methods,omitempty"`
-	PKCEMethods            []string  `json:"pkce_methods,omitempty"`
-	FetchedAt              time.Time `json:"fetched_at"`
+	TokenURL               string `json:"token_url,omitempty"`
+	AuthorizeURL           string `json:"authorize_url,omitempty"`
+	RevocationURL          string `json:"revocation_url,omitempty"`
+	DeviceAuthorizationURL string `json:"device_authorization_url,omitempty"`
+	// MTLSAliases are the mutual-TLS endpoints (RFC 8705 section 5), by
+	// their metadata name (token_endpoint, ...): a client that presents a
+	// certificate sends there.
+	MTLSAliases map[string]string `json:"mtls_endpoint_aliases,omitempty"`
+	AuthMethods []string          `json:"auth_methods,omitempty"`
+	PKCEMethods []string          `json:"pkce_methods,omitempty"`
+	FetchedAt   time.Time         `json:"fetched_at"`
 	// CheckedAt is when the active node last tried to fetch the metadata
 	// again in the background; Failures how many of those tries in a row
 	// failed, for the backoff.

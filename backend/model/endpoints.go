@@ -9,21 +9,43 @@ import (
 
 // endpoint is one URL a config resolves: the row of the table that sets it
 // explicitly (and the fields of the same name in Settings, in effect, and
-// in Discovered, what an issuer's metadata said), what the preset gives
-// when neither does, and whether the client's secrets go there (not to
-// the authorization endpoint, where only the user goes).
+// in Discovered, what an issuer's metadata said), its name in that
+// metadata, what the preset gives when neither does, and whether the
+// client's secrets go there (not to the authorization endpoint, where
+// only the user goes).
+//
+// An endpoint the client's secrets go to may have a mutual-TLS alias in
+// the metadata (RFC 8705 section 5, mtls_endpoint_aliases): a client that
+// authenticates with its certificate uses it in place of the endpoint
+// (unless the endpoint is set explicitly). The alias is then the endpoint
+// in effect, so it is where the client's secrets are bound to and where
+// the gate lets them go (ClientDestination, AccountDestination): nothing
+// beside the endpoint table knows about aliases.
 type endpoint struct {
-	name    string
-	preset  func(p *providers.Preset, env string) (string, error)
-	secrets bool
+	name     string
+	metadata string
+	preset   func(p *providers.Preset, env string) (string, error)
+	secrets  bool
 }
 
 // endpoints are a config's URLs, in the order messages name them.
 var endpoints = []endpoint{
-	{name: "token_url", secrets: true, preset: func(p *providers.Preset, env string) (string, error) { return p.TokenURL(env) }},
-	{name: "authorize_url", preset: func(p *providers.Preset, _ string) (string, error) { return p.AuthorizeURL, nil }},
-	{name: "revocation_url", secrets: true},
-	{name: "device_authorization_url", secrets: true},
+	{name: "token_url", metadata: "token_endpoint", secrets: true, preset: func(p *providers.Preset, env string) (string, error) { return p.TokenURL(env) }},
+	{name: "authorize_url", metadata: "authorization_endpoint", preset: func(p *providers.Preset, _ string) (string, error) { return p.AuthorizeURL, nil }},
+	{name: "revocation_url", metadata: "revocation_endpoint", secrets: true},
+	{name: "device_authorization_url", metadata: "device_authorization_endpoint", secrets: true},
+}
+
+// MTLSAliasNames are the metadata names of the endpoints a mutual-TLS
+// alias is used for.
+func MTLSAliasNames() []string {
+	var out []string
+	for _, e := range endpoints {
+		if e.secrets {
+			out = append(out, e.metadata)
+		}
+	}
+	return out
 }
 
 var discoveredIndex = jsonIndex(reflect.TypeFor[Discovered]())
@@ -48,8 +70,13 @@ func (e endpoint) in(s *Settings) string {
 	return reflect.ValueOf(s).Elem().FieldByIndex(settingsIndex[e.name]).String()
 }
 
-// discovered is e's URL in what an issuer's metadata said.
-func (e endpoint) discovered(d Discovered) string {
+// discovered is e's URL in what an issuer's metadata said: its
+// mutual-TLS alias, for a client that presents a certificate (mtls), when
+// the metadata has one.
+func (e endpoint) discovered(d Discovered, mtls bool) string {
+	if alias := d.MTLSAliases[e.metadata]; mtls && e.secrets && alias != "" {
+		return alias
+	}
 	return reflect.ValueOf(d).FieldByIndex(discoveredIndex[e.name]).String()
 }
 
@@ -68,7 +95,7 @@ func (c *Config) resolveURLs(s *Settings) error {
 	d := c.discovered()
 	v := reflect.ValueOf(s).Elem()
 	for _, e := range endpoints {
-		u := pick(byName[e.name].Get(c).(string), e.discovered(d))
+		u := pick(byName[e.name].Get(c).(string), e.discovered(d, s.UsesCertificate()))
 		if u == "" && e.preset != nil {
 			var err error
 			if u, err = e.preset(p, c.Environment); err != nil {

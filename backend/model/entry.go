@@ -1,8 +1,12 @@
 package model
 
 import (
+	"bytes"
+	"encoding/json"
 	"maps"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,9 +32,74 @@ type Token struct {
 	// their own end; those of any other earlier token do not.
 	Replaces time.Time `json:"replaces,omitzero"`
 	// Fields and SecretFields are the response fields the config asked to
-	// keep (response_fields, secret_response_fields).
-	Fields       map[string]string `json:"fields,omitempty"`
-	SecretFields map[string]string `json:"secret_fields,omitempty"`
+	// keep (response_fields, secret_response_fields) whose values are
+	// strings; FieldsJSON and SecretFieldsJSON those whose values are not
+	// (numbers, objects, arrays, booleans, null), as the JSON they came
+	// as. They are apart so that an older release, which reads the first
+	// two as strings, still reads the entry.
+	Fields           map[string]string          `json:"fields,omitempty"`
+	SecretFields     map[string]string          `json:"secret_fields,omitempty"`
+	FieldsJSON       map[string]json.RawMessage `json:"fields_json,omitempty"`
+	SecretFieldsJSON map[string]json.RawMessage `json:"secret_fields_json,omitempty"`
+	// OmittedFields names the response fields the config asked to keep
+	// that came too large to keep (tokenclient.MaxResponseFieldBytes);
+	// a read of the token says so.
+	OmittedFields []string `json:"omitted_fields,omitempty"`
+}
+
+// KeepFields records, of the response fields extra holds, those named in
+// plain and secret, each as it came; and those the response had too large
+// to keep.
+func (t *Token) KeepFields(extra *tokenclient.ExtraFields, plain, secret []string) {
+	if extra == nil {
+		return
+	}
+	keep := func(names []string, strs *map[string]string, raws *map[string]json.RawMessage) {
+		for _, n := range names {
+			raw, ok := extra.Get(n)
+			if !ok {
+				continue
+			}
+			var s string
+			if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+				if *strs == nil {
+					*strs = map[string]string{}
+				}
+				(*strs)[n] = s
+				continue
+			}
+			if *raws == nil {
+				*raws = map[string]json.RawMessage{}
+			}
+			(*raws)[n] = slices.Clone(raw)
+		}
+	}
+	keep(plain, &t.Fields, &t.FieldsJSON)
+	keep(secret, &t.SecretFields, &t.SecretFieldsJSON)
+	t.OmittedFields = slices.Clone(extra.Omitted)
+}
+
+// HandedOutFields is every kept response field as a read hands it out:
+// a string as a string, anything else as the JSON value it came as
+// (numbers as json.Number, so they keep every digit).
+func (t *Token) HandedOutFields() map[string]any {
+	out := map[string]any{}
+	for _, m := range []map[string]string{t.Fields, t.SecretFields} {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	for _, m := range []map[string]json.RawMessage{t.FieldsJSON, t.SecretFieldsJSON} {
+		for k, raw := range m {
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			var v any
+			if dec.Decode(&v) == nil {
+				out[k] = v
+			}
+		}
+	}
+	return out
 }
 
 // Status is the part of a credential's health that decides what the
@@ -175,6 +244,8 @@ func (e *Entry) Clone() *Entry {
 	if e.Token != nil {
 		t := *e.Token
 		t.Fields, t.SecretFields = maps.Clone(t.Fields), maps.Clone(t.SecretFields)
+		t.FieldsJSON, t.SecretFieldsJSON = maps.Clone(t.FieldsJSON), maps.Clone(t.SecretFieldsJSON)
+		t.OmittedFields = slices.Clone(t.OmittedFields)
 		out.Token = &t
 	}
 	return &out
@@ -222,4 +293,56 @@ func sameHost(a, b string) bool {
 	ua, err1 := url.Parse(a)
 	ub, err2 := url.Parse(b)
 	return a != "" && err1 == nil && err2 == nil && ua.Host != "" && strings.EqualFold(ua.Host, ub.Host)
+}
+
+// Size is about how many bytes e holds: its strings and byte slices, and
+// a word for every other value. The entry cache is bounded by it, because
+// a hostile token endpoint chooses the length of what it answers (within
+// tokenclient's bounds) and a count alone does not bound memory.
+func (e *Entry) Size() int {
+	if e == nil {
+		return 0
+	}
+	return approxSize(reflect.ValueOf(e).Elem())
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// approxSize is the bytes v holds, following pointers, slices and maps.
+func approxSize(v reflect.Value) int {
+	const word = 8
+	switch v.Kind() {
+	case reflect.String:
+		return 2*word + v.Len()
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return word
+		}
+		return word + approxSize(v.Elem())
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return 3*word + v.Len()
+		}
+		n := 3 * word
+		for i := range v.Len() {
+			n += approxSize(v.Index(i))
+		}
+		return n
+	case reflect.Map:
+		n := 6 * word
+		for it := v.MapRange(); it.Next(); {
+			n += approxSize(it.Key()) + approxSize(it.Value())
+		}
+		return n
+	case reflect.Struct:
+		if v.Type() == timeType {
+			return 3 * word // its location is shared
+		}
+		n := 0
+		for i := range v.NumField() {
+			n += approxSize(v.Field(i))
+		}
+		return n
+	}
+	return word
 }

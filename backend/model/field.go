@@ -112,6 +112,9 @@ type Field struct {
 	FromPreset func(p *providers.Preset) any
 	// Allowed lists the values the field takes, for the schema.
 	Allowed func() []string
+	// Check, when set, refuses a value a write gives (after it is
+	// cleaned), saying why.
+	Check func(v any) error
 	// Display is the field's name in the UI.
 	Display string
 	// Help says what the field is for.
@@ -347,6 +350,11 @@ func (f *Field) Set(holder any, v any) error {
 		out = reflect.ValueOf(maps.Clone(v.(map[string]string)))
 	case Int, Float:
 		out = reflect.ValueOf(v)
+	}
+	if f.Check != nil {
+		if err := f.Check(out.Interface()); err != nil {
+			return fmt.Errorf("%s: %w", f.Name, err)
+		}
 	}
 	slot.Set(out.Convert(slot.Type()))
 	return nil

@@ -160,7 +160,8 @@ var fields = []*Field{
 	{
 		Name: "metadata", Kind: Pairs, Scope: account,
 		Display: "Metadata",
-		Help:    "Non-secret key=value pairs about the account (for example your own customer id); shown on reads.",
+		Help:    fmt.Sprintf("Non-secret key=value pairs about the account (for example your own customer id); shown on reads. At most %d pairs and %d KiB.", MaxMetadataPairs, MaxMetadataBytes>>10),
+		Check:   func(v any) error { return CheckMetadata(v.(map[string]string)) },
 	},
 	{
 		Name: "retry_lost_refresh", Kind: Bool, Scope: everywhere,
@@ -251,8 +252,46 @@ var fields = []*Field{
 		Name: "refresh_rate", Kind: Float, Holder: InApp, Scope: OnApp,
 		Default: DefaultRefreshRate,
 		Display: "Refresh rate",
-		Help:    fmt.Sprintf("At most this many background refreshes of the app's connections a second (default %g).", DefaultRefreshRate),
+		Help:    fmt.Sprintf("At most this many background refreshes of the app's connections a second (default 10, at least %g): a refresh whose turn is later waits on the schedule, not in a worker, so a low rate slows only this app.", MinRefreshRate),
 	},
+	{
+		Name: "max_open_authorizations", Kind: Int, Holder: InApp, Scope: OnApp,
+		Display: "Open authorizations",
+		Help: fmt.Sprintf("At most this many authorizations of the app's connections open at a time, started with authorize/<app>/<account> and not yet exchanged or expired (default %d, at most %d); one more is refused until one is exchanged or expires. It bounds what anyone who can make your backend start an authorization (a public connect button) can store.",
+			DefaultMaxOpenAuthorizations, MaxOpenAuthorizationsLimit),
+	},
+}
+
+// Bounds of the fields above that the API documents.
+const (
+	// MaxMetadataPairs and MaxMetadataBytes bound a connection's metadata,
+	// and what an authorization or a device flow adds to it: each is
+	// stored (and an open authorization can be started by whoever can
+	// make a partner's backend call authorize/).
+	MaxMetadataPairs = 32
+	MaxMetadataBytes = 4 << 10
+	// MinRefreshRate is the least refresh_rate an app takes: one
+	// background refresh every 10 seconds.
+	MinRefreshRate = 0.1
+	// DefaultMaxOpenAuthorizations is max_open_authorizations' default,
+	// MaxOpenAuthorizationsLimit its bound.
+	DefaultMaxOpenAuthorizations = 1000
+	MaxOpenAuthorizationsLimit   = 100000
+)
+
+// CheckMetadata refuses metadata over its bounds.
+func CheckMetadata(m map[string]string) error {
+	if len(m) > MaxMetadataPairs {
+		return fmt.Errorf("at most %d key=value pairs, not %d", MaxMetadataPairs, len(m))
+	}
+	n := 0
+	for k, v := range m {
+		n += len(k) + len(v)
+	}
+	if n > MaxMetadataBytes {
+		return fmt.Errorf("at most %d KiB of keys and values, not %d bytes", MaxMetadataBytes>>10, n)
+	}
+	return nil
 }
 
 // How many background refreshes go to one vendor (an app, or a token

@@ -147,7 +147,10 @@ func (c *Config) DestinationChanges(o *Config) []string {
 		}
 		cd, od := c.discovered(), o.discovered()
 		for _, e := range endpoints {
-			pairs = append(pairs, pair{"discovered " + e.name, e.discovered(cd), e.discovered(od)})
+			pairs = append(pairs, pair{"discovered " + e.name, e.discovered(cd, false), e.discovered(od, false)})
+			if e.secrets {
+				pairs = append(pairs, pair{"discovered mutual-TLS " + e.name, cd.MTLSAliases[e.metadata], od.MTLSAliases[e.metadata]})
+			}
 		}
 	}
 	for _, f := range roleFields(Audience) {
@@ -190,8 +193,11 @@ func (c *Config) DiscoveryChanges(d *Discovered) []string {
 	var out []string
 	old := c.discovered()
 	for _, e := range endpoints {
-		if was, now := e.discovered(old), e.discovered(*d); was != now {
+		if was, now := e.discovered(old, false), e.discovered(*d, false); was != now {
 			out = append(out, fmt.Sprintf("%s=%s (was %s)", e.name, now, was))
+		}
+		if was, now := old.MTLSAliases[e.metadata], d.MTLSAliases[e.metadata]; e.secrets && was != now {
+			out = append(out, fmt.Sprintf("mutual-TLS %s=%s (was %s)", e.name, now, was))
 		}
 	}
 	return out

@@ -20,9 +20,64 @@ import (
 
 func authzFolder(name string) string { return AuthzPrefix + name + "/" }
 
-func authzKey(name, state string) string {
+func authzKey(name, state string) string { return authzFolder(name) + AuthorizationID(state) }
+
+// AuthorizationID is what an authorization is stored under in its
+// credential's folder: the SHA-256 of its state, so storage keys never
+// hold a state.
+func AuthorizationID(state string) string {
 	sum := sha256.Sum256([]byte(state))
-	return authzFolder(name) + hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:])
+}
+
+// AuthorizationsIn lists what is stored under authz/<prefix>/ (authz/
+// itself for ""): the ids of the authorizations of the credential called
+// prefix, and the folders below it (credentials' names at the top; an
+// app's accounts under the app's name).
+func (st Store) AuthorizationsIn(ctx context.Context, prefix string) (ids, folders []string, err error) {
+	folder := AuthzPrefix
+	if prefix != "" {
+		folder = authzFolder(prefix)
+	}
+	keys, err := st.s.List(ctx, folder)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing the authorizations under %q: %w", prefix, err)
+	}
+	for _, k := range keys {
+		if f, ok := strings.CutSuffix(k, "/"); ok {
+			folders = append(folders, f)
+		} else if prefix != "" {
+			ids = append(ids, k)
+		}
+	}
+	return ids, folders, nil
+}
+
+// AuthorizationByID returns name's authorization stored under id, or
+// nil. One that does not decode reads as long expired, as
+// OpenAuthorizations counts it: nothing can exchange it, and a sweep
+// deletes it.
+func (st Store) AuthorizationByID(ctx context.Context, name, id string) (*model.Authorization, error) {
+	raw, err := st.s.Get(ctx, authzFolder(name)+id)
+	if err != nil {
+		return nil, fmt.Errorf("reading an authorization of credential %q: %w", name, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	var a model.Authorization
+	if err := json.Unmarshal(raw.Value, &a); err != nil {
+		return &model.Authorization{}, nil
+	}
+	return &a, nil
+}
+
+// DeleteAuthorizationByID removes name's authorization stored under id.
+func (st Store) DeleteAuthorizationByID(ctx context.Context, name, id string) error {
+	if err := st.s.Delete(ctx, authzFolder(name)+id); err != nil {
+		return fmt.Errorf("deleting an authorization of credential %q: %w", name, err)
+	}
+	return nil
 }
 
 // PutAuthorization stores name's authorization for state.

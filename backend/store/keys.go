@@ -43,6 +43,24 @@ func (st Store) Keys(ctx context.Context, owner string) (*keys.Set, error) {
 	return set, nil
 }
 
+// PublicKeys returns owner's keys with their public halves only (an
+// empty set when there are none), for the JWKS: no private key is
+// decoded.
+func (st Store) PublicKeys(ctx context.Context, owner string) (*keys.Set, error) {
+	raw, err := st.s.Get(ctx, keysKey(owner))
+	if err != nil {
+		return nil, fmt.Errorf("reading the signing keys of %s: %w", owner, err)
+	}
+	if raw == nil {
+		return &keys.Set{}, nil
+	}
+	set, err := keys.ParsePublic(raw.Value)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the signing keys of %s: %w", owner, err)
+	}
+	return set, nil
+}
+
 // PutKeys stores owner's signing keys.
 func (st Store) PutKeys(ctx context.Context, owner string, set *keys.Set) error {
 	raw, err := set.MarshalJSON()

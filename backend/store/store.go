@@ -1,6 +1,6 @@
 // Package store is the one place that touches the mount's storage: each
 // stored kind (entry, app, status, authorization, signing keys, device
-// flow, probe) has its key, its codec and its version in a file of its
+// flow, index, probe) has its key, its codec and its version in a file of its
 // own here, and the reading and moving of schema 1 entries is in
 // schema1.go. Nothing else names a storage key or calls storage.
 package store
@@ -34,11 +34,12 @@ const (
 	AuthzPrefix  = "authz/"
 	KeysPrefix   = "keys/"
 	DevicePrefix = "device/"
+	IndexPrefix  = "index/"
 	probeKey     = "probe/tick"
 )
 
 // SealWrapped lists the prefixes whose entries hold secrets, for Vault to
-// seal-wrap: every kind but status and the probe.
+// seal-wrap: every kind but status, the index and the probe.
 func SealWrapped() []string {
 	return []string{EntryPrefix, AppPrefix, AuthzPrefix, KeysPrefix, DevicePrefix}
 }

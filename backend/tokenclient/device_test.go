@@ -163,7 +163,7 @@ func TestPollDeviceToken(t *testing.T) {
 				if p.Token == nil || p.Token.RefreshToken != "rt" || p.Answer != nil {
 					t.Errorf("approved poll = %+v", p)
 				}
-				if u, _ := p.Token.Extra.Get("instance_url"); u != "https://na1.example" {
+				if u, _ := p.Token.Extra.Get("instance_url"); string(u) != `"https://na1.example"` {
 					t.Errorf("instance_url = %q", u)
 				}
 			case p.Answer == nil || p.Token != nil:

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 )
 
 // Bounds on ResponseFields: enough for every vendor field we know of (an
@@ -16,8 +15,8 @@ const (
 	MaxResponseFields = 32
 	// MaxResponseFieldName is the longest field name, in bytes.
 	MaxResponseFieldName = 128
-	// MaxResponseFieldBytes is the largest value kept, in bytes; a longer
-	// one is left out and named in Token.ExtraOmitted.
+	// MaxResponseFieldBytes is the largest value kept, in bytes of its
+	// JSON; a larger one is left out and named in ExtraFields.Omitted.
 	MaxResponseFieldBytes = 16 << 10
 )
 
@@ -52,20 +51,20 @@ func CheckResponseFields(names []string) error { return checkResponseFields(name
 
 // ExtraFields are the token response fields a Request asked to keep.
 type ExtraFields struct {
-	// Values holds each named field that was present as a string, number
-	// or boolean: a number as its JSON text, a boolean as "true" or
-	// "false". Never nil.
-	Values map[string]string
+	// Values holds each named field that was present, as the JSON it came
+	// as: a string as a JSON string, a number as its JSON text, an object
+	// or an array as it came (keys in order), null as null. A
+	// form-encoded answer's fields are strings. Never nil.
+	Values map[string]json.RawMessage
 	// Omitted names, sorted, the fields that were named and present but
-	// not kept: an object, an array, null, or a value over
-	// MaxResponseFieldBytes.
+	// not kept: their JSON is over MaxResponseFieldBytes.
 	Omitted []string
 }
 
-// Get returns a kept field; it is safe on a nil *ExtraFields.
-func (e *ExtraFields) Get(name string) (string, bool) {
+// Get returns a kept field's JSON; it is safe on a nil *ExtraFields.
+func (e *ExtraFields) Get(name string) (json.RawMessage, bool) {
 	if e == nil {
-		return "", false
+		return nil, false
 	}
 	v, ok := e.Values[name]
 	return v, ok
@@ -76,18 +75,25 @@ func (e *ExtraFields) String() string {
 	if e == nil {
 		return "<nil>"
 	}
-	return fmt.Sprintf("tokenclient.ExtraFields{Values: %v, Omitted: %v}", sortedKeys(e.Values), e.Omitted)
+	names := make([]string, 0, len(e.Values))
+	for k := range e.Values {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return fmt.Sprintf("tokenclient.ExtraFields{Values: %v, Omitted: %v}", names, e.Omitted)
 }
 
 // GoString is String.
 func (e *ExtraFields) GoString() string { return e.String() }
 
-// extraFields keeps the named scalar fields, as strings.
+// extraFields keeps the named fields as the JSON they came as; one too
+// large is named in Omitted, so the caller can say so rather than drop it
+// unseen.
 func extraFields(fields map[string]any, keep []string) *ExtraFields {
 	if len(keep) == 0 {
 		return nil
 	}
-	extra := map[string]string{}
+	extra := map[string]json.RawMessage{}
 	var omitted []string
 	for _, name := range keep {
 		v, ok := fields[name]
@@ -97,23 +103,14 @@ func extraFields(fields map[string]any, keep []string) *ExtraFields {
 		if _, done := extra[name]; done {
 			continue
 		}
-		var s string
-		switch v := v.(type) {
-		case string:
-			s = v
-		case json.Number:
-			s = v.String()
-		case bool:
-			s = strconv.FormatBool(v)
-		default:
+		// The body was decoded with UseNumber: numbers come back as the
+		// text they were sent as.
+		raw, err := json.Marshal(v)
+		if err != nil || len(raw) > MaxResponseFieldBytes {
 			omitted = append(omitted, name)
 			continue
 		}
-		if len(s) > MaxResponseFieldBytes {
-			omitted = append(omitted, name)
-			continue
-		}
-		extra[name] = s
+		extra[name] = raw
 	}
 	sort.Strings(omitted)
 	return &ExtraFields{Values: extra, Omitted: dedupe(omitted)}

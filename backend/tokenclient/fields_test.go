@@ -13,9 +13,10 @@ func TestResponseFields(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("x", MaxResponseFieldBytes+1)
 	tests := []struct {
-		name        string
-		body        string
-		keep        []string
+		name string
+		body string
+		keep []string
+		// wantValues are the kept fields' JSON.
 		wantValues  map[string]string
 		wantOmitted []string
 		wantNil     bool
@@ -24,10 +25,10 @@ func TestResponseFields(t *testing.T) {
 			name:       "Salesforce's instance_url and id",
 			body:       `{"access_token":"a","instance_url":"https://na1.salesforce.com","id":"https://login.salesforce.com/id/00D/005","issued_at":"1278448832702","signature":"x"}`,
 			keep:       []string{"instance_url", "id"},
-			wantValues: map[string]string{"instance_url": "https://na1.salesforce.com", "id": "https://login.salesforce.com/id/00D/005"},
+			wantValues: map[string]string{"instance_url": `"https://na1.salesforce.com"`, "id": `"https://login.salesforce.com/id/00D/005"`},
 		},
 		{
-			name:       "numbers keep their JSON text, booleans are words",
+			name:       "numbers keep their JSON text, booleans stay booleans",
 			body:       `{"access_token":"a","uid":12345678901234567890,"ratio":1.50,"active":true,"off":false}`,
 			keep:       []string{"uid", "ratio", "active", "off"},
 			wantValues: map[string]string{"uid": "12345678901234567890", "ratio": "1.50", "active": "true", "off": "false"},
@@ -36,17 +37,17 @@ func TestResponseFields(t *testing.T) {
 			name:       "id_token and access_token may be named",
 			body:       `{"access_token":"a","id_token":"eyJ.x.y"}`,
 			keep:       []string{"id_token", "access_token"},
-			wantValues: map[string]string{"id_token": "eyJ.x.y", "access_token": "a"},
+			wantValues: map[string]string{"id_token": `"eyJ.x.y"`, "access_token": `"a"`},
 		},
 		{
-			name:        "objects, arrays, null and oversize values are omitted and named",
-			body:        `{"access_token":"a","obj":{"k":1},"arr":[1],"nul":null,"big":"` + long + `","ok":"v"}`,
+			name:        "objects, arrays and null are kept as they came; oversize values are omitted and named",
+			body:        `{"access_token":"a","obj":{"k":1,"b":[true,"x"]},"arr":[1],"nul":null,"big":"` + long + `","ok":"v"}`,
 			keep:        []string{"obj", "arr", "nul", "big", "ok", "absent", "ok"},
-			wantValues:  map[string]string{"ok": "v"},
-			wantOmitted: []string{"arr", "big", "nul", "obj"},
+			wantValues:  map[string]string{"ok": `"v"`, "obj": `{"b":[true,"x"],"k":1}`, "arr": `[1]`, "nul": `null`},
+			wantOmitted: []string{"big"},
 		},
 		{name: "nothing named: nil", body: `{"access_token":"a","uid":"u"}`, wantNil: true},
-		{name: "form-encoded responses too", body: "access_token=a&uid=u", keep: []string{"uid"}, wantValues: map[string]string{"uid": "u"}},
+		{name: "form-encoded responses too", body: "access_token=a&uid=u", keep: []string{"uid"}, wantValues: map[string]string{"uid": `"u"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,7 +67,11 @@ func TestResponseFields(t *testing.T) {
 				}
 				return
 			}
-			if !reflect.DeepEqual(tok.Extra.Values, tc.wantValues) {
+			got := map[string]string{}
+			for k, v := range tok.Extra.Values {
+				got[k] = string(v)
+			}
+			if !reflect.DeepEqual(got, tc.wantValues) {
 				t.Errorf("Values = %v, want %v", tok.Extra.Values, tc.wantValues)
 			}
 			if !reflect.DeepEqual(tok.Extra.Omitted, tc.wantOmitted) {
@@ -109,7 +114,7 @@ func TestResponseFieldsDoNotChangeTokens(t *testing.T) {
 	}
 	withoutExtra := *kept
 	withoutExtra.Extra = nil
-	if withoutExtra != *plain || kept.Extra.Values["scope"] != "read write" {
+	if withoutExtra != *plain || string(kept.Extra.Values["scope"]) != `"read write"` {
 		t.Errorf("plain %v, kept %v", plain, kept)
 	}
 }

@@ -203,17 +203,10 @@ func jsonEscape(s string, escapeHTML bool) string {
 	return strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(b.String(), `"`), "\n"), `"`)
 }
 
-// sanitize makes vendor-controlled text fit for an error message: secrets
-// redacted, invalid UTF-8 replaced, control and invisible formatting
-// characters removed (they can forge log lines or reorder text on screen),
-// whitespace collapsed, and at most limit characters long.
-//
-// It redacts both before and after cleaning: before, for secrets that
-// themselves hold characters cleaning changes; after, for a secret the
-// vendor split with a control character. It truncates last, so a cut can
-// never leave part of a secret visible.
-func sanitize(s string, limit int, secrets []string) string {
-	s = Redact(s, secrets...)
+// cleanText is vendor text fit to hand out as it is: invalid UTF-8
+// replaced, control and invisible formatting characters removed,
+// whitespace collapsed to single spaces, nothing redacted or cut.
+func cleanText(s string) string {
 	var b strings.Builder
 	space := false
 	for _, r := range strings.ToValidUTF8(s, string(utf8.RuneError)) {
@@ -230,7 +223,20 @@ func sanitize(s string, limit int, secrets []string) string {
 		}
 		b.WriteRune(r)
 	}
-	s = Redact(b.String(), secrets...)
+	return b.String()
+}
+
+// sanitize makes vendor-controlled text fit for an error message: secrets
+// redacted, invalid UTF-8 replaced, control and invisible formatting
+// characters removed (they can forge log lines or reorder text on screen),
+// whitespace collapsed, and at most limit characters long.
+//
+// It redacts both before and after cleaning: before, for secrets that
+// themselves hold characters cleaning changes; after, for a secret the
+// vendor split with a control character. It truncates last, so a cut can
+// never leave part of a secret visible.
+func sanitize(s string, limit int, secrets []string) string {
+	s = Redact(cleanText(Redact(s, secrets...)), secrets...)
 	if utf8.RuneCountInString(s) > limit {
 		cut, n := 0, 0
 		for i := range s {

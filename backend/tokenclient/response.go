@@ -25,6 +25,20 @@ const MaxBodyBytes = 1 << 20
 // token long after it died.
 const maxExpiresIn = 10 * 365 * 24 * time.Hour
 
+// Bounds on the fields of a token response, far above what any vendor
+// sends (an access token with many claims is a few kilobytes; a scope list
+// a few hundred bytes) and far below the body limit: a hostile or broken
+// token endpoint must not make each cached token (and each stored entry)
+// a megabyte. A response over one is refused, saying which.
+const (
+	// MaxTokenBytes bounds access_token, refresh_token and id_token.
+	MaxTokenBytes = 32 << 10
+	// MaxScopeBytes bounds scope.
+	MaxScopeBytes = 8 << 10
+	// MaxTokenTypeBytes bounds token_type ("Bearer", "DPoP", "N_A").
+	MaxTokenTypeBytes = 128
+)
+
 // maxRetryAfter bounds Retry-After so that a vendor's huge value cannot
 // overflow a Duration or park a credential for months.
 const maxRetryAfter = 24 * time.Hour
@@ -59,7 +73,7 @@ func (t Token) String() string {
 		t.TokenType, t.Scope, t.ExpiresIn, present(t.AccessToken), present(t.RefreshToken), present(t.IDToken))
 	if t.Extra != nil && len(t.Extra.Values) > 0 {
 		// Names only: an extra field may be an id_token.
-		s += fmt.Sprintf(", Extra: %v", sortedKeys(t.Extra.Values))
+		s += ", Extra: " + t.Extra.String()
 	}
 	return s + "}"
 }
@@ -127,8 +141,12 @@ func parseResponseKeep(statusCode int, status string, header http.Header, body [
 	tok, reason := tokenFrom(fields, secrets)
 	if reason != "" {
 		// A vendor that rotates has already killed the refresh token it
-		// was sent: the one in this answer must not be lost with it.
+		// was sent: the one in this answer must not be lost with it (if
+		// it is one: within its bound, without control characters).
 		rt, _ := fields["refresh_token"].(string)
+		if tokenReason("refresh_token", rt) != "" {
+			rt = ""
+		}
 		return nil, &ResponseError{Reason: reason, IssuedRefreshToken: rt}
 	}
 	tok.Extra = extraFields(fields, keep)
@@ -310,15 +328,26 @@ func tokenFrom(fields map[string]any, secrets []string) (*Token, string) {
 	default:
 		return nil, "access_token is a JSON " + typeName(v) + ", not a string"
 	}
+	tok.RefreshToken, _ = fields["refresh_token"].(string)
+	tok.IDToken, _ = fields["id_token"].(string)
+	for _, t := range []struct{ name, v string }{{"access_token", tok.AccessToken}, {"refresh_token", tok.RefreshToken}, {"id_token", tok.IDToken}} {
+		if reason := tokenReason(t.name, t.v); reason != "" {
+			return nil, reason
+		}
+	}
 
+	// token_type and scope are handed out as they are: cleaned of
+	// control and invisible formatting characters, which would forge
+	// lines or reorder text wherever a reader prints them.
 	tt, _ := fields["token_type"].(string)
-	tt = strings.TrimSpace(tt)
+	if len(tt) > MaxTokenTypeBytes {
+		return nil, fmt.Sprintf("token_type is longer than %d bytes", MaxTokenTypeBytes)
+	}
+	tt = cleanText(tt)
 	if tt == "" || strings.EqualFold(tt, "bearer") {
 		tt = "Bearer"
 	}
 	tok.TokenType = tt
-	tok.RefreshToken, _ = fields["refresh_token"].(string)
-	tok.IDToken, _ = fields["id_token"].(string)
 	switch v := fields["scope"].(type) {
 	case string:
 		tok.Scope = v
@@ -331,6 +360,10 @@ func tokenFrom(fields map[string]any, secrets []string) (*Token, string) {
 		}
 		tok.Scope = strings.Join(scopes, " ")
 	}
+	if len(tok.Scope) > MaxScopeBytes {
+		return nil, fmt.Sprintf("scope is longer than %d KiB", MaxScopeBytes>>10)
+	}
+	tok.Scope = cleanText(tok.Scope)
 
 	d, reason := expiresIn(fields["expires_in"], secrets)
 	if reason != "" {
@@ -338,6 +371,22 @@ func tokenFrom(fields map[string]any, secrets []string) (*Token, string) {
 	}
 	tok.ExpiresIn = d
 	return tok, ""
+}
+
+// tokenReason says why a token field cannot be one, or "": over
+// MaxTokenBytes, or holding control characters (a token goes into an
+// Authorization header, where a line break would add headers of the
+// vendor's choosing to its users' requests).
+func tokenReason(name, v string) string {
+	if len(v) > MaxTokenBytes {
+		return fmt.Sprintf("%s is longer than %d KiB", name, MaxTokenBytes>>10)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' || c == 0x7f {
+			return name + " holds control characters"
+		}
+	}
+	return ""
 }
 
 // numeric is a decimal number as JSON writes one, with an optional sign,

@@ -115,10 +115,10 @@ func TestAuthServerPrivateKeyJWT(t *testing.T) {
 				if !a.AccessTokenValid(tok.AccessToken) {
 					t.Error("the issued token is not valid")
 				}
-				if u, _ := tok.Extra.Get("instance_url"); u != "https://na1.example" {
+				if u, _ := tok.Extra.Get("instance_url"); string(u) != `"https://na1.example"` {
 					t.Errorf("instance_url = %q", u)
 				}
-				if u, _ := tok.Extra.Get("uid"); u != "42" {
+				if u, _ := tok.Extra.Get("uid"); string(u) != "42" {
 					t.Errorf("uid = %q", u)
 				}
 			}

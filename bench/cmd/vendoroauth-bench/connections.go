@@ -100,11 +100,18 @@ type connectionsResult struct {
 }
 
 // connRestart is the large mount after a reload of its plugin: the
-// process starts empty, and until the load after the start has read every
-// entry (it begins at Vault's next periodic call, within a minute), LIST
-// pages are read from storage.
+// process starts empty, and until the load after the start has every name
+// (it begins when the backend initialises, lists the names and reads the
+// stored index), LIST pages are read from storage and status counts what
+// it has so far.
 type connRestart struct {
 	LoadedAfterSeconds float64 `json:"loaded_after_seconds"`
+	// Scheduled is how many connections were on the refresh schedule
+	// before the reload (the warm ones' keep-alives) and after the load;
+	// ScheduledAfterSeconds is when the schedule held them all again.
+	ScheduledBefore       int     `json:"scheduled_before"`
+	ScheduledAfter        int     `json:"scheduled_after"`
+	ScheduledAfterSeconds float64 `json:"scheduled_after_seconds"`
 	// Loading is LIST ?limit=1000 while the load had not finished
 	// (answered from storage); Loaded the same after it.
 	Loading stats `json:"list_while_loading"`
@@ -345,7 +352,11 @@ func (e *env) connections(ctx context.Context, o *options) (*connectionsResult, 
 
 	if o.connRestart {
 		callsBefore = v.Stats().Requests
-		if res.Restart, err = e.connRestart(ctx, ops[0].large, res.RSSBeforeKiB, n); err != nil {
+		scheduled, err := e.scheduled(ctx, connLarge)
+		if err != nil {
+			return nil, err
+		}
+		if res.Restart, err = e.connRestart(ctx, ops[0].large, res.RSSBeforeKiB, n, scheduled); err != nil {
 			return nil, err
 		}
 		res.Restart.CallsVendor = v.Stats().Requests - callsBefore
@@ -361,6 +372,15 @@ func (e *env) loaded(ctx context.Context, mount string) (bool, error) {
 	}
 	done, _ := st["schedule_loaded"].(bool)
 	return done, nil
+}
+
+// scheduled is how many credentials are on mount's refresh schedule.
+func (e *env) scheduled(ctx context.Context, mount string) (int, error) {
+	st, err := e.call(ctx, http.MethodGet, mount+"/status", nil)
+	if err != nil {
+		return 0, err
+	}
+	return jsonInt(st["scheduled"]), nil
 }
 
 // waitLoaded waits until mount's load after a start has finished.
@@ -381,14 +401,15 @@ func (e *env) waitLoaded(ctx context.Context, mount string, limit time.Duration)
 }
 
 // connRestart reloads the large mount's plugin and times a LIST page
-// while the load after the start runs and after it finished.
-func (e *env) connRestart(ctx context.Context, list doer, baseKiB int64, n int) (*connRestart, error) {
+// while the load after the start runs and after it finished, and when the
+// refresh schedule holds the scheduled connections it held before.
+func (e *env) connRestart(ctx context.Context, list doer, baseKiB int64, n, scheduled int) (*connRestart, error) {
 	logf("connections: reloading the plugin of %s and waiting for its load of %d connections", connLarge, n)
 	start := time.Now()
 	if _, err := e.vault.Client.Sys().ReloadPluginWithContext(ctx, &api.ReloadPluginInput{Mounts: []string{connLarge}}); err != nil {
 		return nil, fmt.Errorf("reloading %s: %w", connLarge, err)
 	}
-	out := &connRestart{}
+	out := &connRestart{ScheduledBefore: scheduled}
 	var loading, loaded sample
 	rng := rand.New(rand.NewPCG(5, 6))
 	var buf bytes.Buffer
@@ -405,22 +426,35 @@ func (e *env) connRestart(ctx context.Context, list doer, baseKiB int64, n int) 
 		return nil
 	}
 	deadline := start.Add(3 * time.Minute)
-	for {
-		done, err := e.loaded(ctx, connLarge)
-		if err != nil {
-			return nil, err
+	for out.LoadedAfterSeconds == 0 || out.ScheduledAfterSeconds == 0 {
+		if out.LoadedAfterSeconds == 0 {
+			done, err := e.loaded(ctx, connLarge)
+			if err != nil {
+				return nil, err
+			}
+			if done {
+				out.LoadedAfterSeconds = time.Since(start).Seconds()
+			}
 		}
-		if done {
-			out.LoadedAfterSeconds = time.Since(start).Seconds()
-			break
+		if out.ScheduledAfterSeconds == 0 {
+			got, err := e.scheduled(ctx, connLarge)
+			if err != nil {
+				return nil, err
+			}
+			out.ScheduledAfter = got
+			if got >= scheduled {
+				out.ScheduledAfterSeconds = time.Since(start).Seconds()
+			}
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s: the load after a reload has not finished after 3m", connLarge)
+			return nil, fmt.Errorf("%s: the load after a reload has not finished after 3m (schedule_loaded after %.0fs; %d of %d scheduled)", connLarge, out.LoadedAfterSeconds, out.ScheduledAfter, scheduled)
 		}
-		if err := timeOne(&loading); err != nil {
-			return nil, err
+		if out.LoadedAfterSeconds == 0 {
+			if err := timeOne(&loading); err != nil {
+				return nil, err
+			}
 		}
-		if !sleepCtx(ctx, 500*time.Millisecond) {
+		if !sleepCtx(ctx, 100*time.Millisecond) {
 			return nil, ctx.Err()
 		}
 	}
@@ -436,8 +470,8 @@ func (e *env) connRestart(ctx context.Context, list doer, baseKiB int64, n int) 
 		out.RSSKiB, _ = rssKiB(pids[0])
 		out.BytesPerConnection = float64(out.RSSKiB-baseKiB) * 1024 / float64(n)
 	}
-	logf("connections: loaded %.0fs after the reload; LIST p50 %.2f ms while loading (%d timed), %.2f ms loaded; plugin RSS %.1f MiB",
-		out.LoadedAfterSeconds, out.Loading.P50ms, out.Loading.Requests, out.Loaded.P50ms, float64(out.RSSKiB)/1024)
+	logf("connections: loaded %.1fs after the reload, %d of %d scheduled after %.1fs; LIST p50 %.2f ms while loading (%d timed), %.2f ms loaded; plugin RSS %.1f MiB",
+		out.LoadedAfterSeconds, out.ScheduledAfter, out.ScheduledBefore, out.ScheduledAfterSeconds, out.Loading.P50ms, out.Loading.Requests, out.Loaded.P50ms, float64(out.RSSKiB)/1024)
 	return out, nil
 }
 
