@@ -3,6 +3,7 @@ package vendoroauth
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -99,6 +100,18 @@ func (b *vendorBackend) handleEvents(ctx context.Context, req *logical.Request, 
 	page, err := b.creds.Events(ctx, req.Storage, app, after, limit)
 	if err != nil {
 		return nil, err
+	}
+	if app != "" && after == 0 && len(page.Events) == 0 && page.First == 1 {
+		// An empty feed of an app that does not exist is a typo, not a
+		// quiet app: a poller must learn it. A deleted app's feed keeps
+		// its events, and is read as any other.
+		a, err := b.creds.App(ctx, req.Storage, app)
+		if err != nil {
+			return nil, err
+		}
+		if a == nil {
+			return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("there is no app %q and its feed holds no event; vault list %sapps/ lists the apps", app, mount))
+		}
 	}
 	events := make([]map[string]interface{}, 0, len(page.Events))
 	for _, ev := range page.Events {

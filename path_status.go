@@ -144,9 +144,18 @@ func (b *vendorBackend) handleAppStatus(ctx context.Context, req *logical.Reques
 		changed = discoveryChanged(mountOf(req), app, &a.Config)
 	case h.Total > 0:
 		warnings = append(warnings, appMissingWarning(mountOf(req), app, h.Total))
-	case h.Complete:
+	default:
 		// A typo must not read as a healthy app without connections.
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("there is no app %q and no connection is named under it; vault list %sapps/ lists the apps", app, mountOf(req)))
+		// Until the index holds every name, storage says whether any
+		// connection is named under it.
+		n, err := b.creds.ConnectionCount(ctx, req.Storage, app)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("there is no app %q and no connection is named under it; vault list %sapps/ lists the apps", app, mountOf(req)))
+		}
+		warnings = append(warnings, appMissingWarning(mountOf(req), app, n))
 	}
 	unhealthy, next := pageUnhealthy(h.Unhealthy, d)
 	return &logical.Response{Warnings: warnings, Data: map[string]interface{}{

@@ -145,6 +145,9 @@ func (m *Manager) UpdateApp(ctx context.Context, s logical.Storage, name string,
 		return nil, err
 	}
 	m.dropApp(name)
+	if next.NotifyURL == "" {
+		m.forgetWebhooks(name)
+	}
 	return next, nil
 }
 
@@ -160,6 +163,11 @@ func (m *Manager) DeleteApp(ctx context.Context, s logical.Storage, name string)
 		return err
 	}
 	m.dropApp(name)
+	// What is said of the app ends with it: an alert on its client or
+	// its receiver would fire for an app that is gone.
+	m.rejected.Delete(rejectedKey("", name))
+	m.forgetWebhooks(name)
+	m.metrics.forgetApp(name)
 	return m.DeleteKeys(ctx, s, store.AppKeyOwner(name))
 }
 

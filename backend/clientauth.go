@@ -16,7 +16,7 @@ import (
 // go, and, for a private_key_jwt client, the signing key with where it may
 // sign for.
 func (m *Manager) callFor(ctx context.Context, s logical.Storage, name string, eff *model.Config, st *model.Settings) (outbound.Call, error) {
-	call := outbound.Call{Req: eff.Request(st), Bound: eff.Bindings(st), Routing: st.Routing}
+	call := outbound.Call{Name: name, Req: eff.Request(st), Bound: eff.Bindings(st), Routing: st.Routing}
 	if !st.UsesKey() {
 		return call, nil
 	}

@@ -75,9 +75,14 @@ func (m *Manager) onConnected(ctx context.Context, s logical.Storage, name strin
 	m.rejected.Delete(rejectedKey(name, next.Config.App))
 }
 
-// onDeleted records that name, which was e, was deleted.
-func (m *Manager) onDeleted(ctx context.Context, s logical.Storage, name string, e *model.Entry) {
+// onDeleting records that name, which is e, is being deleted: before the
+// delete, as every event goes before its change.
+func (m *Manager) onDeleting(ctx context.Context, s logical.Storage, name string, e *model.Entry) {
 	m.emit(ctx, s, model.NewEvent(model.EventDeleted, name, e.Config.App, e.Config.Metadata, m.now()))
+}
+
+// onDeleted forgets what was announced of name, which was e.
+func (m *Manager) onDeleted(name string, e *model.Entry) {
 	if e.Config.App == "" {
 		// Its own client is gone with it; an app's is still used by
 		// the other connections.

@@ -27,8 +27,9 @@ import (
 const (
 	FeedMaxEvents = 100_000
 	FeedMaxAge    = 7 * 24 * time.Hour
-	// pruneBatch bounds the events one maintenance pass deletes per feed,
-	// so a pass stays short; the next pass goes on.
+	// pruneBatch bounds the events one maintenance pass reads per feed to
+	// prune by age, so a pass stays short; the next pass goes on. Events
+	// past FeedMaxEvents are all deleted by the pass that finds them.
 	pruneBatch = 1000
 )
 
@@ -284,9 +285,12 @@ func (m *Manager) pruneFeed(ctx context.Context, s logical.Storage, app string, 
 	if held := fs.last - fs.pruned; held > FeedMaxEvents {
 		target = fs.last - FeedMaxEvents
 	}
-	target = min(target, from+pruneBatch)
-	// By age: events are in time order, so only the oldest are read.
-	for q := target + 1; q <= fs.last && q <= from+pruneBatch; q++ {
+	// Past the count, every excess event goes at once, however many came
+	// since the last pass: a feed never holds more than its bound for
+	// longer than a pass. By age, events are in time order, so only the
+	// oldest are read, at most pruneBatch a pass.
+	ageFrom := target
+	for q := ageFrom + 1; q <= fs.last && q <= ageFrom+pruneBatch; q++ {
 		ev, err := st.Event(ctx, app, q)
 		if err != nil {
 			fs.mu.Unlock()

@@ -183,6 +183,11 @@ func (m *Manager) Close(s logical.Storage) {
 	if s != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		m.flushPending(ctx, s)
+		// Events kept after a failed write record changes that were
+		// stored: the next node cannot know of them otherwise.
+		if err := m.flushEvents(ctx, s); err != nil {
+			m.logger.Warn("writing events kept after a failed write failed again at close", "error", err)
+		}
 		// What the next start loads instead of reading every entry.
 		m.flushIndex(ctx, s)
 		cancel()
@@ -192,6 +197,11 @@ func (m *Manager) Close(s logical.Storage) {
 		m.logger.Error("the backend closed with a rotated refresh token that could not be stored; the credential needs a new refresh token if the vendor has killed the old one", "name", name)
 	}
 	m.pendingMu.Unlock()
+	m.feeds.unwMu.Lock()
+	for _, p := range m.feeds.unwrit {
+		m.logger.Error("the backend closed with an event that could not be written; its feed and webhooks will not carry it: read status/<app> for the state it recorded", "app", p.app, "name", p.ev.Data.Connection, "event", p.ev.Type)
+	}
+	m.feeds.unwMu.Unlock()
 	m.cache.clear()
 	m.sched.reset()
 	m.index.reset()
@@ -530,11 +540,16 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	if cerr == nil && e != nil {
 		revoked = m.revokeAtVendor(ctx, s, name, e)
 	}
+	// The event goes first, as every event does: a kill between the two
+	// repeats it (the connection is still there) rather than losing it.
+	if cerr == nil && e != nil {
+		m.onDeleting(ctx, s, name, e)
+	}
 	if err := store.Of(s).DeleteEntry(ctx, name); err != nil {
 		return revoked, err
 	}
 	if cerr == nil && e != nil {
-		m.onDeleted(ctx, s, name, e)
+		m.onDeleted(name, e)
 	}
 	// The keys go after the entry, so a failed entry delete keeps a
 	// working credential; they go even when the entry could not be read,
@@ -543,6 +558,7 @@ func (m *Manager) Delete(ctx context.Context, s logical.Storage, name string) (R
 	m.deleteOwnKeys(ctx, s, name)
 	m.cache.drop(name)
 	m.index.remove(name)
+	m.metrics.forgetCredential(name)
 	m.problems.Delete(name)
 	if err := deleteRecords(ctx, s, name); err != nil {
 		m.logger.Warn("deleting a credential's status or open authorizations failed; they expire unused, and the periodic sweep deletes them", "name", name, "error", err)

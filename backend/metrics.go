@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +41,7 @@ type Metrics struct {
 	events      *prometheus.CounterVec
 	webhooks    *prometheus.CounterVec
 	build       *prometheus.GaugeVec
+	hosts       hostLabels
 
 	versionOnce sync.Once
 }
@@ -149,9 +152,117 @@ func (m *Manager) CountRead(res *Result, err error) {
 }
 
 // VendorRequest implements outbound.Observer.
-func (x *Metrics) VendorRequest(host, grant string, took time.Duration, err error) {
-	x.vendor.WithLabelValues(host, grant, outcomeOf(err)).Inc()
-	x.vendorTime.WithLabelValues(host, grant).Observe(took.Seconds())
+func (x *Metrics) VendorRequest(name, host, grant string, took time.Duration, err error) {
+	host, gone := x.hosts.use(name, host)
+	x.dropHosts(gone)
+	// A label the registry refuses must not fail the request it counts.
+	if c, err2 := x.vendor.GetMetricWithLabelValues(host, grant, outcomeOf(err)); err2 == nil {
+		c.Inc()
+	}
+	if h, err2 := x.vendorTime.GetMetricWithLabelValues(host, grant); err2 == nil {
+		h.Observe(took.Seconds())
+	}
+}
+
+// forgetCredential drops what the metrics keep of the credential name,
+// deleted: a host no credential uses any more loses its series.
+func (x *Metrics) forgetCredential(name string) {
+	x.dropHosts(x.hosts.forget(name))
+}
+
+func (x *Metrics) dropHosts(hosts []string) {
+	for _, host := range hosts {
+		x.vendor.DeletePartialMatch(prometheus.Labels{"host": host})
+		x.vendorTime.DeletePartialMatch(prometheus.Labels{"host": host})
+	}
+}
+
+// forgetApp drops the series of the app called name, deleted or without
+// webhooks any more, whose values would mislead (an alert on a failing
+// receiver nobody delivers to).
+func (x *Metrics) forgetApp(name string) {
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{x.webhooks, x.background, x.backgroundT} {
+		v.DeletePartialMatch(prometheus.Labels{"app": name})
+	}
+}
+
+// Host labels: a vendor request is counted under its endpoint's host, so
+// an operator sees each vendor. The hosts are the credentials' own (a
+// per-tenant vendor such as <tenant>.okta.com has one per customer), so the
+// set of labels follows the credentials that use them: a host's series go
+// when its last credential is deleted, and past maxHostLabels hosts the
+// rest count as "other". A host that is not valid UTF-8 (a URL may
+// percent-encode any byte) is shown with replacement characters.
+const (
+	maxHostLabels = 500
+	hostOther     = "other"
+	// maxHostsPerName bounds the hosts one credential is counted under
+	// (its token, revocation and device endpoints, and earlier ones of a
+	// rewritten config): the oldest is let go first.
+	maxHostsPerName = 4
+)
+
+// hostLabels is which credentials use which host label.
+type hostLabels struct {
+	mu     sync.Mutex
+	byName map[string][]string
+	users  map[string]int
+}
+
+// use records that name sent a request to host, and returns its label and
+// the hosts no credential uses any more (one let go for it).
+func (h *hostLabels) use(name, host string) (string, []string) {
+	if !utf8.ValidString(host) {
+		host = strings.ToValidUTF8(host, "\uFFFD")
+	}
+	host = strings.ToLower(host)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byName == nil {
+		h.byName, h.users = map[string][]string{}, map[string]int{}
+	}
+	hosts := h.byName[name]
+	if slices.Contains(hosts, host) {
+		return host, nil
+	}
+	var gone []string
+	if len(hosts) >= maxHostsPerName {
+		if h.releaseLocked(hosts[0]) {
+			gone = append(gone, hosts[0])
+		}
+		hosts = hosts[1:]
+	}
+	if _, labelled := h.users[host]; !labelled && len(h.users) >= maxHostLabels {
+		h.byName[name] = hosts
+		return hostOther, gone
+	}
+	h.byName[name] = append(slices.Clip(hosts), host)
+	h.users[host]++
+	return host, gone
+}
+
+// forget lets name's hosts go, and returns those no credential uses now.
+func (h *hostLabels) forget(name string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var gone []string
+	for _, host := range h.byName[name] {
+		if h.releaseLocked(host) {
+			gone = append(gone, host)
+		}
+	}
+	delete(h.byName, name)
+	return gone
+}
+
+func (h *hostLabels) releaseLocked(host string) bool {
+	if h.users[host]--; h.users[host] > 0 {
+		return false
+	}
+	delete(h.users, host)
+	return true
 }
 
 var _ outbound.Observer = (*Metrics)(nil)

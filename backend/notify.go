@@ -21,10 +21,11 @@ import (
 // at worst delivers a batch again: the receiver deduplicates on the
 // webhook-id, which is the event's id.
 //
-// Deliveries run in one background loop per mount, apart from every
-// request: no lock a token read or a refresh takes is held while a
-// receiver is called, so a slow or dead receiver delays nothing but its
-// own events. Like the refresher, the loop runs only on the node that can
+// Deliveries are started by one background loop per mount, each app's in
+// a goroutine of its own, apart from every request: no lock a token read
+// or a refresh takes is held while a receiver is called, and no app's
+// delivery waits for another's, so a slow or dead receiver delays nothing
+// but its own events. Like the refresher, the loop runs only on the node that can
 // write: a tick on a node that cannot stops it, and each batch first
 // proves with a probe write that the node can still write.
 const (
@@ -59,8 +60,12 @@ type notifier struct {
 	userAgent string
 }
 
-// appDelivery is one app's deliveries, as this node knows them.
+// appDelivery is one app's deliveries, as this node knows them. The
+// fields below busy belong to the app's delivery goroutine while busy is
+// set (under the notifier's lock), and to the pass that starts one
+// otherwise.
 type appDelivery struct {
+	busy     bool
 	cur      *model.Delivery // as stored; nil until read
 	failures int
 	retryAt  time.Time
@@ -143,6 +148,15 @@ func (n *notifier) halt() {
 	}
 }
 
+// forgetWebhooks forgets what this node knew of app's deliveries (the app
+// was deleted or has no notify_url any more), so its gauges end; a delivery
+// in flight finishes unseen.
+func (m *Manager) forgetWebhooks(app string) {
+	m.notifier.mu.Lock()
+	delete(m.notifier.apps, app)
+	m.notifier.mu.Unlock()
+}
+
 // reset forgets what the node knew (the backend closed).
 func (n *notifier) reset() {
 	n.mu.Lock()
@@ -161,12 +175,8 @@ func (n *notifier) loop(ctx context.Context, m *Manager, s logical.Storage) {
 		case <-timer.C:
 		case <-n.wakeCh:
 		}
-		wait, err := m.deliverPass(ctx, s)
+		wait, err := m.deliverPass(ctx, s, nil, nil)
 		if err != nil {
-			if errors.Is(err, store.ErrWrite) {
-				m.logger.Error("webhook deliveries stopped: a storage write failed, so this node may have lost leadership; the next periodic tick starts them again if it can write", "error", err)
-				return
-			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -182,10 +192,24 @@ func (n *notifier) loop(ctx context.Context, m *Manager, s logical.Storage) {
 	}
 }
 
-// DeliverNow runs one delivery pass at once and waits for it, for tests.
+// DeliverNow runs one delivery pass at once and waits for its deliveries,
+// for tests.
 func (m *Manager) DeliverNow(ctx context.Context, s logical.Storage) error {
-	_, err := m.deliverPass(ctx, s)
-	return err
+	var wg sync.WaitGroup
+	var first error
+	var mu sync.Mutex
+	_, err := m.deliverPass(ctx, s, &wg, func(e error) {
+		mu.Lock()
+		if first == nil {
+			first = e
+		}
+		mu.Unlock()
+	})
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return first
 }
 
 // SetNotifyManual stops the timer-driven delivery loop from starting, for
@@ -196,10 +220,14 @@ func (m *Manager) SetNotifyManual() {
 	m.notifier.mu.Unlock()
 }
 
-// deliverPass does the maintenance when it is due, then delivers what each
-// app with a notify_url has pending. It returns how long the loop may
-// sleep.
-func (m *Manager) deliverPass(ctx context.Context, s logical.Storage) (time.Duration, error) {
+// deliverPass does the maintenance when it is due, then starts the
+// deliveries of each app with a notify_url whose last one has ended and
+// whose backoff is over, each in a goroutine of its own: an app whose
+// receiver hangs holds only its own deliveries. It returns how long the
+// loop may sleep; a delivery that ends with more to do, or backing off,
+// wakes the loop. wg (if given) counts the deliveries started, and failed
+// is told of each delivery that failed on storage.
+func (m *Manager) deliverPass(ctx context.Context, s logical.Storage, wg *sync.WaitGroup, failed func(error)) (time.Duration, error) {
 	wait := maintenanceEvery
 	now := m.now()
 	n := m.notifier
@@ -229,27 +257,70 @@ func (m *Manager) deliverPass(ctx context.Context, s logical.Storage) (time.Dura
 		if err != nil || a == nil || a.NotifyURL == "" {
 			continue
 		}
-		w, err := m.deliverApp(ctx, s, name, a)
-		if err != nil {
-			return wait, err
+		n.mu.Lock()
+		d := n.apps[name]
+		if d == nil {
+			d = &appDelivery{}
+			n.apps[name] = d
 		}
-		wait = min(wait, w)
+		if d.busy {
+			n.mu.Unlock()
+			continue
+		}
+		if w := d.retryAt.Sub(now); w > 0 {
+			n.mu.Unlock()
+			wait = min(wait, w)
+			continue
+		}
+		d.busy = true
+		n.mu.Unlock()
+		if wg != nil {
+			wg.Add(1)
+		}
+		go func() {
+			if wg != nil {
+				defer wg.Done()
+			}
+			m.deliverInBackground(ctx, s, name, a, d, failed)
+		}()
 	}
 	return wait, nil
+}
+
+// deliverInBackground runs one delivery of app name (d is busy for it),
+// and wakes the loop when the app needs it again before long.
+func (m *Manager) deliverInBackground(ctx context.Context, s logical.Storage, name string, a *model.App, d *appDelivery, failed func(error)) {
+	n := m.notifier
+	idle := func() {
+		n.mu.Lock()
+		d.busy = false
+		n.mu.Unlock()
+	}
+	// Even after a panic, the app's next pass may start a delivery.
+	defer idle()
+	defer m.recoverBackground("webhook delivery", name)
+	w, err := m.deliverApp(ctx, s, name, a, d)
+	idle() // before the wake: the pass it wakes must find the app idle
+	switch {
+	case err != nil && errors.Is(err, store.ErrWrite):
+		m.logger.Error("webhook deliveries stopped: a storage write failed, so this node may have lost leadership; the next periodic tick starts them again if it can write", "error", err)
+		n.halt()
+	case err != nil && ctx.Err() == nil:
+		m.logger.Warn("a webhook delivery failed; trying again", "app", name, "error", err)
+	}
+	if err != nil && failed != nil {
+		failed(err)
+	}
+	if err == nil && w < maintenanceEvery {
+		n.wake() // more to deliver, or a backoff to wait out
+	}
 }
 
 // deliverApp delivers app's pending events, batch after batch, until none
 // is left, a delivery fails, or the pass has taken a while; it returns how
 // long until the app needs the loop again.
-func (m *Manager) deliverApp(ctx context.Context, s logical.Storage, name string, a *model.App) (time.Duration, error) {
+func (m *Manager) deliverApp(ctx context.Context, s logical.Storage, name string, a *model.App, d *appDelivery) (time.Duration, error) {
 	n := m.notifier
-	n.mu.Lock()
-	d := n.apps[name]
-	if d == nil {
-		d = &appDelivery{}
-		n.apps[name] = d
-	}
-	n.mu.Unlock()
 	if wait := d.retryAt.Sub(m.now()); wait > 0 {
 		return wait, nil
 	}

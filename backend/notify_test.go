@@ -69,7 +69,7 @@ func TestDeliveryStopsWhenTheNodeCannotWrite(t *testing.T) {
 	if err := store.Of(&s.InmemStorage).PutEvent(ctx, "p", ev); err != nil {
 		t.Fatal(err)
 	}
-	_, err := m.deliverPass(ctx, s)
+	err := m.DeliverNow(ctx, s)
 	if !errors.Is(err, store.ErrWrite) {
 		t.Fatalf("a pass on a node that cannot write: %v, want a failed write", err)
 	}

@@ -36,6 +36,8 @@ func New(client *tokenclient.Client) *Gate { return &Gate{client: client} }
 // Call is one request: the client's authentication and, for a grant, its
 // parameters, with where each secret may go.
 type Call struct {
+	// Name is the credential the call is for, for the observer.
+	Name  string
 	Req   tokenclient.Request
 	Bound map[tokenclient.SecretRef]model.Destination
 	// Routing is the hash of the extra headers in Req (model.RoutingOf),
@@ -66,7 +68,7 @@ func (g *Gate) Token(ctx context.Context, c Call) (_ *tokenclient.Token, err err
 	if err := check(c.Req.TokenURL, c); err != nil {
 		return nil, err
 	}
-	defer g.record(c.Req.TokenURL, c.Req.GrantType, time.Now())(&err)
+	defer g.record(c.Name, c.Req.TokenURL, c.Req.GrantType, time.Now())(&err)
 	return g.client.Exchange(ctx, c.Req)
 }
 
@@ -77,7 +79,7 @@ func (g *Gate) Revoke(ctx context.Context, c Call, rv tokenclient.Revocation) (e
 	if err := check(rv.Endpoint, c, tokenclient.RevokedTokenRef); err != nil {
 		return err
 	}
-	defer g.record(rv.Endpoint, KindRevocation, time.Now())(&err)
+	defer g.record(c.Name, rv.Endpoint, KindRevocation, time.Now())(&err)
 	return g.client.Revoke(ctx, c.Req, rv)
 }
 
@@ -87,7 +89,7 @@ func (g *Gate) StartDevice(ctx context.Context, c Call, endpoint string) (_ *tok
 	if err := check(endpoint, c); err != nil {
 		return nil, err
 	}
-	defer g.record(endpoint, KindDeviceAuthorization, time.Now())(&err)
+	defer g.record(c.Name, endpoint, KindDeviceAuthorization, time.Now())(&err)
 	return g.client.StartDeviceAuthorization(ctx, c.Req, endpoint)
 }
 
@@ -98,7 +100,7 @@ func (g *Gate) PollDevice(ctx context.Context, c Call, deviceCode string, interv
 	if err := check(c.Req.TokenURL, c); err != nil {
 		return nil, err
 	}
-	defer g.record(c.Req.TokenURL, KindDevicePoll, time.Now())(&err)
+	defer g.record(c.Name, c.Req.TokenURL, KindDevicePoll, time.Now())(&err)
 	return g.client.PollDeviceToken(ctx, c.Req, deviceCode, interval)
 }
 
@@ -113,8 +115,12 @@ func (g *Gate) Discover(ctx context.Context, issuer, caBundle string) (*tokencli
 	return g.client.Discover(ctx, issuer, t)
 }
 
-// CloseIdleConnections closes the client's idle connections.
-func (g *Gate) CloseIdleConnections() { g.client.CloseIdleConnections() }
+// CloseIdleConnections closes the idle connections to vendors and to
+// webhook receivers.
+func (g *Gate) CloseIdleConnections() {
+	g.client.CloseIdleConnections()
+	g.webhooks.closeIdle()
+}
 
 // check refuses a request to endpoint that would carry a secret somewhere
 // it was not written for, or a header that could route it elsewhere.

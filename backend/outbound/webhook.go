@@ -62,12 +62,23 @@ func (e *WebhookError) Error() string {
 // webhookClient sends deliveries: its own pooled transport, TLS 1.2 at
 // least, no redirects, WebhookTimeout. One per gate, made on first use.
 type webhookClient struct {
-	once sync.Once
-	hc   *http.Client
+	mu sync.Mutex
+	hc *http.Client
+}
+
+// closeIdle closes the connections kept to receivers (the backend closed).
+func (w *webhookClient) closeIdle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.hc != nil {
+		w.hc.CloseIdleConnections()
+	}
 }
 
 func (w *webhookClient) client() *http.Client {
-	w.once.Do(func() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.hc == nil {
 		hc := cleanhttp.DefaultPooledClient()
 		if tr, ok := hc.Transport.(*http.Transport); ok {
 			if tr.TLSClientConfig == nil {
@@ -81,7 +92,7 @@ func (w *webhookClient) client() *http.Client {
 		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		hc.Timeout = WebhookTimeout
 		w.hc = hc
-	})
+	}
 	return w.hc
 }
 
