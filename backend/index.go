@@ -110,6 +110,19 @@ func (x *index) put(name string, e *model.Entry, s *model.Settings) bool {
 	return x.setLocked(name, recordOf(e, s))
 }
 
+// putLoaded files name, stored as e, as the load read it, unless a delete
+// or a write came since (the read took no lock): a write filed something
+// newer, and a delete must not be undone. It reports whether it filed it.
+func (x *index) putLoaded(name string, e *model.Entry, s *model.Settings) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, written := x.info[name]; written || x.gone[name] {
+		return false
+	}
+	x.setLocked(name, recordOf(e, s))
+	return true
+}
+
 // setLocked makes rec name's record; the caller holds x.mu.
 func (x *index) setLocked(name string, rec store.IndexRecord) bool {
 	info, ok := x.info[name]

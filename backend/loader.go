@@ -207,7 +207,9 @@ func (m *Manager) scheduleFrom(ctx context.Context, s logical.Storage, names []s
 				continue
 			}
 		}
-		m.index.put(name, e, r.settings)
+		if !m.index.putLoaded(name, e, r.settings) {
+			continue // deleted or written since it was read here
+		}
 		// After a start nothing is in use yet: only keep-alives are
 		// scheduled; a read schedules the rest.
 		m.sched.setIfUnset(name, proactiveAt(name, e, r.settings, false))

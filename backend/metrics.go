@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/model"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/outbound"
 	"github.com/vendoroauth/vault-plugin-secrets-vendoroauth/backend/tokenclient"
 )
@@ -153,7 +154,7 @@ func (m *Manager) CountRead(res *Result, err error) {
 
 // VendorRequest implements outbound.Observer.
 func (x *Metrics) VendorRequest(name, host, grant string, took time.Duration, err error) {
-	host, gone := x.hosts.use(name, host)
+	host, gone := x.hosts.use(hostUser(name), host)
 	x.dropHosts(gone)
 	// A label the registry refuses must not fail the request it counts.
 	if c, err2 := x.vendor.GetMetricWithLabelValues(host, grant, outcomeOf(err)); err2 == nil {
@@ -165,9 +166,23 @@ func (x *Metrics) VendorRequest(name, host, grant string, took time.Duration, er
 }
 
 // forgetCredential drops what the metrics keep of the credential name,
-// deleted: a host no credential uses any more loses its series.
+// deleted: a host no credential uses any more loses its series. A
+// connection's hosts are its app's, and go with the app.
 func (x *Metrics) forgetCredential(name string) {
-	x.dropHosts(x.hosts.forget(name))
+	if model.AppOf(name) == "" {
+		x.dropHosts(x.hosts.forget(hostUser(name)))
+	}
+}
+
+// hostUser is who a request of the credential name counts as a user of a
+// host for: a self-contained credential itself, a connection its app (named
+// under it), so that the connections an app gains and loses (or the flows
+// that never became one) do not each hold a host.
+func hostUser(name string) string {
+	if app := model.AppOf(name); app != "" {
+		return "app\x00" + app
+	}
+	return name
 }
 
 func (x *Metrics) dropHosts(hosts []string) {
@@ -186,6 +201,7 @@ func (x *Metrics) forgetApp(name string) {
 	}{x.webhooks, x.background, x.backgroundT} {
 		v.DeletePartialMatch(prometheus.Labels{"app": name})
 	}
+	x.dropHosts(x.hosts.forget("app\x00" + name))
 }
 
 // Host labels: a vendor request is counted under its endpoint's host, so

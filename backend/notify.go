@@ -65,10 +65,14 @@ type notifier struct {
 // set (under the notifier's lock), and to the pass that starts one
 // otherwise.
 type appDelivery struct {
-	busy     bool
-	cur      *model.Delivery // as stored; nil until read
-	failures int
-	retryAt  time.Time
+	busy bool
+	// forgotten: the app was deleted or lost its notify_url while its
+	// delivery ran; the delivery stops before its next batch, records
+	// nothing, and the entry goes when it ends.
+	forgotten bool
+	cur       *model.Delivery // as stored; nil until read
+	failures  int
+	retryAt   time.Time
 	// sent are the events of the current batch that reached the
 	// receiver, so a retry of the batch sends only the rest.
 	sent map[uint64]bool
@@ -152,9 +156,36 @@ func (n *notifier) halt() {
 // was deleted or has no notify_url any more), so its gauges end; a delivery
 // in flight finishes unseen.
 func (m *Manager) forgetWebhooks(app string) {
+	n := m.notifier
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	d := n.apps[app]
+	if d == nil {
+		return
+	}
+	if d.busy {
+		// Kept until its delivery ends, so that no second delivery of
+		// the app starts beside it if notify_url is written again.
+		d.forgotten = true
+		d.shown = deliveryShown{}
+		return
+	}
+	delete(n.apps, app)
+}
+
+// stillDelivering reports whether app name's delivery d may go on with a
+// (the app it started with): not forgotten, and the app still sends its
+// events to the same receiver with the same secret. Events written after
+// a change of either must not reach the old receiver.
+func (m *Manager) stillDelivering(ctx context.Context, s logical.Storage, name string, a *model.App, d *appDelivery) bool {
 	m.notifier.mu.Lock()
-	delete(m.notifier.apps, app)
+	forgotten := d.forgotten
 	m.notifier.mu.Unlock()
+	if forgotten {
+		return false
+	}
+	cur, err := m.App(ctx, s, name)
+	return err == nil && cur != nil && cur.NotifyURL == a.NotifyURL && cur.NotifySecret == a.NotifySecret
 }
 
 // reset forgets what the node knew (the backend closed).
@@ -294,7 +325,18 @@ func (m *Manager) deliverInBackground(ctx context.Context, s logical.Storage, na
 	idle := func() {
 		n.mu.Lock()
 		d.busy = false
+		forgotten := d.forgotten
+		if forgotten && n.apps[name] == d {
+			delete(n.apps, name)
+		}
 		n.mu.Unlock()
+		if forgotten {
+			// What the delivery counted after the app went would bring
+			// back the series its delete removed.
+			if a, err := m.App(context.Background(), s, name); err == nil && a == nil {
+				m.metrics.forgetApp(name)
+			}
+		}
 	}
 	// Even after a panic, the app's next pass may start a delivery.
 	defer idle()
@@ -343,6 +385,9 @@ func (m *Manager) deliverApp(ctx context.Context, s logical.Storage, name string
 	}
 	deadline := m.now().Add(10 * time.Second)
 	for m.now().Before(deadline) {
+		if !m.stillDelivering(ctx, s, name, a, d) {
+			return maintenanceEvery, nil
+		}
 		page, err := m.Events(ctx, s, name, d.cur.Delivered, webhookBatch)
 		if err != nil {
 			return webhookBackoffMax, nil //nolint:nilerr // as above
@@ -369,6 +414,11 @@ func (m *Manager) deliverApp(ctx context.Context, s logical.Storage, name string
 		failed, lastErr := m.deliverBatch(ctx, name, a, d, page.Events)
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
+		}
+		if !m.stillDelivering(ctx, s, name, a, d) {
+			// The batch went out before the change; where the app's
+			// deliveries stand is for its next delivery to record.
+			return maintenanceEvery, nil
 		}
 		if failed {
 			return m.deliveryFailed(ctx, s, name, d, lastErr)
