@@ -59,26 +59,7 @@ type faultVault struct {
 func startFaultVault(t *testing.T) *faultVault {
 	t.Helper()
 	dir := t.TempDir()
-	v, err := vaulttest.Start(vaulttest.Options{PluginDir: vault.PluginDir, LogLevel: "debug", LogPath: filepath.Join(dir, "vault.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("vault log (last 150 lines):\n%s", tail(v.Log(), 150))
-		}
-		v.Stop()
-	})
-	sha, err := vaulttest.FileSHA256(filepath.Join(vault.PluginDir, vaulttest.PluginBinary))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Register(pluginVersion, sha); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Enable(mount, pluginVersion); err != nil {
-		t.Fatal(err)
-	}
+	v := startMountedVault(t, vaulttest.Options{PluginDir: vault.PluginDir, LogLevel: "debug", LogPath: filepath.Join(dir, "vault.log")}, pluginVersion, pluginSHA(t))
 	// A client whose pool keeps a connection per reader: the default
 	// pool keeps three and would make 32 readers churn through
 	// thousands of short-lived connections.

@@ -55,26 +55,7 @@ func rssKiB(t *testing.T, pid int) int64 {
 func TestHardeningInItsOwnVault(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	sha, err := vaulttest.FileSHA256(filepath.Join(vault.PluginDir, vaulttest.PluginBinary))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vaulttest.Start(vaulttest.Options{PluginDir: vault.PluginDir, LogPath: filepath.Join(dir, "vault.log"), RawStorage: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Stop()
-	defer func() {
-		if t.Failed() {
-			t.Logf("vault log (tail):\n%s", tail(v.Log(), 60))
-		}
-	}()
-	if err := v.Register(pluginVersion, sha); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Enable(mount, pluginVersion); err != nil {
-		t.Fatal(err)
-	}
+	v := startMountedVault(t, vaulttest.Options{PluginDir: vault.PluginDir, LogPath: filepath.Join(dir, "vault.log"), RawStorage: true}, pluginVersion, pluginSHA(t))
 	vend := standin.New()
 	base, err := vend.Start("127.0.0.1:0")
 	if err != nil {

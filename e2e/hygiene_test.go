@@ -101,10 +101,6 @@ func (h *hygiene) expect(want int, method, path string, body map[string]interfac
 // in token/<name> answers; nothing else may appear anywhere.
 func TestSecretHygiene(t *testing.T) {
 	dir := t.TempDir()
-	sha, err := vaulttest.FileSHA256(filepath.Join(vault.PluginDir, vaulttest.PluginBinary))
-	if err != nil {
-		t.Fatal(err)
-	}
 	auditPath := filepath.Join(dir, "audit.log")
 	// A file audit device with the default options, HMAC included: what
 	// users run. Error messages and warnings are not HMACed, so a secret
@@ -112,17 +108,7 @@ func TestSecretHygiene(t *testing.T) {
 	// declares it in the server's config (it refuses the API).
 	// sys/raw is enabled only to read, at the end, the private keys the
 	// plugin generated, so that the search below can look for them too.
-	hv, err := vaulttest.Start(vaulttest.Options{PluginDir: vault.PluginDir, LogLevel: "trace", LogPath: filepath.Join(dir, "vault.log"), AuditFile: auditPath, RawStorage: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hv.Stop()
-	if err := hv.Register(pluginVersion, sha); err != nil {
-		t.Fatal(err)
-	}
-	if err := hv.Enable(mount, pluginVersion); err != nil {
-		t.Fatal(err)
-	}
+	hv := startMountedVault(t, vaulttest.Options{PluginDir: vault.PluginDir, LogLevel: "trace", LogPath: filepath.Join(dir, "vault.log"), AuditFile: auditPath, RawStorage: true}, pluginVersion, pluginSHA(t))
 
 	vs := standin.New()
 	base, err := vs.Start("127.0.0.1:0")

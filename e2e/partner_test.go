@@ -616,8 +616,9 @@ func TestPartnerMistakesAreClear400s(t *testing.T) {
 	})
 	t.Run("connection whose app was deleted", func(t *testing.T) {
 		n := gone + "/x"
-		if status, _, _ := call(t, "DELETE", mount+"/apps/"+gone, nil); status != 204 {
-			t.Fatalf("deleting apps/%s: HTTP %d", gone, status)
+		// The delete says how many connections it leaves without an app.
+		if status, r, raw := call(t, "DELETE", mount+"/apps/"+gone, nil); status != 200 || !strings.Contains(strings.Join(r.Warnings, " "), "connection") {
+			t.Fatalf("deleting apps/%s: HTTP %d %s, want a warning about the connections it leaves", gone, status, raw)
 		}
 		expect400(t, "token/"+n+" after its app was deleted", "GET", "token/"+n, nil, `app "`+gone+`"`, "does not exist", "apps/"+gone)
 		expect400(t, "refresh/"+n+" after its app was deleted", "POST", "refresh/"+n, nil, "does not exist")

@@ -290,8 +290,13 @@ func TestUpgradeFromReleaseKeepsEntriesAndConverts(t *testing.T) {
 		str(conv["token_url"]) != base+pbx.TokenPath() {
 		t.Errorf("config/pbx after the conversion: %v", conv)
 	}
-	if status, r, _ := do("GET", "status/"+app, nil); status != 200 || r.Data["counts"].(map[string]interface{})["total"] != float64(1) {
-		t.Errorf("status/%s after the conversion: HTTP %d %v", app, status, r.Data)
+	// The converted credential keeps its name, outside config/<app>/, and
+	// is filed where storage files it: in the mount's status, with its app
+	// (issue 19: a partner's status/<app> names only what it may list).
+	if status, r, _ := do("GET", "status", nil); status != 200 {
+		t.Errorf("status after the conversion: HTTP %d %v", status, r.Errors)
+	} else if c, _ := r.Data["credentials"].(map[string]interface{})["pbx"].(map[string]interface{}); c == nil || c["app"] != app {
+		t.Errorf("status after the conversion does not show pbx with app %s: %v", app, r.Data["credentials"])
 	}
 	// A forced refresh sends the kept refresh token (not one Penbox saw
 	// before: that would be reuse, and revoke the chain).

@@ -264,22 +264,7 @@ func TestUpgradeReadsOldSchemaEntry(t *testing.T) {
 	gen := vend.Vendor("generic")
 	gen.AddClient(standin.Client{ID: "schema-client", Secret: "schema-secret-Wd3"})
 
-	v, err := vaulttest.Start(vaulttest.Options{PluginDir: plugins, LogPath: filepath.Join(dir, "vault.log"), RawStorage: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Stop()
-	defer func() {
-		if t.Failed() {
-			t.Logf("vault log (tail):\n%s", tail(v.Log(), 60))
-		}
-	}()
-	if err := v.Register(version, sha); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Enable(mount, version); err != nil {
-		t.Fatal(err)
-	}
+	v := startMountedVault(t, vaulttest.Options{PluginDir: plugins, LogPath: filepath.Join(dir, "vault.log"), RawStorage: true}, version, sha)
 	do := func(method, path string, body map[string]interface{}) (int, apiResponse, string) {
 		t.Helper()
 		raw, _ := json.Marshal(body)
