@@ -257,3 +257,37 @@ func TestReview2FailedFlowsPinHostLabelsForever(t *testing.T) {
 		t.Errorf("one app is left, yet the metrics hold %d host labels (one per failed exchange's app)", len(hosts))
 	}
 }
+
+// A new notify_url starts afresh: the backoff the old receiver earned
+// (and its failing time) does not hold back the first delivery to the
+// new one. Fails without forgetWebhooks on a change of receiver.
+func TestNewReceiverDoesNotInheritTheOldOnesBackoff(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t)
+	env.useClock()
+	env.b.creds.SetNotifyManual()
+	dead, deadSrv := newReceiver(t)
+	dead.setFail(true)
+	env.penboxApp(t, "nr", map[string]interface{}{"notify_url": deadSrv.URL, "notify_secret": testWebhookSecret})
+	env.connect(t, "nr/a", nil)
+	if err := env.b.creds.DeliverNow(context.Background(), env.storage); err != nil {
+		t.Fatal(err)
+	}
+	live, liveSrv := newReceiver(t)
+	resp, err := env.request(t, logical.UpdateOperation, "apps/nr", map[string]interface{}{"notify_url": liveSrv.URL, "notify_secret": testWebhookSecret})
+	if err != nil || resp.IsError() {
+		t.Fatal(err, resp)
+	}
+	env.connect(t, "nr/b", nil)
+	if err := env.b.creds.DeliverNow(context.Background(), env.storage); err != nil {
+		t.Fatal(err)
+	}
+	// The old receiver's backlog moves with the URL (the partner moved its
+	// receiver), then the event after the write.
+	if got := live.types(); len(got) != 2 {
+		t.Errorf("the new receiver got %v at once, want the old one's undelivered event and the one after the write (the old receiver's backoff held them back)", got)
+	}
+	if body := env.metrics(t); !strings.Contains(body, `vendoroauth_webhook_failing_seconds{app="nr"} 0`) {
+		t.Errorf("the new receiver inherits the old one's failing time:\n%s", grepLines(body, `app="nr"`))
+	}
+}

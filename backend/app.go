@@ -136,6 +136,11 @@ func (m *Manager) UpdateApp(ctx context.Context, s logical.Storage, name string,
 	if cur != nil {
 		cur = cur.Clone()
 	}
+	// fn may change its copy in place: what the app sent events to before.
+	var notifyBefore [2]string
+	if cur != nil {
+		notifyBefore = [2]string{cur.NotifyURL, cur.NotifySecret}
+	}
 	next, err := fn(cur)
 	if err != nil {
 		return nil, err
@@ -145,7 +150,9 @@ func (m *Manager) UpdateApp(ctx context.Context, s logical.Storage, name string,
 		return nil, err
 	}
 	m.dropApp(name)
-	if next.NotifyURL == "" {
+	if [2]string{next.NotifyURL, next.NotifySecret} != notifyBefore {
+		// Another receiver (or none) starts afresh: no backoff or
+		// failing time of the one before.
 		m.forgetWebhooks(name)
 	}
 	return next, nil
