@@ -185,15 +185,12 @@ func (o *ClusterOptions) setDefaults() {
 // addNodes gives each of the c.opts.Nodes nodes its ports, paths and
 // client; it starts nothing.
 func (c *Cluster) addNodes() error {
+	ports, err := FreePorts(2 * c.opts.Nodes)
+	if err != nil {
+		return err
+	}
 	for i := 0; i < c.opts.Nodes; i++ {
-		api, err := FreePort()
-		if err != nil {
-			return err
-		}
-		cl, err := FreePort()
-		if err != nil {
-			return err
-		}
+		api, cl := ports[2*i], ports[2*i+1]
 		n := &Node{
 			Index:       i,
 			ID:          fmt.Sprintf("node%d", i),

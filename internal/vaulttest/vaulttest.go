@@ -134,6 +134,24 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago: each is held until all are chosen, so that two of them cannot be the
+// same port (FreePort twice can be: the kernel may hand out a port again as
+// soon as it is closed, and a cluster whose node listens for Raft on
+// another node's API port never forms).
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = l.Close() }() // only the port numbers are wanted
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 // Start runs `vault server -dev` on a free loopback port with the plugin
 // directory configured, and waits until it answers.
 func Start(opts Options) (*Vault, error) {
