@@ -16,7 +16,7 @@ func TestAdviceCanBeFollowed(t *testing.T) {
 	t.Parallel()
 	const mount = "oauth/prod/"
 	notFound := newHTTPServer(t, http.NotFoundHandler())
-	tests := []struct {
+	type adviceCase struct {
 		name  string
 		setup func(t *testing.T, env *testEnv)
 		op    logical.Operation
@@ -26,7 +26,8 @@ func TestAdviceCanBeFollowed(t *testing.T) {
 		avoid []string
 		// follow is the advice's command, run after it: it must succeed.
 		follow func(t *testing.T, env *testEnv)
-	}{
+	}
+	tests := []adviceCase{
 		{
 			name: "authorize on an app without authorize_url names the app",
 			setup: func(t *testing.T, env *testEnv) {
@@ -113,16 +114,7 @@ func TestAdviceCanBeFollowed(t *testing.T) {
 		},
 	}
 	for _, p := range []string{"token/bad name!", "config/a:b", "authorize/a/b/c", "apps/bad app", "apps/bad app/rotate-key", "status/x y", "refresh/é"} {
-		tests = append(tests, struct {
-			name   string
-			setup  func(t *testing.T, env *testEnv)
-			op     logical.Operation
-			path   string
-			data   map[string]interface{}
-			want   []string
-			avoid  []string
-			follow func(t *testing.T, env *testEnv)
-		}{name: "a bad name in " + p + " says what a name is", op: logical.ReadOperation, path: p, want: []string{"is not a name"}})
+		tests = append(tests, adviceCase{name: "a bad name in " + p + " says what a name is", op: logical.ReadOperation, path: p, want: []string{"is not a name"}})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
